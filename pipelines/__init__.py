@@ -1,0 +1,1 @@
+"""Composition roots, the ``adl`` CLI, the tracker and the thin Ray layer."""

@@ -1,0 +1,152 @@
+"""The ``adl`` command line.
+
+Exit codes: 0 success, 1 failure during training, 2 bad input (config, env id, tracking URI,
+checkpoint), with the message on stderr and no traceback. 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.families import CONFIGS_DIR, FAMILIES, get_family, shipped_configs
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass
+class TrainContext:
+    """What every family's ``train`` gets besides its config: where to log and how to show it."""
+
+    config_name: str
+    tracking_uri: str | None
+    experiment: str
+    run_name: str | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _family_epilog() -> str:
+    lines = ["families:"]
+    for name, (_, doc) in FAMILIES.items():
+        lines.append(f"  {name:<8} {doc}")
+        for p in shipped_configs(name):
+            lines.append(f"             configs/{p.relative_to(CONFIGS_DIR)}")
+    lines.append("")
+    lines.append("example: adl train qlearn --config configs/qlearn/frozenlake.yaml --set episodes=500")
+    return "\n".join(lines)
+
+
+def _add_tracking_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", help="MLflow tracking URI or server URL "
+                   "(default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)")
+    p.add_argument("--experiment", help="MLflow experiment name (default: adl-<family>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="adl", description="Distributed RL and generative training on "
+                                     "Ray, tracked in MLflow.", epilog=_family_epilog(), formatter_class=fmt)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train one model of a family", epilog=_family_epilog(), formatter_class=fmt)
+    train.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of: {', '.join(FAMILIES)}")
+    train.add_argument("--config", help="YAML config (default: the family's shipped default)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    train.add_argument("--seed", type=int, help="shortcut for --set seed=N")
+    train.add_argument("--run-name", help="MLflow run name")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_tracking_args(train)
+
+    show = sub.add_parser("config", help="print every config key of a family with its type, default and doc")
+    show.add_argument("family", choices=list(FAMILIES), metavar="FAMILY")
+    return parser
+
+
+def _resolve_config_path(family: str, path: str | None) -> Path:
+    if path is not None:
+        return Path(path)
+    return CONFIGS_DIR / get_family(family).default_config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from components.config import load
+    from pipelines.runner import finish_artifacts, run_trainer
+    from pipelines.tracking import check_reachable, open_run, resolve_tracking_uri, ui_command
+
+    family = get_family(args.family)
+    cfg_path = _resolve_config_path(args.family, args.config)
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    cfg = load(family.config_cls, cfg_path, overrides)
+    ctx = TrainContext(config_name=cfg_path.stem, tracking_uri=args.tracking_uri,
+                       experiment=args.experiment or f"adl-{family.name}", run_name=args.run_name,
+                       progress=not args.no_progress)
+    if family.train is not None:
+        return family.train(cfg, ctx)
+
+    assert family.build is not None
+    trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
+    uri = resolve_tracking_uri(ctx.tracking_uri)
+    check_reachable(uri)
+    tracker = open_run(uri, ctx.experiment, ctx.run_name, tags={"adl.family": family.name,
+                                                                 "adl.config": ctx.config_name})
+    print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
+    from components.config import dump_yaml, to_dict
+
+    tracker.log_params(to_dict(cfg))
+    tracker.log_text(dump_yaml(cfg), "config.yaml")
+    status = "FAILED"
+    t0 = time.time()
+    try:
+        metrics = run_trainer(trainer, tracker, progress=ctx.progress, show=(family.metric,))
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            finish_artifacts(trainer, tracker)
+        finally:
+            tracker.finish(status)
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    print(f"\nadl: finished {family.name} in {time.time() - t0:.1f}s: {summary}")
+    print(f"adl: run id {tracker.run_id} (experiment {ctx.experiment!r})")
+    print(f"adl: look at it with: {ui_command(uri)}")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from components.config import describe
+
+    family = get_family(args.family)
+    for key, tp, default, doc in describe(family.config_cls):
+        print(f"{key:<32} {tp:<28} {default!r:<14} {doc}")
+    return EXIT_OK
+
+
+COMMANDS = {"train": cmd_train, "config": cmd_config}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from components.config import ConfigError
+    from pipelines.tracking import TrackingError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, TrackingError) as e:
+        print(f"adl: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("adl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The registry of training families: what ``adl train <family>`` and ``adl sweep`` can run.
+
+Each family is a module in ``pipelines/`` exposing ``FAMILY``; they are imported only when used,
+so ``adl --help`` stays fast and a family's heavy imports (torch, ray) cost nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS_DIR = REPO_ROOT / "configs"
+
+# family name -> (module, one-line description)
+FAMILIES: dict[str, tuple[str, str]] = {
+    "qlearn": ("pipelines.qlearn", "tabular Q-learning on toy-text envs, checked against value iteration"),
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to configure, build and run one family.
+
+    ``build`` returns a trainer (``position``, ``total``, ``unit``, ``run_chunk()``, ``state_dict()``,
+    ``load_state_dict()``, ``write_artifacts()``) that both ``adl train`` and Tune trials drive.
+    ``train``, when set, replaces the generic local runner (DQN wires Ray actors itself).
+    """
+
+    name: str
+    config_cls: type
+    default_config: str
+    build: Callable[[Any], Any] | None = None
+    train: Callable[..., int] | None = None
+    metric: str = "eval_return"
+    mode: str = "max"
+    summarize_sweep: Callable[..., list[Path]] | None = None
+
+
+def get_family(name: str) -> Family:
+    from components.config import ConfigError
+
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown family {name!r}; known: {', '.join(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name][0]).FAMILY  # type: ignore[no-any-return]
+
+
+def shipped_configs(family: str) -> list[Path]:
+    folder = CONFIGS_DIR / family
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
