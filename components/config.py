@@ -50,7 +50,9 @@ def param(
 
 def section(cls: type) -> Any:
     """A nested config section whose defaults come from its own dataclass."""
-    return dataclasses.field(default_factory=cls, metadata={"doc": (cls.__doc__ or "").strip().split("\n")[0]})
+    return dataclasses.field(
+        default_factory=cls, metadata={"doc": (cls.__doc__ or "").strip().split("\n")[0]}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "null"
     if dataclasses.is_dataclass(tp):
-        return f"mapping ({tp.__name__})"
+        return f"mapping ({getattr(tp, '__name__', tp)})"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -85,7 +87,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if value not in allowed:
             close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path}: {value!r} is not allowed; allowed: {', '.join(map(repr, allowed))}{hint}")
+            raise ConfigError(
+                f"{path}: {value!r} is not allowed; allowed: {', '.join(map(repr, allowed))}{hint}"
+            )
         return value
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -102,7 +106,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         raise ConfigError(f"{path}: {value!r} is not a {_type_name(tp)}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping of {tp.__name__} keys, got {value!r}")
+            raise ConfigError(f"{path}: expected a mapping of {_type_name(tp)} keys, got {value!r}")
         return build(tp, value, path)  # type: ignore[arg-type]
     if origin in (list, tuple, Sequence):
         if isinstance(value, str) or not isinstance(value, Sequence):
@@ -145,9 +149,13 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
 def _check_bounds(value: Any, meta: Mapping[str, Any], path: str) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
-    checks = [("ge", ">=", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
-              ("le", "<=", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b)]
-    for key, sym, ok in checks:
+    checks = [
+        ("ge", ">=", lambda v, b: v >= b),
+        ("gt", ">", lambda v, b: v > b),
+        ("le", "<=", lambda v, b: v <= b),
+        ("lt", "<", lambda v, b: v < b),
+    ]
+    for key, _sym, ok in checks:
         bound = meta.get(key)
         if bound is not None and not ok(value, bound):
             allowed = " and ".join(f"{s} {meta[k]}" for k, s, _ in checks if meta.get(k) is not None)
@@ -222,6 +230,23 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return out
 
 
+def apply_values(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Like :func:`apply_overrides`, with already-parsed values keyed by dotted path."""
+    out = _deep_copy(data)
+    for dotted, value in values.items():
+        keys = dotted.split(".")
+        node = out
+        for k in keys[:-1]:
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"{dotted}: {k!r} is a value, not a section")
+            node = child
+        node[keys[-1]] = _deep_copy(value)
+    return out
+
+
 def _deep_copy(data: Any) -> Any:
     if isinstance(data, Mapping):
         return {k: _deep_copy(v) for k, v in data.items()}
@@ -291,7 +316,10 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
         if dataclasses.is_dataclass(tp):
             rows.extend(describe(tp, key))  # type: ignore[arg-type]
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
         rows.append((key, _type_name(tp), default, f.metadata.get("doc", "")))
     return rows

@@ -43,26 +43,58 @@ def _family_epilog() -> str:
 
 
 def _add_tracking_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracking-uri", help="MLflow tracking URI or server URL "
-                   "(default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI or server URL "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)",
+    )
     p.add_argument("--experiment", help="MLflow experiment name (default: adl-<family>)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="adl", description="Distributed RL and generative training on "
-                                     "Ray, tracked in MLflow.", epilog=_family_epilog(), formatter_class=fmt)
+    parser = argparse.ArgumentParser(
+        prog="adl",
+        description="Distributed RL and generative training on Ray, tracked in MLflow.",
+        epilog=_family_epilog(),
+        formatter_class=fmt,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train one model of a family", epilog=_family_epilog(), formatter_class=fmt)
-    train.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of: {', '.join(FAMILIES)}")
+    train = sub.add_parser(
+        "train", help="train one model of a family", epilog=_family_epilog(), formatter_class=fmt
+    )
+    train.add_argument(
+        "family", choices=list(FAMILIES), metavar="FAMILY", help=f"one of: {', '.join(FAMILIES)}"
+    )
     train.add_argument("--config", help="YAML config (default: the family's shipped default)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set train.lr=1e-3 (repeatable)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=1e-3 (repeatable)",
+    )
     train.add_argument("--seed", type=int, help="shortcut for --set seed=N")
     train.add_argument("--run-name", help="MLflow run name")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_tracking_args(train)
+
+    sweep = sub.add_parser("sweep", help="run a Ray Tune sweep; each trial is a child MLflow run")
+    sweep.add_argument("--config", help="sweep YAML, e.g. configs/sweeps/qlearn_frozenlake.yaml")
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a sweep value, e.g. --set max_concurrent=1",
+    )
+    sweep.add_argument("--resume", metavar="NAME", help="resume an interrupted sweep by name (or its folder)")
+    sweep.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    _add_tracking_args(sweep)
 
     show = sub.add_parser("config", help="print every config key of a family with its type, default and doc")
     show.add_argument("family", choices=list(FAMILIES), metavar="FAMILY")
@@ -84,9 +116,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg_path = _resolve_config_path(args.family, args.config)
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg = load(family.config_cls, cfg_path, overrides)
-    ctx = TrainContext(config_name=cfg_path.stem, tracking_uri=args.tracking_uri,
-                       experiment=args.experiment or f"adl-{family.name}", run_name=args.run_name,
-                       progress=not args.no_progress)
+    ctx = TrainContext(
+        config_name=cfg_path.stem,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment or f"adl-{family.name}",
+        run_name=args.run_name,
+        progress=not args.no_progress,
+    )
     if family.train is not None:
         return family.train(cfg, ctx)
 
@@ -94,8 +130,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
     uri = resolve_tracking_uri(ctx.tracking_uri)
     check_reachable(uri)
-    tracker = open_run(uri, ctx.experiment, ctx.run_name, tags={"adl.family": family.name,
-                                                                 "adl.config": ctx.config_name})
+    tracker = open_run(
+        uri, ctx.experiment, ctx.run_name, tags={"adl.family": family.name, "adl.config": ctx.config_name}
+    )
     print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
     from components.config import dump_yaml, to_dict
 
@@ -121,6 +158,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from components.config import ConfigError
+    from pipelines.sweep import run_sweep
+
+    if args.config is None and args.resume is None:
+        raise ConfigError("adl sweep needs --config SWEEP.yaml (or --resume NAME)")
+    return run_sweep(
+        args.config,
+        args.overrides,
+        args.tracking_uri,
+        args.experiment,
+        resume=args.resume,
+        num_cpus=args.num_cpus,
+        address=args.address,
+    )
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from components.config import describe
 
@@ -130,7 +184,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "config": cmd_config}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "config": cmd_config}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -66,11 +66,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ConfigError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
 
 
-def run_trainer(trainer: Any, tracker: Tracker, *, progress: bool = True, show: tuple[str, ...] = ()) -> dict[str, float]:
+def run_trainer(
+    trainer: Any, tracker: Tracker, *, progress: bool = True, show: tuple[str, ...] = ()
+) -> dict[str, float]:
     """Run ``trainer`` to its end, logging every chunk's metrics at the trainer's position."""
     last: dict[str, float] = {}
-    with tqdm(total=trainer.total, initial=trainer.position, unit=trainer.unit, disable=not progress,
-              dynamic_ncols=True, mininterval=0.5) as bar:
+    with tqdm(
+        total=trainer.total,
+        initial=trainer.position,
+        unit=trainer.unit,
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    ) as bar:
         while trainer.position < trainer.total:
             before = trainer.position
             metrics = trainer.run_chunk()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -110,11 +111,11 @@ def resolve_tracking_uri(uri: str | None = None, base_dir: str | Path | None = N
     base = Path(base_dir or os.getcwd()).resolve()
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{base / 'mlflow.db'}"
     if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if not path.startswith("/"):
             uri = f"sqlite:///{(base / path).resolve()}"
     elif uri.startswith("file:") or "://" not in uri:
-        path = uri[len("file:"):] if uri.startswith("file:") else uri
+        path = uri[len("file:") :] if uri.startswith("file:") else uri
         path = path.lstrip("/") if path.startswith("///") else path
         uri = Path(path if Path(path).is_absolute() else base / path).resolve().as_uri()
     return uri
@@ -124,7 +125,7 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
     """Fail fast (seconds, not MLflow's minutes of retries) when a tracking server is not there."""
     if not uri.startswith(("http://", "https://")):
         if uri.startswith("sqlite:///"):
-            parent = Path(uri[len("sqlite:///"):]).parent
+            parent = Path(uri[len("sqlite:///") :]).parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -149,13 +150,19 @@ def ui_command(uri: str) -> str:
     """The one command that opens the MLflow UI on this store, bound to 127.0.0.1."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f".venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}"
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    return f"{mlflow_bin} ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}"
 
 
 def git_commit(repo: str | Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo or Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -205,7 +212,7 @@ class MlflowTracker:
         location = None
         if self.tracking_uri.startswith("sqlite:///"):
             # Artifacts beside the database, as an absolute path: trials change directory.
-            location = (Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+            location = (Path(self.tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
         try:
             return str(self.client.create_experiment(name, artifact_location=location))
         except Exception:  # created concurrently by another trial
@@ -223,7 +230,7 @@ class MlflowTracker:
 
         flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
         for i in range(0, len(flat), 100):
-            self.client.log_batch(self.run_id, params=flat[i:i + 100])
+            self.client.log_batch(self.run_id, params=flat[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -231,7 +238,7 @@ class MlflowTracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         for i in range(0, len(batch), 1000):
-            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
@@ -265,4 +272,6 @@ def open_run(
     run_id: str | None = None,
 ) -> MlflowTracker:
     """An :class:`MlflowTracker` on the resolved URI; raises :class:`TrackingError` fast."""
-    return MlflowTracker(resolve_tracking_uri(tracking_uri), experiment, run_name, tags, parent_run_id, run_id)
+    return MlflowTracker(
+        resolve_tracking_uri(tracking_uri), experiment, run_name, tags, parent_run_id, run_id
+    )

@@ -17,7 +17,9 @@ class EnvConfig:
 
     id: str = param("FrozenLake-v1", "gymnasium environment id, e.g. FrozenLake-v1, CartPole-v1")
     kwargs: dict[str, Any] = param(factory=dict, doc="keyword arguments for gymnasium.make")
-    max_episode_steps: int | None = param(None, "time limit per episode (default: the env's own, else 1000)", ge=1)
+    max_episode_steps: int | None = param(
+        None, "time limit per episode (default: the env's own, else 1000)", ge=1
+    )
 
 
 def _ensure_ale_registered(env_id: str) -> None:

@@ -103,11 +103,13 @@ class QLearningTrainer:
             state, _ = self.eval_env.reset(seed=10_000 + self.cfg.seed * 1000 + i)
             total, done, reward, terminated = 0.0, False, 0.0, False
             while not done:
-                state, reward, terminated, truncated, _ = self.eval_env.step(greedy_action(self.q[state], self.rng))
-                total += float(reward)
+                action = greedy_action(self.q[state], self.rng)
+                state, r, terminated, truncated, _ = self.eval_env.step(action)
+                reward = float(r)
+                total += reward
                 done = terminated or truncated
             returns.append(total)
-            successes += int(terminated and float(reward) >= self.success_reward)
+            successes += int(terminated and reward >= self.success_reward)
         return float(np.mean(returns)), successes / episodes
 
     def run_chunk(self) -> dict[str, float]:
@@ -156,8 +158,15 @@ class QLearningTrainer:
         paths.append(plot_learning_curves(self.history, out_dir / "learning_curves.png", self.cfg.env.id))
         shape = grid_shape(self.env)
         if shape is not None:
-            paths.append(plot_grid_policy(self.q, shape, out_dir / "policy_value.png", self.cfg.env.id,
-                                          getattr(self.env.unwrapped, "desc", None)))
+            paths.append(
+                plot_grid_policy(
+                    self.q,
+                    shape,
+                    out_dir / "policy_value.png",
+                    self.cfg.env.id,
+                    getattr(self.env.unwrapped, "desc", None),
+                )
+            )
         return paths
 
 

@@ -28,7 +28,11 @@ def write_q_table(q: np.ndarray, out_dir: Path) -> list[Path]:
 
 
 def plot_learning_curves(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path:
-    keys = [k for k in ("train_return", "eval_return", "success_rate", "max_abs_q_error", "epsilon") if k in history]
+    keys = [
+        k
+        for k in ("train_return", "eval_return", "success_rate", "max_abs_q_error", "epsilon")
+        if k in history
+    ]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
         xs, ys = zip(*history[key]) if history[key] else ((), ())
@@ -44,7 +48,9 @@ def plot_learning_curves(history: dict[str, list[tuple[int, float]]], path: Path
     return path
 
 
-def plot_grid_policy(q: np.ndarray, shape: tuple[int, int], path: Path, title: str, desc: object = None) -> Path:
+def plot_grid_policy(
+    q: np.ndarray, shape: tuple[int, int], path: Path, title: str, desc: object = None
+) -> Path:
     """Heatmap of V(s) = max_a Q(s,a) with an arrow for the greedy action in every cell."""
     rows, cols = shape
     v = q.max(axis=1).reshape(rows, cols)

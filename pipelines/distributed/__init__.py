@@ -1,0 +1,1 @@
+"""The thin Ray layer: actors, Tune trials and cluster connection around the pure components."""

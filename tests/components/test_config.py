@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from components.config import ConfigError, apply_overrides, build, describe, dump_yaml, load, param, section
+
+
+@dataclass
+class Inner:
+    """An inner section."""
+
+    lr: float = param(1e-3, "learning rate", gt=0.0)
+    layers: list[int] = param(factory=lambda: [64, 64], doc="hidden sizes")
+
+
+@dataclass
+class Outer:
+    """A top-level config."""
+
+    seed: int = param(0, "seed")
+    kind: Literal["a", "b"] = param("a", "which kind")
+    gamma: float = param(0.99, "discount", ge=0.0, lt=1.0)
+    name: str | None = param(None, "optional name")
+    inner: Inner = section(Inner)
+
+
+def test_defaults_and_nested_values():
+    cfg = build(Outer, {"seed": 3, "inner": {"lr": 0.5, "layers": [8]}})
+    assert cfg.seed == 3 and cfg.inner.lr == 0.5 and cfg.inner.layers == [8] and cfg.kind == "a"
+
+
+def test_int_is_accepted_for_float_and_yaml_float_for_int():
+    cfg = build(Outer, {"gamma": 0, "seed": 1e3})
+    assert cfg.gamma == 0.0 and isinstance(cfg.gamma, float)
+    assert cfg.seed == 1000 and isinstance(cfg.seed, int)
+
+
+def test_unknown_key_names_the_path_and_the_closest_key():
+    with pytest.raises(ConfigError) as e:
+        build(Outer, {"inner": {"lrr": 0.1}})
+    msg = str(e.value)
+    assert "inner.lrr" in msg and "'lr'" in msg and "layers" in msg
+
+
+def test_wrong_type_names_key_value_and_expected_type():
+    with pytest.raises(ConfigError, match=r"inner\.lr: expected a number, got 'fast'"):
+        build(Outer, {"inner": {"lr": "fast"}})
+    with pytest.raises(ConfigError, match=r"seed: expected an integer, got 1\.5"):
+        build(Outer, {"seed": 1.5})
+    with pytest.raises(ConfigError, match=r"inner\.layers\[1\]: expected an integer"):
+        build(Outer, {"inner": {"layers": [1, "x"]}})
+
+
+def test_out_of_range_and_literal():
+    with pytest.raises(ConfigError, match=r"gamma: 1\.0 is out of range; allowed: >= 0\.0 and < 1\.0"):
+        build(Outer, {"gamma": 1.0})
+    with pytest.raises(ConfigError, match=r"kind: 'c' is not allowed; allowed: 'a', 'b'"):
+        build(Outer, {"kind": "c"})
+    with pytest.raises(ConfigError, match="inner.lr"):
+        build(Outer, {"inner": {"lr": 0.0}})
+
+
+def test_overrides_parse_yaml_values_and_are_validated():
+    data = apply_overrides(
+        {"inner": {"lr": 0.1}}, ["inner.lr=0.2", "seed=7", "name=run", "inner.layers=[1, 2]"]
+    )
+    cfg = build(Outer, data)
+    assert (cfg.inner.lr, cfg.seed, cfg.name, cfg.inner.layers) == (0.2, 7, "run", [1, 2])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["inner.lr"])
+    with pytest.raises(ConfigError, match="unknown key 'inner.lrate'"):
+        build(Outer, apply_overrides({}, ["inner.lrate=1"]))
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        apply_overrides({"seed": 1}, ["seed.x=1"])
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = build(Outer, {"seed": 5, "inner": {"layers": [3, 4]}})
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_yaml(cfg))
+    assert load(Outer, path) == cfg
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load(Outer, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(Outer, bad)
+
+
+def test_describe_lists_every_leaf_with_its_doc():
+    rows = {key: doc for key, _, _, doc in describe(Outer)}
+    assert rows["inner.lr"] == "learning rate" and rows["gamma"] == "discount" and "inner" not in rows

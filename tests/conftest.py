@@ -1,0 +1,33 @@
+"""Shared fixtures: a temporary MLflow store per test, and a real local Ray started once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A fresh sqlite MLflow store (absolute path) for one test."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray with 2 CPUs, no dashboard; shut down at the end of the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}},
+        )
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,106 @@
+"""``adl sweep`` on real Ray Tune and a real MLflow store: one parent run, one child per trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipelines.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
+
+
+def test_bad_search_space_is_refused_before_ray_starts(tracking_uri, capsys):
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                SWEEP,
+                "--tracking-uri",
+                tracking_uri,
+                "--set",
+                "search_space={alpha.strat: {grid: [0.1]}}",
+            ]
+        )
+        == 2
+    )
+    assert "search_space.alpha.strat = 0.1: unknown key 'alpha.strat'" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                SWEEP,
+                "--tracking-uri",
+                tracking_uri,
+                "--set",
+                "search_space={gamma: {loguniform: [0, 1]}}",
+            ]
+        )
+        == 2
+    )
+    assert "bounds must be > 0" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                SWEEP,
+                "--tracking-uri",
+                tracking_uri,
+                "--set",
+                "search_space={gamma: {grid: [0.9, 1.5]}}",
+            ]
+        )
+        == 2
+    )
+    assert "search_space.gamma = 1.5: gamma: 1.5 is out of range" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        [
+            "sweep",
+            "--config",
+            SWEEP,
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            "sw",
+            "--num-cpus",
+            "2",
+            "--set",
+            "search_space={alpha.start: {grid: [0.1, 0.5]}}",
+            "--set",
+            "overrides={episodes: 200, eval_every: 100}",
+        ]
+    )
+    assert code == 0
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("sw")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("adl.kind") == "sweep"]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and len(runs) == 3
+    assert sorted(float(c.data.params["alpha.start"]) for c in children) == [0.1, 0.5]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval_return")] == [100, 200]
+        top = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"learning_curves.png", "trainer.pt", "config.yaml"} <= top
+        reports = {a.path for a in client.list_artifacts(child.info.run_id, "reports/step_00000100")}
+        assert "reports/step_00000100/learning_curves.png" in reports
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["adl.best_run_id"] in {c.info.run_id for c in children}
+    assert {"sweep_scatter.png", "best_config.yaml", "sweep.yaml"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)
+    }
