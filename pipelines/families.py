@@ -18,6 +18,7 @@ CONFIGS_DIR = REPO_ROOT / "configs"
 # family name -> (module, one-line description)
 FAMILIES: dict[str, tuple[str, str]] = {
     "qlearn": ("pipelines.qlearn", "tabular Q-learning on toy-text envs, checked against value iteration"),
+    "dqn": ("pipelines.dqn", "Ape-X style DQN: Ray collectors, shared prioritized replay, Double-DQN learner"),
 }
 
 

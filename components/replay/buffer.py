@@ -1,0 +1,136 @@
+"""A fixed-capacity replay buffer: preallocated numpy ring, uniform or proportional prioritized sampling.
+
+Prioritized replay (Schaul et al. 2016): P(i) = p_i^α / Σ_k p_k^α, sampled with a sum tree; the
+importance-sampling weight w_i = (N·P(i))^(−β) corrects the bias, normalised by the batch's largest
+weight so that updates are only ever scaled down (as Dopamine and most Ape-X implementations do;
+normalising by the buffer-wide maximum would need a min-tree and gives the same ordering). New
+transitions get the collector's initial priority |δ| when it sent one, else the largest priority seen
+so far, so that every new transition is sampled soon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from components.config import param
+from components.replay.batch import SampledBatch, Transitions
+from components.replay.sum_tree import SumTree
+
+PRIORITY_EPS = 1e-6
+
+
+@dataclass
+class ReplayConfig:
+    """The shared replay buffer."""
+
+    capacity: int = param(100_000, "transitions kept; the oldest are overwritten", ge=1)
+    kind: Literal["uniform", "prioritized"] = param("prioritized", "sampling distribution")
+    alpha: float = param(0.6, "priority exponent α (0 = uniform)", ge=0.0)
+    beta_start: float = param(0.4, "importance-sampling exponent β at the first learner step", ge=0.0, le=1.0)
+    beta_steps: int = param(20_000, "learner steps over which β anneals linearly to 1", ge=1)
+    min_size: int = param(1_000, "transitions before learning starts", ge=1)
+    samples_per_insert: float = param(8.0, "target learner samples per inserted transition", gt=0.0)
+    spi_tolerance: float = param(20_000.0, "how far (in samples) the ratio may drift before one side waits", ge=0.0)
+
+
+class ReplayBuffer:
+    """Ring storage of :class:`Transitions` with vectorised ``add``, ``sample`` and ``update_priorities``."""
+
+    def __init__(self, cfg: ReplayConfig, obs_shape: tuple[int, ...], obs_dtype: np.dtype, seed: int = 0) -> None:
+        self.cfg = cfg
+        cap = cfg.capacity
+        self.obs = np.zeros((cap, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((cap, *obs_shape), dtype=obs_dtype)
+        self.action = np.zeros(cap, dtype=np.int64)
+        self.reward = np.zeros(cap, dtype=np.float32)
+        self.done = np.zeros(cap, dtype=bool)
+        self.truncated = np.zeros(cap, dtype=bool)
+        self.n = np.zeros(cap, dtype=np.uint8)
+        self.collector = np.zeros(cap, dtype=np.int16)
+        self.episode = np.zeros(cap, dtype=np.int64)
+        self.step = np.zeros(cap, dtype=np.int32)
+        self.tree = SumTree(cap) if cfg.kind == "prioritized" else None
+        self.max_priority = 1.0
+        self.cursor = 0  # next slot to write
+        self.size = 0
+        self.inserts = 0  # total ever added
+        self.samples = 0  # total ever sampled
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, batch: Transitions) -> np.ndarray:
+        """Write a batch at the ring's cursor (wrapping around); returns the slots written."""
+        b = len(batch)
+        if b == 0:
+            return np.zeros(0, dtype=np.int64)
+        if b > self.cfg.capacity:  # only the newest `capacity` survive anyway
+            batch = Transitions(*(x[-self.cfg.capacity :] for x in batch))
+            b = self.cfg.capacity
+        idx = (self.cursor + np.arange(b)) % self.cfg.capacity
+        self.obs[idx] = batch.obs
+        self.next_obs[idx] = batch.next_obs
+        self.action[idx] = batch.action
+        self.reward[idx] = batch.reward
+        self.done[idx] = batch.done
+        self.truncated[idx] = batch.truncated
+        self.n[idx] = batch.n
+        self.collector[idx] = batch.collector
+        self.episode[idx] = batch.episode
+        self.step[idx] = batch.step
+        if self.tree is not None:
+            p = np.asarray(batch.priority, dtype=np.float64)
+            p = np.where(p > 0, p + PRIORITY_EPS, self.max_priority)
+            self.max_priority = max(self.max_priority, float(p.max()))
+            self.tree.set(idx, p**self.cfg.alpha)
+        self.cursor = int((self.cursor + b) % self.cfg.capacity)
+        self.size = min(self.size + b, self.cfg.capacity)
+        self.inserts += b
+        return idx
+
+    def beta(self, learner_step: int) -> float:
+        frac = min(1.0, learner_step / self.cfg.beta_steps)
+        return self.cfg.beta_start + frac * (1.0 - self.cfg.beta_start)
+
+    def sample_indices(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Slots and IS weights: uniform over the filled slots, or proportional to p^α."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        if self.tree is None:
+            return self.rng.integers(0, self.size, batch_size), np.ones(batch_size, dtype=np.float32)
+        idx = self.tree.sample(batch_size, self.rng)
+        probs = self.tree.get(idx) / self.tree.total
+        weights = (self.size * probs) ** (-beta)
+        return idx, (weights / weights.max()).astype(np.float32)
+
+    def sample(self, batch_size: int, beta: float = 1.0) -> SampledBatch:
+        idx, weights = self.sample_indices(batch_size, beta)
+        self.samples += batch_size
+        return SampledBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
+                            self.done[idx], self.n[idx], idx, weights)
+
+    def sample_many(self, batch_size: int, count: int, beta: float = 1.0) -> list[SampledBatch]:
+        """``count`` batches in one call (one actor round trip serves several learner steps)."""
+        return [self.sample(batch_size, beta) for _ in range(count)]
+
+    def update_priorities(self, idx: np.ndarray, priorities: np.ndarray) -> None:
+        """Set p_i = |δ_i| + ε for the sampled slots (in place in the sum tree)."""
+        if self.tree is None:
+            return
+        p = np.abs(np.asarray(priorities, dtype=np.float64)) + PRIORITY_EPS
+        self.max_priority = max(self.max_priority, float(p.max()))
+        self.tree.set(np.asarray(idx), p**self.cfg.alpha)
+
+    def priorities(self) -> np.ndarray:
+        """p_i (not raised to α) for the filled slots, for snapshots and export."""
+        if self.tree is None:
+            return np.ones(self.size)
+        return self.tree.get(np.arange(self.size)) ** (1.0 / self.cfg.alpha if self.cfg.alpha > 0 else 1.0)
+
+    def stats(self) -> dict[str, float]:
+        return {"replay_size": float(self.size), "replay_inserts": float(self.inserts),
+                "replay_samples": float(self.samples)}

@@ -1,0 +1,115 @@
+"""The DQN config: one dataclass per part, values in configs/dqn/*.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from components.config import ConfigError, param, section
+from components.replay.buffer import ReplayConfig
+from components.rl.envs import EnvConfig
+from components.rl.schedules import ScheduleConfig
+
+
+def _cartpole() -> EnvConfig:
+    return EnvConfig(id="CartPole-v1")
+
+
+def _eps() -> ScheduleConfig:
+    return ScheduleConfig(start=1.0, end=0.02, steps=10_000, kind="linear")
+
+
+@dataclass
+class AtariConfig:
+    """Standard ALE preprocessing (Machado et al. 2018 style), applied when ``enabled``."""
+
+    enabled: bool = param(False, "wrap the env in AtariPreprocessing + a frame stack")
+    frame_skip: int = param(4, "agent steps repeat the action this many frames", ge=1)
+    screen_size: int = param(84, "frames are resized to screen_size × screen_size grayscale", ge=16)
+    stack: int = param(4, "frames stacked into one observation", ge=1)
+    noop_max: int = param(30, "random no-ops at reset", ge=0)
+    terminal_on_life_loss: bool = param(False, "end the episode at a life loss (episodic life)")
+
+
+@dataclass
+class NetworkConfig:
+    """The Q-network."""
+
+    kind: Literal["mlp", "cnn"] = param("mlp", "mlp for vector observations, cnn (Nature DQN) for frames")
+    hidden: list[int] = param(factory=lambda: [256], doc="MLP hidden layer widths")
+    head_hidden: int = param(256, "width of the Q (or value/advantage) head", ge=1)
+    dueling: bool = param(True, "dueling head V(s) + A(s,a) − mean A")
+    batch_norm: bool = param(False, "CNN: batch norm after each conv (folded away in collectors)")
+
+
+@dataclass
+class CollectorConfig:
+    """Collectors: vector envs stepping with an ε-greedy copy of the Q-network."""
+
+    num_collectors: int = param(2, "collector actors (processes under Ray)", ge=1)
+    envs_per_collector: int = param(8, "env copies in each collector's vector env", ge=1)
+    steps_per_call: int = param(32, "vector steps per collector call (transitions = this × envs)", ge=1)
+    epsilon: Literal["apex", "schedule"] = param("apex", "Ape-X fixed per-env ε, or one decaying schedule")
+    apex_base: float = param(0.4, "Ape-X ε base", gt=0.0, le=1.0)
+    apex_alpha: float = param(7.0, "Ape-X ε exponent spread", ge=0.0)
+    schedule: ScheduleConfig = param(factory=_eps, doc="ε over env steps when epsilon: schedule")
+    max_in_flight: int = param(2, "replay adds a collector may have outstanding (pipelining)", ge=1)
+
+
+@dataclass
+class LearnerConfig:
+    """The learner: Double-DQN loss against a target network."""
+
+    lr: float = param(1e-3, "Adam learning rate", gt=0.0)
+    batch_size: int = param(64, "transitions per update", ge=1)
+    gamma: float = param(0.99, "discount", ge=0.0, lt=1.0)
+    n_step: int = param(3, "n-step returns", ge=1, le=20)
+    double: bool = param(True, "Double DQN target (else max over the target network)")
+    huber_delta: float = param(1.0, "Huber loss threshold", gt=0.0)
+    grad_clip: float = param(10.0, "max global gradient norm (0 = no clipping)", ge=0.0)
+    target_update: Literal["hard", "soft"] = param("hard", "hard copy every target_every steps, or Polyak tau")
+    target_every: int = param(500, "learner steps between hard target copies", ge=1)
+    tau: float = param(0.005, "Polyak factor per step for soft updates", gt=0.0, le=1.0)
+    publish_every: int = param(50, "learner steps between weight broadcasts to collectors", ge=1)
+    batches_per_call: int = param(8, "batches fetched per replay call (amortises the actor round trip)", ge=1)
+    device: Literal["auto", "cpu", "cuda"] = param("auto", "where the learner runs; collectors stay on CPU")
+    num_threads: int = param(1, "torch CPU threads of the learner (small nets are fastest on one)", ge=1)
+
+
+@dataclass
+class EvalConfig:
+    """Greedy (ε = 0) evaluation on separate envs at a fixed cadence."""
+
+    every_env_steps: int = param(5_000, "env steps between evaluations", ge=1)
+    episodes: int = param(5, "greedy episodes per evaluation (run as one vector env)", ge=1)
+    stop_at_return: float | None = param(None, "stop once the mean evaluation return reaches this")
+
+
+@dataclass
+class DQNConfig:
+    """Ape-X style DQN: collectors → shared replay → learner, locally or on Ray."""
+
+    seed: int = param(0, "seed for envs, networks and sampling")
+    env: EnvConfig = param(factory=_cartpole, doc="the gymnasium environment")
+    atari: AtariConfig = section(AtariConfig)
+    network: NetworkConfig = section(NetworkConfig)
+    replay: ReplayConfig = section(ReplayConfig)
+    collectors: CollectorConfig = section(CollectorConfig)
+    learner: LearnerConfig = section(LearnerConfig)
+    eval: EvalConfig = section(EvalConfig)
+    max_env_steps: int = param(200_000, "stop after this many env steps", ge=1)
+    max_time_s: float = param(600.0, "stop after this many seconds of training", gt=0.0)
+    log_every_s: float = param(2.0, "seconds between metric logs and progress updates", gt=0.0)
+    local: bool = param(False, "run every part in this process, without Ray (debugging, tests)")
+    num_cpus: int | None = param(None, "CPUs for a local Ray (default: all)", ge=1)
+    address: str | None = param(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+
+    def validate(self) -> None:
+        if self.learner.batch_size > self.replay.capacity:
+            raise ConfigError(f"learner.batch_size: {self.learner.batch_size} is larger than replay.capacity "
+                              f"{self.replay.capacity}; allowed: <= replay.capacity")
+        if self.replay.min_size > self.replay.capacity:
+            raise ConfigError(f"replay.min_size: {self.replay.min_size} exceeds replay.capacity {self.replay.capacity}")
+        if self.replay.min_size < self.learner.batch_size:
+            raise ConfigError(f"replay.min_size: {self.replay.min_size} is below learner.batch_size "
+                              f"{self.learner.batch_size}; allowed: >= learner.batch_size")

@@ -1,0 +1,185 @@
+"""The DQN driver loop, the same for one process and for Ray: who runs next, what gets logged.
+
+A *wiring* (``LocalWiring`` here, ``RayWiring`` in ``pipelines/distributed/dqn_actors.py``) hides
+where collectors and the replay live. The loop asks the samples-per-insert limiter, without
+blocking, whether collectors may insert and whether the learner may sample, and otherwise waits
+for a collector. It publishes weights every ``publish_every`` learner steps, evaluates greedily
+every ``eval.every_env_steps`` env steps, logs every ``log_every_s`` seconds and stops at the step,
+time or return budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from components.replay.batch import SampledBatch
+from components.replay.buffer import ReplayBuffer
+from components.replay.rate_limiter import SamplesPerInsert
+from components.rl.dqn.collector import Collector, EpisodeStats
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.evaluator import Evaluator
+from components.rl.dqn.learner import Learner
+from pipelines.runner import check_finite
+from pipelines.tracking import Tracker
+
+
+class Wiring(Protocol):
+    def poll(self, limiter: SamplesPerInsert) -> list[EpisodeStats]: ...
+    def sample(self, count: int, beta: float) -> list[SampledBatch]: ...
+    def update_priorities(self, idx: np.ndarray, priorities: np.ndarray) -> None: ...
+    def publish(self, weights: np.ndarray) -> None: ...
+    def idle(self) -> None: ...
+    def replay_size(self) -> int: ...
+    def stop(self) -> None: ...
+
+
+class LocalWiring:
+    """Everything in this process: collectors run in turn and add straight into the replay."""
+
+    def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
+        self.cfg = cfg
+        torch.set_num_threads(1)  # collectors' batch-of-8 forwards are slower on more threads
+        self.collectors = [Collector(cfg, i, obs_shape, n_actions) for i in range(cfg.collectors.num_collectors)]
+        self.replay = ReplayBuffer(cfg.replay, obs_shape, obs_dtype, seed=cfg.seed)
+        self.batch_size = cfg.learner.batch_size
+        self.turn = 0
+
+    def poll(self, limiter: SamplesPerInsert) -> list[EpisodeStats]:
+        c = self.collectors[self.turn % len(self.collectors)]
+        if not limiter.can_insert(self.cfg.collectors.steps_per_call * c.num_envs):
+            return []
+        self.turn += 1
+        batch, stats = c.run(self.cfg.collectors.steps_per_call)
+        self.replay.add(batch)
+        return [stats]
+
+    def sample(self, count: int, beta: float) -> list[SampledBatch]:
+        return self.replay.sample_many(self.batch_size, count, beta)
+
+    def update_priorities(self, idx: np.ndarray, priorities: np.ndarray) -> None:
+        self.replay.update_priorities(idx, priorities)
+
+    def publish(self, weights: np.ndarray) -> None:
+        for c in self.collectors:
+            c.set_weights(weights)
+
+    def idle(self) -> None:
+        pass
+
+    def replay_size(self) -> int:
+        return len(self.replay)
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class LoopResult:
+    env_steps: int = 0
+    episodes: int = 0
+    learner_steps: int = 0
+    wall_s: float = 0.0
+    best_eval: float = -np.inf
+    last_eval: float = float("nan")
+    solved_at_s: float | None = None
+    solved_at_env_steps: int | None = None
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracker, progress: bool = True,
+               t_start: float | None = None) -> LoopResult:
+    r = cfg.replay
+    limiter = SamplesPerInsert(r.samples_per_insert, r.min_size, r.spi_tolerance)
+    evaluator = Evaluator(cfg)
+    res = LoopResult()
+    t0 = t_start if t_start is not None else time.time()
+    recent = deque(maxlen=20)  # last 20 training episode returns (the "rolling-20 mean")
+    overest: deque[tuple[float, float]] = deque(maxlen=100)
+    learner_metrics: list[dict[str, float]] = []
+    next_eval, next_log = cfg.eval.every_env_steps, time.time() + cfg.log_every_s
+    last_log_t, last_log_steps, last_log_updates = time.time(), 0, 0
+    count = cfg.learner.batches_per_call
+    bar = tqdm(total=cfg.max_env_steps, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0)
+    wiring.publish(learner.get_weights())
+    try:
+        while True:
+            for stats in wiring.poll(limiter):
+                limiter.inserts += stats.transitions
+                res.env_steps += stats.env_steps
+                res.episodes += len(stats.returns)
+                recent.extend(stats.returns)
+                overest.extend(zip(stats.q_start, stats.mc_return))
+                bar.update(stats.env_steps)
+            did_learn = False
+            if limiter.can_sample(count * cfg.learner.batch_size):
+                beta = r.beta_start + min(1.0, learner.steps / r.beta_steps) * (1.0 - r.beta_start)
+                batches = wiring.sample(count, beta)
+                limiter.samples += count * cfg.learner.batch_size
+                idx, prio = [], []
+                for batch in batches:
+                    p, m = learner.step(batch)
+                    idx.append(batch.index)
+                    prio.append(p)
+                    learner_metrics.append(m)
+                    if learner.steps % cfg.learner.publish_every == 0:
+                        wiring.publish(learner.get_weights())
+                wiring.update_priorities(np.concatenate(idx), np.concatenate(prio))
+                did_learn = True
+            if not did_learn:
+                wiring.idle()
+            now = time.time()
+            if res.env_steps >= next_eval:
+                next_eval += cfg.eval.every_env_steps
+                res.last_eval = evaluator.run(learner.online, learner.device)
+                res.history.setdefault("eval_return", []).append((res.env_steps, res.last_eval))
+                tracker.log_metrics({"eval_return": res.last_eval, "wall_s": now - t0}, step=res.env_steps)
+                if res.last_eval > res.best_eval:
+                    res.best_eval = res.last_eval
+                    res.best_state = {k: v.detach().cpu().clone() for k, v in learner.online.state_dict().items()}
+                target = cfg.eval.stop_at_return
+                if target is not None and res.last_eval >= target and res.solved_at_s is None:
+                    res.solved_at_s, res.solved_at_env_steps = now - t0, res.env_steps
+            if now >= next_log:
+                m = _mean(learner_metrics)
+                learner_metrics.clear()
+                dt = now - last_log_t
+                metrics = {**m, "train_return": float(np.mean(recent)) if recent else float("nan"),
+                           "episodes": float(res.episodes), "replay_size": float(wiring.replay_size()),
+                           "env_steps_per_s": (res.env_steps - last_log_steps) / dt,
+                           "updates_per_s": (learner.steps - last_log_updates) / dt,
+                           "samples_per_insert": limiter.observed_ratio(), "learner_steps": float(learner.steps)}
+                if overest:
+                    metrics["q_start"] = float(np.mean([q for q, _ in overest]))
+                    metrics["mc_return"] = float(np.mean([g for _, g in overest]))
+                    metrics["q_overestimation"] = metrics["q_start"] - metrics["mc_return"]
+                tracker.log_metrics(metrics, step=res.env_steps)
+                check_finite(metrics, res.env_steps)
+                for k in ("train_return", "loss", "mean_q"):
+                    if k in metrics:
+                        res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
+                bar.set_postfix({"ep": res.episodes, "ret20": f"{metrics['train_return']:.0f}",
+                                 "eval": f"{res.last_eval:.0f}", "sps": f"{metrics['env_steps_per_s']:.0f}",
+                                 "ups": f"{metrics['updates_per_s']:.0f}"}, refresh=False)
+                last_log_t, last_log_steps, last_log_updates = now, res.env_steps, learner.steps
+                next_log = now + cfg.log_every_s
+            if (res.env_steps >= cfg.max_env_steps or now - t0 >= cfg.max_time_s
+                    or res.solved_at_s is not None):
+                break
+    finally:
+        bar.close()
+        res.learner_steps, res.wall_s = learner.steps, time.time() - t0
+    return res
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    if not rows:
+        return {}
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
