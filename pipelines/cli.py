@@ -7,6 +7,7 @@ checkpoint), with the message on stderr and no traceback. 130 after Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, help="shortcut for --set seed=N")
     train.add_argument("--run-name", help="MLflow run name")
+    train.add_argument("--local", action="store_true", help="run every part in one process, without Ray (dqn)")
+    train.add_argument("--address", help="Ray cluster to join, e.g. auto (dqn; default: a local Ray)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_tracking_args(train)
 
@@ -108,13 +111,21 @@ def _resolve_config_path(family: str, path: str | None) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from components.config import load
+    from components.config import ConfigError, load
     from pipelines.runner import finish_artifacts, run_trainer
     from pipelines.tracking import check_reachable, open_run, resolve_tracking_uri, ui_command
 
     family = get_family(args.family)
     cfg_path = _resolve_config_path(args.family, args.config)
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    fields = {f.name for f in dataclasses.fields(family.config_cls)}
+    for flag, key, value in (("--local", "local", "true" if args.local else None),
+                             ("--address", "address", args.address)):
+        if value is None:
+            continue
+        if key not in fields:
+            raise ConfigError(f"{flag} does not apply to {family.name}; it runs in one process")
+        overrides.append(f"{key}={value}")
     cfg = load(family.config_cls, cfg_path, overrides)
     ctx = TrainContext(
         config_name=cfg_path.stem,

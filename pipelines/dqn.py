@@ -62,8 +62,9 @@ def log_results(res: LoopResult, learner: Learner, tracker: Tracker) -> None:
             paths.append(out / "best_model.pt")
         for p in paths:
             tracker.log_artifact(p)
-    summary = {"final_env_steps": res.env_steps, "final_learner_steps": res.learner_steps,
-               "best_eval_return": res.best_eval, "wall_s_total": res.wall_s}
+    summary = {"final_env_steps": res.env_steps, "final_learner_steps": res.learner_steps, "wall_s_total": res.wall_s}
+    if res.best_state is not None:
+        summary["best_eval_return"] = res.best_eval
     if res.solved_at_s is not None:
         summary |= {"solved_at_s": res.solved_at_s, "solved_at_env_steps": float(res.solved_at_env_steps or 0)}
     tracker.log_metrics(summary, step=res.env_steps)
