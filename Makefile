@@ -31,7 +31,9 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m pip install -q -e '.[dev,bench,sweeps]'
+	$(BIN)/python benchmarks/bench_replay.py
+	$(BIN)/python benchmarks/bench_dqn_cartpole.py --seeds 3 --cap-s 480
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

@@ -34,13 +34,18 @@ def build_wiring(cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_a
     init_ray(address=cfg.address, num_cpus=cfg.num_cpus)
     cpus = cluster_cpus()
     if cfg.collectors.num_collectors > cpus:
-        raise ConfigError(f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
-                          f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}")
+        raise ConfigError(
+            f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
+            f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
+        )
     return RayWiring(cfg, obs_shape, obs_dtype, n_actions)
 
 
-def run_dqn(cfg: DQNConfig, tracker: Tracker, progress: bool = True) -> tuple[LoopResult, Learner]:
-    t0 = time.time()
+def run_dqn(
+    cfg: DQNConfig, tracker: Tracker, progress: bool = True, t_start: float | None = None
+) -> tuple[LoopResult, Learner]:
+    """Build everything from ``cfg`` and train; ``t_start`` is when the clock started (default: now)."""
+    t0 = t_start if t_start is not None else time.time()
     obs_shape, obs_dtype, n_actions = check_spaces(cfg)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.learner.num_threads)
@@ -62,19 +67,30 @@ def log_results(res: LoopResult, learner: Learner, tracker: Tracker) -> None:
             paths.append(out / "best_model.pt")
         for p in paths:
             tracker.log_artifact(p)
-    summary = {"final_env_steps": res.env_steps, "final_learner_steps": res.learner_steps, "wall_s_total": res.wall_s}
+    summary = {
+        "final_env_steps": res.env_steps,
+        "final_learner_steps": res.learner_steps,
+        "wall_s_total": res.wall_s,
+    }
     if res.best_state is not None:
         summary["best_eval_return"] = res.best_eval
     if res.solved_at_s is not None:
-        summary |= {"solved_at_s": res.solved_at_s, "solved_at_env_steps": float(res.solved_at_env_steps or 0)}
+        summary |= {
+            "solved_at_s": res.solved_at_s,
+            "solved_at_env_steps": float(res.solved_at_env_steps or 0),
+        }
     tracker.log_metrics(summary, step=res.env_steps)
 
 
 def train(cfg: DQNConfig, ctx: Any) -> int:
-    check_spaces(cfg)  # unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts
+    check_spaces(
+        cfg
+    )  # unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts
     uri = resolve_tracking_uri(ctx.tracking_uri)
     check_reachable(uri)
-    tracker = open_run(uri, ctx.experiment, ctx.run_name, tags={"adl.family": "dqn", "adl.config": ctx.config_name})
+    tracker = open_run(
+        uri, ctx.experiment, ctx.run_name, tags={"adl.family": "dqn", "adl.config": ctx.config_name}
+    )
     print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
     tracker.log_params(to_dict(cfg))
     tracker.log_text(dump_yaml(cfg), "config.yaml")
@@ -88,14 +104,26 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         raise
     finally:
         tracker.finish(status)
-    solved = (f"reached eval return {cfg.eval.stop_at_return:g} after {res.solved_at_s:.1f}s, "
-              f"{res.solved_at_env_steps} env steps" if res.solved_at_s is not None else "did not reach the target")
-    print(f"\nadl: DQN on {cfg.env.id}: {res.env_steps} env steps, {res.learner_steps} updates, {res.episodes} "
-          f"episodes in {res.wall_s:.1f}s; best eval return {res.best_eval:.1f}; {solved}")
+    solved = (
+        f"reached eval return {cfg.eval.stop_at_return:g} after {res.solved_at_s:.1f}s, "
+        f"{res.solved_at_env_steps} env steps"
+        if res.solved_at_s is not None
+        else "did not reach the target"
+    )
+    print(
+        f"\nadl: DQN on {cfg.env.id}: {res.env_steps} env steps, {res.learner_steps} updates, {res.episodes} "
+        f"episodes in {res.wall_s:.1f}s; best eval return {res.best_eval:.1f}; {solved}"
+    )
     print(f"adl: run id {tracker.run_id} (experiment {ctx.experiment!r})")
     print(f"adl: look at it with: {ui_command(uri)}")
     return 0
 
 
-FAMILY = Family(name="dqn", config_cls=DQNConfig, default_config="dqn/cartpole.yaml", train=train,
-                metric="eval_return", mode="max")
+FAMILY = Family(
+    name="dqn",
+    config_cls=DQNConfig,
+    default_config="dqn/cartpole.yaml",
+    train=train,
+    metric="eval_return",
+    mode="max",
+)

@@ -46,7 +46,9 @@ class LocalWiring:
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
         self.cfg = cfg
         torch.set_num_threads(1)  # collectors' batch-of-8 forwards are slower on more threads
-        self.collectors = [Collector(cfg, i, obs_shape, n_actions) for i in range(cfg.collectors.num_collectors)]
+        self.collectors = [
+            Collector(cfg, i, obs_shape, n_actions) for i in range(cfg.collectors.num_collectors)
+        ]
         self.replay = ReplayBuffer(cfg.replay, obs_shape, obs_dtype, seed=cfg.seed)
         self.batch_size = cfg.learner.batch_size
         self.turn = 0
@@ -94,8 +96,14 @@ class LoopResult:
     best_state: dict[str, torch.Tensor] | None = None
 
 
-def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracker, progress: bool = True,
-               t_start: float | None = None) -> LoopResult:
+def train_loop(
+    cfg: DQNConfig,
+    wiring: Wiring,
+    learner: Learner,
+    tracker: Tracker,
+    progress: bool = True,
+    t_start: float | None = None,
+) -> LoopResult:
     r = cfg.replay
     limiter = SamplesPerInsert(r.samples_per_insert, r.min_size, r.spi_tolerance)
     evaluator = Evaluator(cfg)
@@ -107,7 +115,9 @@ def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracke
     next_eval, next_log = cfg.eval.every_env_steps, time.time() + cfg.log_every_s
     last_log_t, last_log_steps, last_log_updates = time.time(), 0, 0
     count = cfg.learner.batches_per_call
-    bar = tqdm(total=cfg.max_env_steps, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0)
+    bar = tqdm(
+        total=cfg.max_env_steps, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0
+    )
     wiring.publish(learner.get_weights())
     try:
         while True:
@@ -126,7 +136,7 @@ def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracke
                 idx, prio = [], []
                 for batch in batches:
                     p, m = learner.step(batch)
-                    idx.append(batch.index)
+                    idx.append(batch.slots)
                     prio.append(p)
                     learner_metrics.append(m)
                     if learner.steps % cfg.learner.publish_every == 0:
@@ -143,7 +153,9 @@ def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracke
                 tracker.log_metrics({"eval_return": res.last_eval, "wall_s": now - t0}, step=res.env_steps)
                 if res.last_eval > res.best_eval:
                     res.best_eval = res.last_eval
-                    res.best_state = {k: v.detach().cpu().clone() for k, v in learner.online.state_dict().items()}
+                    res.best_state = {
+                        k: v.detach().cpu().clone() for k, v in learner.online.state_dict().items()
+                    }
                 target = cfg.eval.stop_at_return
                 if target is not None and res.last_eval >= target and res.solved_at_s is None:
                     res.solved_at_s, res.solved_at_env_steps = now - t0, res.env_steps
@@ -151,11 +163,16 @@ def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracke
                 m = _mean(learner_metrics)
                 learner_metrics.clear()
                 dt = now - last_log_t
-                metrics = {**m, "train_return": float(np.mean(recent)) if recent else float("nan"),
-                           "episodes": float(res.episodes), "replay_size": float(wiring.replay_size()),
-                           "env_steps_per_s": (res.env_steps - last_log_steps) / dt,
-                           "updates_per_s": (learner.steps - last_log_updates) / dt,
-                           "samples_per_insert": limiter.observed_ratio(), "learner_steps": float(learner.steps)}
+                metrics = {
+                    **m,
+                    "train_return": float(np.mean(recent)) if recent else float("nan"),
+                    "episodes": float(res.episodes),
+                    "replay_size": float(wiring.replay_size()),
+                    "env_steps_per_s": (res.env_steps - last_log_steps) / dt,
+                    "updates_per_s": (learner.steps - last_log_updates) / dt,
+                    "samples_per_insert": limiter.observed_ratio(),
+                    "learner_steps": float(learner.steps),
+                }
                 if overest:
                     metrics["q_start"] = float(np.mean([q for q, _ in overest]))
                     metrics["mc_return"] = float(np.mean([g for _, g in overest]))
@@ -165,13 +182,23 @@ def train_loop(cfg: DQNConfig, wiring: Wiring, learner: Learner, tracker: Tracke
                 for k in ("train_return", "loss", "mean_q"):
                     if k in metrics:
                         res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
-                bar.set_postfix({"ep": res.episodes, "ret20": f"{metrics['train_return']:.0f}",
-                                 "eval": f"{res.last_eval:.0f}", "sps": f"{metrics['env_steps_per_s']:.0f}",
-                                 "ups": f"{metrics['updates_per_s']:.0f}"}, refresh=False)
+                bar.set_postfix(
+                    {
+                        "ep": res.episodes,
+                        "ret20": f"{metrics['train_return']:.0f}",
+                        "eval": f"{res.last_eval:.0f}",
+                        "sps": f"{metrics['env_steps_per_s']:.0f}",
+                        "ups": f"{metrics['updates_per_s']:.0f}",
+                    },
+                    refresh=False,
+                )
                 last_log_t, last_log_steps, last_log_updates = now, res.env_steps, learner.steps
                 next_log = now + cfg.log_every_s
-            if (res.env_steps >= cfg.max_env_steps or now - t0 >= cfg.max_time_s
-                    or res.solved_at_s is not None):
+            if (
+                res.env_steps >= cfg.max_env_steps
+                or now - t0 >= cfg.max_time_s
+                or res.solved_at_s is not None
+            ):
                 break
     finally:
         bar.close()

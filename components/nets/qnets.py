@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +28,9 @@ class QHead(nn.Module):
         self.dueling = dueling
         if dueling:
             self.value = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-            self.advantage = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+            self.advantage = nn.Sequential(
+                nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, n_actions)
+            )
         else:
             self.q = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
 
@@ -41,8 +44,14 @@ class QHead(nn.Module):
 class MLPQNetwork(nn.Module):
     """Vector observation [B, D] → Q-values [B, A]."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (256,), head_hidden: int = 256,
-                 dueling: bool = True) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: Sequence[int] = (256,),
+        head_hidden: int = 256,
+        dueling: bool = True,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = obs_dim
@@ -59,8 +68,15 @@ class MLPQNetwork(nn.Module):
 class NatureCNN(nn.Module):
     """Stacked uint8 frames [B, C, H, W] → Q-values [B, A] (Mnih et al. 2015), optional batch norm."""
 
-    def __init__(self, in_channels: int, frame_size: tuple[int, int], n_actions: int, head_hidden: int = 512,
-                 dueling: bool = True, batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        frame_size: tuple[int, int],
+        n_actions: int,
+        head_hidden: int = 512,
+        dueling: bool = True,
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         size: int | tuple[int, int] = frame_size
@@ -83,13 +99,20 @@ class NatureCNN(nn.Module):
 
 def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A conv whose output equals bn(conv(x)) in eval mode: W' = W·γ/σ, b' = (b − μ)·γ/σ + β."""
+    assert bn.running_mean is not None and bn.running_var is not None, "fold needs tracked BN statistics"
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
-                      conv.dilation, conv.groups, bias=True)
+    geometry: dict[str, Any] = {
+        "kernel_size": conv.kernel_size,
+        "stride": conv.stride,
+        "padding": conv.padding,
+        "dilation": conv.dilation,
+        "groups": conv.groups,
+    }
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, bias=True, **geometry)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     with torch.no_grad():
         fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)  # type: ignore[union-attr]
     return fused
 
 
@@ -102,8 +125,11 @@ def inference_copy(net: nn.Module) -> nn.Module:
             out: list[nn.Module] = []
             i = 0
             while i < len(children):
-                if (isinstance(children[i], nn.Conv2d) and i + 1 < len(children)
-                        and isinstance(children[i + 1], nn.BatchNorm2d)):
+                if (
+                    isinstance(children[i], nn.Conv2d)
+                    and i + 1 < len(children)
+                    and isinstance(children[i + 1], nn.BatchNorm2d)
+                ):
                     out.append(fold_batch_norm(children[i], children[i + 1]))  # type: ignore[arg-type]
                     i += 2
                 else:

@@ -35,5 +35,5 @@ class SampledBatch(NamedTuple):
     next_obs: np.ndarray  # [B, *obs_shape]
     done: np.ndarray  # [B]
     n: np.ndarray  # [B]
-    index: np.ndarray  # [B] slots in the replay, for update_priorities
+    slots: np.ndarray  # [B] slots in the replay, for update_priorities
     weight: np.ndarray  # [B] importance-sampling weights (all 1 for uniform replay)

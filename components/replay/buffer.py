@@ -33,13 +33,17 @@ class ReplayConfig:
     beta_steps: int = param(20_000, "learner steps over which β anneals linearly to 1", ge=1)
     min_size: int = param(1_000, "transitions before learning starts", ge=1)
     samples_per_insert: float = param(8.0, "target learner samples per inserted transition", gt=0.0)
-    spi_tolerance: float = param(20_000.0, "how far (in samples) the ratio may drift before one side waits", ge=0.0)
+    spi_tolerance: float = param(
+        20_000.0, "how far (in samples) the ratio may drift before one side waits", ge=0.0
+    )
 
 
 class ReplayBuffer:
     """Ring storage of :class:`Transitions` with vectorised ``add``, ``sample`` and ``update_priorities``."""
 
-    def __init__(self, cfg: ReplayConfig, obs_shape: tuple[int, ...], obs_dtype: np.dtype, seed: int = 0) -> None:
+    def __init__(
+        self, cfg: ReplayConfig, obs_shape: tuple[int, ...], obs_dtype: np.dtype, seed: int = 0
+    ) -> None:
         self.cfg = cfg
         cap = cfg.capacity
         self.obs = np.zeros((cap, *obs_shape), dtype=obs_dtype)
@@ -65,7 +69,7 @@ class ReplayBuffer:
 
     def add(self, batch: Transitions) -> np.ndarray:
         """Write a batch at the ring's cursor (wrapping around); returns the slots written."""
-        b = len(batch)
+        b = added = len(batch)
         if b == 0:
             return np.zeros(0, dtype=np.int64)
         if b > self.cfg.capacity:  # only the newest `capacity` survive anyway
@@ -89,7 +93,7 @@ class ReplayBuffer:
             self.tree.set(idx, p**self.cfg.alpha)
         self.cursor = int((self.cursor + b) % self.cfg.capacity)
         self.size = min(self.size + b, self.cfg.capacity)
-        self.inserts += b
+        self.inserts += added
         return idx
 
     def beta(self, learner_step: int) -> float:
@@ -110,8 +114,16 @@ class ReplayBuffer:
     def sample(self, batch_size: int, beta: float = 1.0) -> SampledBatch:
         idx, weights = self.sample_indices(batch_size, beta)
         self.samples += batch_size
-        return SampledBatch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
-                            self.done[idx], self.n[idx], idx, weights)
+        return SampledBatch(
+            self.obs[idx],
+            self.action[idx],
+            self.reward[idx],
+            self.next_obs[idx],
+            self.done[idx],
+            self.n[idx],
+            idx,
+            weights,
+        )
 
     def sample_many(self, batch_size: int, count: int, beta: float = 1.0) -> list[SampledBatch]:
         """``count`` batches in one call (one actor round trip serves several learner steps)."""
@@ -132,5 +144,8 @@ class ReplayBuffer:
         return self.tree.get(np.arange(self.size)) ** (1.0 / self.cfg.alpha if self.cfg.alpha > 0 else 1.0)
 
     def stats(self) -> dict[str, float]:
-        return {"replay_size": float(self.size), "replay_inserts": float(self.inserts),
-                "replay_samples": float(self.samples)}
+        return {
+            "replay_size": float(self.size),
+            "replay_inserts": float(self.inserts),
+            "replay_samples": float(self.samples),
+        }

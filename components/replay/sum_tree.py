@@ -49,12 +49,12 @@ class SumTree:
         nodes = np.ones(u.shape[0], dtype=np.int64)
         for _ in range(self.depth):
             left = self.tree[2 * nodes]
-            go_right = u >= left
+            # Never step into an empty right subtree: round-off in the inner sums could otherwise send
+            # a u just below the total into leaves that were never written.
+            go_right = (u >= left) & (self.tree[2 * nodes + 1] > 0)
             u -= left * go_right
             nodes = 2 * nodes + go_right
-        leaves = nodes - self.n_leaves
-        # Floating-point round-off can walk into an empty leaf past the filled ones; step back.
-        return np.minimum(leaves, self.capacity - 1)
+        return nodes - self.n_leaves
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         """Stratified proportional sampling: one u in each of ``batch_size`` equal slices of [0, total)."""

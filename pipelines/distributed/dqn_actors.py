@@ -42,7 +42,9 @@ class ReplayActor:
 
 @ray.remote(num_cpus=1)
 class CollectorActor:
-    def __init__(self, cfg: DQNConfig, index: int, obs_shape: tuple[int, ...], n_actions: int, replay: Any) -> None:
+    def __init__(
+        self, cfg: DQNConfig, index: int, obs_shape: tuple[int, ...], n_actions: int, replay: Any
+    ) -> None:
         import torch
 
         torch.set_num_threads(1)
@@ -57,7 +59,9 @@ class CollectorActor:
     def run(self, num_steps: int) -> EpisodeStats:
         batch, stats = self.collector.run(num_steps)
         if len(self.in_flight) >= self.max_in_flight:
-            _, self.in_flight = ray.wait(self.in_flight, num_returns=len(self.in_flight) - self.max_in_flight + 1)
+            _, self.in_flight = ray.wait(
+                self.in_flight, num_returns=len(self.in_flight) - self.max_in_flight + 1
+            )
         self.in_flight.append(self.replay.add.remote(batch))
         return stats
 
@@ -72,8 +76,10 @@ class RayWiring:
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
         self.cfg = cfg
         self.replay = ReplayActor.remote(cfg, obs_shape, np.dtype(obs_dtype).str)
-        self.collectors = [CollectorActor.remote(cfg, i, obs_shape, n_actions, self.replay)
-                           for i in range(cfg.collectors.num_collectors)]
+        self.collectors = [
+            CollectorActor.remote(cfg, i, obs_shape, n_actions, self.replay)
+            for i in range(cfg.collectors.num_collectors)
+        ]
         self.running: dict[Any, int] = {}  # ObjectRef of a run() call -> collector index
         self.idle_collectors = set(range(len(self.collectors)))
         self.prefetch: Any = None

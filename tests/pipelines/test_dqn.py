@@ -24,38 +24,81 @@ CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
 PONG = str(REPO / "configs/dqn/pong.yaml")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--set", "env.id=CartPol-v1"], "no environment 'CartPol-v1'. Did you mean 'CartPole-v1'"),
-    (["--set", "env.id=Pendulum-v1"], "Box action space; DQN needs discrete actions"),
-    (["--set", "env.id=ALE/Pong-v5", "--set", "atari.enabled=true"],
-     "has pixel observations (4, 84, 84) (uint8); network.kind: mlp needs vectors"),
-    (["--set", "learner.batch_size=128", "--set", "replay.capacity=100", "--set", "replay.min_size=100"],
-     "learner.batch_size: 128 is larger than replay.capacity 100"),
-    (["--set", "learner.lr=-1"], "learner.lr: -1.0 is out of range"),
-    (["--set", "learner.n_stepp=3"], "unknown key 'learner.n_stepp'. Did you mean 'n_step'?"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--set", "env.id=CartPol-v1"], "no environment 'CartPol-v1'. Did you mean 'CartPole-v1'"),
+        (["--set", "env.id=Pendulum-v1"], "Box action space; DQN needs discrete actions"),
+        (
+            ["--set", "env.id=ALE/Pong-v5", "--set", "atari.enabled=true"],
+            "has pixel observations (4, 84, 84) (uint8); network.kind: mlp needs vectors",
+        ),
+        (
+            [
+                "--set",
+                "learner.batch_size=128",
+                "--set",
+                "replay.capacity=100",
+                "--set",
+                "replay.min_size=100",
+            ],
+            "learner.batch_size: 128 is larger than replay.capacity 100",
+        ),
+        (["--set", "learner.lr=-1"], "learner.lr: -1.0 is out of range"),
+        (["--set", "learner.n_stepp=3"], "unknown key 'learner.n_stepp'. Did you mean 'n_step'?"),
+    ],
+)
 def test_bad_input_exits_2_before_anything_starts(args, needle, tracking_uri, capsys):
     assert main(["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
-    assert not Path(tracking_uri[len("sqlite:///"):]).exists()  # no run was opened
+    assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
 @pytest.mark.ray
 def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri,
-         "--set", "num_cpus=2", "--set", "collectors.num_collectors=3", "--no-progress"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "train",
+            "dqn",
+            "--config",
+            CARTPOLE,
+            "--tracking-uri",
+            tracking_uri,
+            "--set",
+            "num_cpus=2",
+            "--set",
+            "collectors.num_collectors=3",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "collectors.num_collectors: 3 collectors need one CPU each, the Ray cluster has 2" in proc.stderr
 
 
 def test_pong_runs_through_the_cnn_and_the_uint8_replay():
-    cfg = load(DQNConfig, PONG, ["local=true", "max_env_steps=300", "replay.min_size=64", "learner.batch_size=16",
-                                 "replay.samples_per_insert=4", "collectors.envs_per_collector=2",
-                                 "collectors.num_collectors=1", "collectors.steps_per_call=50",
-                                 "eval.every_env_steps=1000000", "learner.batches_per_call=1"])
+    cfg = load(
+        DQNConfig,
+        PONG,
+        [
+            "local=true",
+            "max_env_steps=300",
+            "replay.min_size=64",
+            "learner.batch_size=16",
+            "replay.samples_per_insert=4",
+            "collectors.envs_per_collector=2",
+            "collectors.num_collectors=1",
+            "collectors.steps_per_call=50",
+            "eval.every_env_steps=1000000",
+            "learner.batches_per_call=1",
+        ],
+    )
     captured = {}
     original = LocalWiring.__init__
 
@@ -81,10 +124,31 @@ def test_pong_runs_through_the_cnn_and_the_uint8_replay():
 def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     """2 collector actors + a replay actor + the learner reach a greedy evaluation mean ≥ 475."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri,
-         "--experiment", "e2e", "--set", "num_cpus=2", "--set", "max_env_steps=150000", "--set", "max_time_s=400",
-         "--no-progress"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "train",
+            "dqn",
+            "--config",
+            CARTPOLE,
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            "e2e",
+            "--set",
+            "num_cpus=2",
+            "--set",
+            "max_env_steps=150000",
+            "--set",
+            "max_time_s=400",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "reached eval return 475" in proc.stdout
     client = MlflowClient(tracking_uri)
@@ -93,11 +157,22 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     assert run.data.metrics["best_eval_return"] >= 475
     evals = client.get_metric_history(run.info.run_id, "eval_return")
     assert len(evals) >= 2 and max(m.value for m in evals) >= 475
-    for key in ("loss", "mean_q", "mean_abs_td", "train_return", "replay_size", "env_steps_per_s", "updates_per_s",
-                "samples_per_insert", "q_start", "mc_return"):
+    for key in (
+        "loss",
+        "mean_q",
+        "mean_abs_td",
+        "train_return",
+        "replay_size",
+        "env_steps_per_s",
+        "updates_per_s",
+        "samples_per_insert",
+        "q_start",
+        "mc_return",
+    ):
         assert key in run.data.metrics, key
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "final_model.pt", "best_model.pt", "learning_curve.png"} <= names
-    state = torch.load(client.download_artifacts(run.info.run_id, "best_model.pt", str(tmp_path)),
-                       weights_only=True)
+    state = torch.load(
+        client.download_artifacts(run.info.run_id, "best_model.pt", str(tmp_path)), weights_only=True
+    )
     assert any(k.startswith("head.") for k in state)

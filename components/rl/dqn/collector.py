@@ -50,7 +50,7 @@ class Collector:
         self.nstep = NStepAccumulator(self.num_envs, cfg.learner.n_step, cfg.learner.gamma)
         total = c.num_collectors * self.num_envs
         all_eps = apex_epsilons(total, c.apex_base, c.apex_alpha)
-        self.apex_eps = all_eps[index * self.num_envs: (index + 1) * self.num_envs]
+        self.apex_eps = all_eps[index * self.num_envs : (index + 1) * self.num_envs]
         self.env_steps = 0
         self.ep_step = np.zeros(self.num_envs, dtype=np.int64)
         self.ep_return = np.zeros(self.num_envs)
@@ -95,8 +95,14 @@ class Collector:
             for e in range(self.num_envs):
                 r = float(rewards[e])
                 nxt = final_obs[e] if ended[e] else next_obs[e]  # type: ignore[index]
-                item = Pending(self.obs[e], int(actions[e]), r, int(self.ep_step[e]), float(q[e, actions[e]]),
-                               int(self.ep_id[e]))
+                item = Pending(
+                    self.obs[e],
+                    int(actions[e]),
+                    r,
+                    int(self.ep_step[e]),
+                    float(q[e, actions[e]]),
+                    int(self.ep_id[e]),
+                )
                 for t in self.nstep.push(e, item, nxt, bool(terminated[e]), bool(truncated[e])):
                     emitted.append(t)
                 self.ep_disc_return[e] += self.gamma ** self.ep_step[e] * r
@@ -122,10 +128,19 @@ class Collector:
         if not emitted:
             shape = self.obs.shape[1:]
             z = np.zeros(0)
-            return Transitions(np.zeros((0, *shape), self.obs.dtype), z.astype(np.int64), z.astype(np.float32),
-                               np.zeros((0, *shape), self.obs.dtype), z.astype(bool), z.astype(np.uint8),
-                               z.astype(np.float32), z.astype(np.int16), z.astype(np.int64), z.astype(np.int32),
-                               z.astype(bool))
+            return Transitions(
+                np.zeros((0, *shape), self.obs.dtype),
+                z.astype(np.int64),
+                z.astype(np.float32),
+                np.zeros((0, *shape), self.obs.dtype),
+                z.astype(bool),
+                z.astype(np.uint8),
+                z.astype(np.float32),
+                z.astype(np.int16),
+                z.astype(np.int64),
+                z.astype(np.int32),
+                z.astype(bool),
+            )
         obs = np.stack([t.obs for t in emitted])
         next_obs = np.stack([t.next_obs for t in emitted])
         ret = np.array([t.ret for t in emitted], dtype=np.float32)
@@ -137,8 +152,14 @@ class Collector:
         target = ret + (self.gamma ** n.astype(np.float32)) * (~done) * bootstrap
         priority = np.abs(target - q_taken).astype(np.float32)
         return Transitions(
-            obs=obs, action=np.array([t.action for t in emitted], dtype=np.int64), reward=ret, next_obs=next_obs,
-            done=done, n=n, priority=priority, collector=np.full(len(emitted), self.index, dtype=np.int16),
+            obs=obs,
+            action=np.array([t.action for t in emitted], dtype=np.int64),
+            reward=ret,
+            next_obs=next_obs,
+            done=done,
+            n=n,
+            priority=priority,
+            collector=np.full(len(emitted), self.index, dtype=np.int16),
             episode=np.array([t.episode for t in emitted], dtype=np.int64),
             step=np.array([t.step for t in emitted], dtype=np.int32),
             truncated=np.array([t.truncated for t in emitted]),

@@ -67,7 +67,9 @@ class LearnerConfig:
     double: bool = param(True, "Double DQN target (else max over the target network)")
     huber_delta: float = param(1.0, "Huber loss threshold", gt=0.0)
     grad_clip: float = param(10.0, "max global gradient norm (0 = no clipping)", ge=0.0)
-    target_update: Literal["hard", "soft"] = param("hard", "hard copy every target_every steps, or Polyak tau")
+    target_update: Literal["hard", "soft"] = param(
+        "hard", "hard copy every target_every steps, or Polyak tau"
+    )
     target_every: int = param(500, "learner steps between hard target copies", ge=1)
     tau: float = param(0.005, "Polyak factor per step for soft updates", gt=0.0, le=1.0)
     publish_every: int = param(50, "learner steps between weight broadcasts to collectors", ge=1)
@@ -106,10 +108,16 @@ class DQNConfig:
 
     def validate(self) -> None:
         if self.learner.batch_size > self.replay.capacity:
-            raise ConfigError(f"learner.batch_size: {self.learner.batch_size} is larger than replay.capacity "
-                              f"{self.replay.capacity}; allowed: <= replay.capacity")
+            raise ConfigError(
+                f"learner.batch_size: {self.learner.batch_size} is larger than replay.capacity "
+                f"{self.replay.capacity}; allowed: <= replay.capacity"
+            )
         if self.replay.min_size > self.replay.capacity:
-            raise ConfigError(f"replay.min_size: {self.replay.min_size} exceeds replay.capacity {self.replay.capacity}")
+            raise ConfigError(
+                f"replay.min_size: {self.replay.min_size} exceeds replay.capacity {self.replay.capacity}"
+            )
         if self.replay.min_size < self.learner.batch_size:
-            raise ConfigError(f"replay.min_size: {self.replay.min_size} is below learner.batch_size "
-                              f"{self.learner.batch_size}; allowed: >= learner.batch_size")
+            raise ConfigError(
+                f"replay.min_size: {self.replay.min_size} is below learner.batch_size "
+                f"{self.learner.batch_size}; allowed: >= learner.batch_size"
+            )

@@ -17,9 +17,13 @@ def env_fn(cfg: DQNConfig, seed: int) -> Callable[[], gym.Env]:
         if cfg.atari.enabled:
             env = make_env(cfg.env, frameskip=1)
             env = gym.wrappers.AtariPreprocessing(
-                env, noop_max=cfg.atari.noop_max, frame_skip=cfg.atari.frame_skip,
-                screen_size=cfg.atari.screen_size, terminal_on_life_loss=cfg.atari.terminal_on_life_loss,
-                grayscale_obs=True)
+                env,
+                noop_max=cfg.atari.noop_max,
+                frame_skip=cfg.atari.frame_skip,
+                screen_size=cfg.atari.screen_size,
+                terminal_on_life_loss=cfg.atari.terminal_on_life_loss,
+                grayscale_obs=True,
+            )
             env = gym.wrappers.FrameStackObservation(env, cfg.atari.stack)
         else:
             env = make_env(cfg.env)
@@ -42,17 +46,25 @@ def check_spaces(cfg: DQNConfig) -> tuple[tuple[int, ...], np.dtype, int]:
         require_discrete(env, cfg.env.id, "DQN", observations=False)
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box):
-            raise ConfigError(f"env.id {cfg.env.id!r}: DQN needs Box observations, got {type(space).__name__}")
+            raise ConfigError(
+                f"env.id {cfg.env.id!r}: DQN needs Box observations, got {type(space).__name__}"
+            )
         shape, dtype = tuple(space.shape), np.dtype(space.dtype)
         pixels = len(shape) == 3 or (len(shape) >= 2 and dtype == np.uint8)
         if pixels and cfg.network.kind == "mlp":
-            raise ConfigError(f"env.id {cfg.env.id!r} has pixel observations {shape} ({dtype}); network.kind: mlp "
-                              f"needs vectors. Use network.kind: cnn with atari.enabled: true")
+            raise ConfigError(
+                f"env.id {cfg.env.id!r} has pixel observations {shape} ({dtype}); network.kind: mlp "
+                f"needs vectors. Use network.kind: cnn with atari.enabled: true"
+            )
         if cfg.network.kind == "cnn" and len(shape) != 3:
-            raise ConfigError(f"network.kind: cnn needs stacked frames [C, H, W]; env.id {cfg.env.id!r} gives "
-                              f"{shape}. Use network.kind: mlp, or atari.enabled: true for ALE games")
+            raise ConfigError(
+                f"network.kind: cnn needs stacked frames [C, H, W]; env.id {cfg.env.id!r} gives "
+                f"{shape}. Use network.kind: mlp, or atari.enabled: true for ALE games"
+            )
         if len(shape) != 1 and cfg.network.kind == "mlp":
-            raise ConfigError(f"network.kind: mlp needs 1-D observations; env.id {cfg.env.id!r} gives {shape}")
+            raise ConfigError(
+                f"network.kind: mlp needs 1-D observations; env.id {cfg.env.id!r} gives {shape}"
+            )
         return shape, dtype, int(env.action_space.n)  # type: ignore[attr-defined]
     finally:
         env.close()

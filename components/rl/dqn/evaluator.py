@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -15,8 +17,10 @@ class Evaluator:
     def __init__(self, cfg: DQNConfig) -> None:
         self.episodes = cfg.eval.episodes
         seed = 1_000_000 + cfg.seed * 100
-        self.envs = gym.vector.SyncVectorEnv([env_fn(cfg, seed + i) for i in range(self.episodes)],
-                                             autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+        self.envs = gym.vector.SyncVectorEnv(
+            [env_fn(cfg, seed + i) for i in range(self.episodes)],
+            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+        )
         self.seed = seed
         self.calls = 0
 
@@ -25,13 +29,14 @@ class Evaluator:
         """Mean return over ``episodes`` greedy episodes, each on its own env copy and seed."""
         was_training = net.training
         net.eval()
+        obs: Any
         obs, _ = self.envs.reset(seed=self.seed + 1000 * self.calls)
         self.calls += 1
         returns = np.zeros(self.episodes)
         alive = np.ones(self.episodes, dtype=bool)
         while alive.any():
             actions = net(torch.as_tensor(obs).to(device)).argmax(dim=1).cpu().numpy()
-            obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+            obs, rewards, terminated, truncated, _ = self.envs.step(actions)  # type: ignore[assignment,var-annotated]
             returns += rewards * alive  # a finished copy auto-resets on its next step; masked out here
             alive &= ~(terminated | truncated)
         net.train(was_training)

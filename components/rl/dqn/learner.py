@@ -53,15 +53,24 @@ class Learner:
         q, next_q_online = q_all[:b], q_all[b:].detach()
         with torch.no_grad():
             next_q_target = self.pair.target(next_obs)
-            target = td_target(self._tensor(batch.reward).float(), self._tensor(batch.done).float(),
-                               self._tensor(batch.n).float(), next_q_online, next_q_target, self.cfg.gamma,
-                               self.cfg.double)
+            target = td_target(
+                self._tensor(batch.reward).float(),
+                self._tensor(batch.done).float(),
+                self._tensor(batch.n).float(),
+                next_q_online,
+                next_q_target,
+                self.cfg.gamma,
+                self.cfg.double,
+            )
         q_taken = q.gather(1, action.unsqueeze(1)).squeeze(1)
         loss, td = dqn_loss(q_taken, target, self._tensor(batch.weight).float(), self.cfg.huber_delta)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = (nn.utils.clip_grad_norm_(self.pair.online.parameters(), self.cfg.grad_clip)
-                     if self.cfg.grad_clip > 0 else torch.tensor(0.0))
+        grad_norm = (
+            nn.utils.clip_grad_norm_(self.pair.online.parameters(), self.cfg.grad_clip)
+            if self.cfg.grad_clip > 0
+            else torch.tensor(0.0)
+        )
         self.optimizer.step()
         self.steps += 1
         if self.cfg.target_update == "soft":
@@ -69,15 +78,23 @@ class Learner:
         elif self.steps % self.cfg.target_every == 0:
             self.pair.sync(1.0)
         abs_td = td.abs().cpu().numpy()
-        return abs_td, {"loss": float(loss.detach()), "mean_q": float(q_taken.detach().mean()), "mean_abs_td": float(abs_td.mean()),
-                        "grad_norm": float(grad_norm)}
+        return abs_td, {
+            "loss": float(loss.detach()),
+            "mean_q": float(q_taken.detach().mean()),
+            "mean_abs_td": float(abs_td.mean()),
+            "grad_norm": float(grad_norm),
+        }
 
     def get_weights(self) -> np.ndarray:
         return get_flat_weights(self.pair.online)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"online": self.pair.online.state_dict(), "target": self.pair.target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "steps": self.steps}
+        return {
+            "online": self.pair.online.state_dict(),
+            "target": self.pair.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "steps": self.steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.pair.online.load_state_dict(state["online"])

@@ -45,5 +45,5 @@ def set_flat_weights(net: nn.Module, flat: np.ndarray) -> None:
     offset = 0
     with torch.no_grad():
         for t in entries:
-            t.copy_(src[offset: offset + t.numel()].view_as(t))
+            t.copy_(src[offset : offset + t.numel()].view_as(t))
             offset += t.numel()

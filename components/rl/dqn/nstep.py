@@ -53,11 +53,22 @@ class NStepAccumulator:
         first = w[0]
         ret = float(rewards @ self.discounts[: len(w)])
         return Emitted(
-            first.obs, first.action, ret, next_obs, done, truncated, len(w), first.step, first.q_taken, env,
+            first.obs,
+            first.action,
+            ret,
+            next_obs,
+            done,
+            truncated,
+            len(w),
+            first.step,
+            first.q_taken,
+            env,
             first.episode,
         )
 
-    def push(self, env: int, item: Pending, next_obs: Any, terminated: bool, truncated: bool) -> list[Emitted]:
+    def push(
+        self, env: int, item: Pending, next_obs: Any, terminated: bool, truncated: bool
+    ) -> list[Emitted]:
         """Add one step of ``env``; return the transitions that became complete."""
         w = self.windows[env]
         w.append(item)

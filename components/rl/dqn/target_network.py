@@ -30,5 +30,5 @@ class TargetPair:
                 t.copy_(o)
             else:
                 t.lerp_(o, tau)
-        for t, o in zip(self.target.buffers(), self.online.buffers()):
-            t.copy_(o)
+        for tb, ob in zip(self.target.buffers(), self.online.buffers()):
+            tb.copy_(ob)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+from components.config import load
+from components.rl.dqn.collector import Collector
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.networks import build_q_network, get_flat_weights
+
+STEPS = 150
+
+
+@pytest.fixture(scope="module")
+def collected():
+    cfg = load(DQNConfig, "configs/dqn/cartpole.yaml", ["collectors.envs_per_collector=2"])
+    collector = Collector(cfg, index=1, obs_shape=(4,), n_actions=2)
+    batch, stats = collector.run(STEPS)
+    return cfg, collector, batch, stats
+
+
+def test_shapes_and_counts(collected):
+    cfg, collector, batch, stats = collected
+    t = len(batch)
+    assert batch.obs.shape == batch.next_obs.shape == (t, 4) and batch.obs.dtype == np.float32
+    for name in ("action", "reward", "done", "n", "priority", "collector", "episode", "step", "truncated"):
+        assert getattr(batch, name).shape == (t,), name
+    assert stats.env_steps == STEPS * 2 == collector.env_steps
+    assert stats.transitions == t
+    # Every env step becomes one transition except the ≤ n − 1 still waiting in each env's window.
+    pending = sum(len(w) for w in collector.nstep.windows)
+    assert t + pending == STEPS * 2 and pending <= 2 * (cfg.learner.n_step - 1)
+    np.testing.assert_array_equal(batch.collector, 1)
+    # Collector 1 of 2 with 2 envs each takes Ape-X ε_2, ε_3 of N = 4: 0.4^(1 + 7·2/3), 0.4^8
+    np.testing.assert_allclose(collector.epsilons(), [0.4 ** (1 + 14 / 3), 0.4**8])
+
+
+def test_rewards_are_discounted_n_step_sums(collected):
+    cfg, _, batch, _ = collected
+    gamma, n_step = cfg.learner.gamma, cfg.learner.n_step
+    assert np.all((batch.n >= 1) & (batch.n <= n_step))
+    # CartPole pays 1 per step (also on the step that ends it), so a window of n steps returns Σ_{k<n} γ^k.
+    expected = np.array([sum(gamma**k for k in range(n)) for n in batch.n])
+    np.testing.assert_allclose(batch.reward, expected, rtol=1e-6)
+    # Only windows cut by the episode's end are shorter, and those are done (CartPole's 500-step limit
+    # is not reached by these short episodes, so there are no truncations).
+    assert not batch.truncated.any()
+    np.testing.assert_array_equal(batch.n < n_step, batch.done & (batch.n < n_step))
+    assert batch.done.sum() > 0 and (batch.n < n_step).sum() > 0
+
+
+def test_windows_reconstruct_from_the_episode_stream(collected):
+    cfg, _, batch, stats = collected
+    n_step = cfg.learner.n_step
+    by_episode: dict[int, dict[int, int]] = defaultdict(dict)
+    for i, (ep, step) in enumerate(zip(batch.episode, batch.step)):
+        assert step not in by_episode[int(ep)], "one transition per (episode, step)"
+        by_episode[int(ep)][int(step)] = i
+    finished_lengths = []
+    for steps in by_episode.values():
+        idx = [steps[s] for s in sorted(steps)]
+        assert sorted(steps) == list(range(len(steps)))  # no step missing inside an episode
+        for s, i in enumerate(idx):
+            if s + n_step in steps:  # a full window: next_obs is the obs n steps later
+                assert not batch.done[i] and batch.n[i] == n_step
+                np.testing.assert_array_equal(batch.next_obs[i], batch.obs[steps[s + n_step]])
+        if batch.done[idx[-1]]:  # a finished episode: its last min(L, n) windows share the final obs
+            length = len(idx)
+            tail = idx[-min(length, n_step) :]
+            assert batch.done[tail].all() and not batch.done[idx[: length - len(tail)]].any()
+            np.testing.assert_array_equal(batch.n[tail], np.arange(len(tail), 0, -1))
+            assert all(np.array_equal(batch.next_obs[j], batch.next_obs[tail[0]]) for j in tail)
+            finished_lengths.append(length)
+    # The episode statistics count exactly the episodes that finished, with their lengths and returns.
+    assert len(stats.returns) == len(stats.lengths) == len(finished_lengths) > 0
+    assert sorted(stats.lengths) == sorted(finished_lengths)
+    np.testing.assert_allclose(sorted(stats.returns), sorted(finished_lengths))  # reward 1 per step
+    gamma = cfg.learner.gamma
+    np.testing.assert_allclose(
+        sorted(stats.mc_return), sorted((1 - gamma**L) / (1 - gamma) for L in finished_lengths)
+    )
+
+
+def test_initial_priorities_are_the_collectors_own_td_errors(collected):
+    cfg, collector, batch, _ = collected
+    assert np.all(batch.priority >= 0) and np.all(np.isfinite(batch.priority))
+    with torch.no_grad():
+        q = collector.policy(torch.as_tensor(batch.obs)).numpy()
+        q_next = collector.policy(torch.as_tensor(batch.next_obs)).numpy()
+    gamma = cfg.learner.gamma
+    y = batch.reward + gamma ** batch.n.astype(np.float64) * (1 - batch.done) * q_next.max(1)
+    np.testing.assert_allclose(
+        batch.priority, np.abs(y - q[np.arange(len(batch)), batch.action]), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_set_weights_reaches_the_acting_policy():
+    cfg = load(DQNConfig, "configs/dqn/cartpole.yaml", ["collectors.envs_per_collector=2"])
+    collector = Collector(cfg, index=0, obs_shape=(4,), n_actions=2)
+    torch.manual_seed(123)
+    other = build_q_network(cfg.network, (4,), 2)
+    collector.set_weights(get_flat_weights(other))
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(collector.policy(x), other(x))
