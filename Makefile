@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/adl train qlearn --config configs/qlearn/frozenlake.yaml
+	$(BIN)/adl train dqn --config configs/dqn/cartpole.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

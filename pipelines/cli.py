@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, help="shortcut for --set seed=N")
     train.add_argument("--run-name", help="MLflow run name")
-    train.add_argument("--local", action="store_true", help="run every part in one process, without Ray (dqn)")
+    train.add_argument(
+        "--local", action="store_true", help="run every part in one process, without Ray (dqn)"
+    )
     train.add_argument("--address", help="Ray cluster to join, e.g. auto (dqn; default: a local Ray)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_tracking_args(train)
@@ -119,8 +121,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg_path = _resolve_config_path(args.family, args.config)
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     fields = {f.name for f in dataclasses.fields(family.config_cls)}
-    for flag, key, value in (("--local", "local", "true" if args.local else None),
-                             ("--address", "address", args.address)):
+    for flag, key, value in (
+        ("--local", "local", "true" if args.local else None),
+        ("--address", "address", args.address),
+    ):
         if value is None:
             continue
         if key not in fields:
