@@ -36,22 +36,43 @@ class SumTree:
             raise ValueError("priorities must be finite and >= 0")
         nodes = idx + self.n_leaves
         self.tree[nodes] = values
-        nodes = np.unique(nodes >> 1)
-        while nodes[0] >= 1:
-            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
+        nodes = _sorted_unique(np.sort(nodes) >> 1)
+        tree = self.tree
+        while True:
+            left = nodes << 1
+            tree[nodes] = tree[left] + tree[left + 1]
             if nodes[0] == 1:
                 break
-            nodes = np.unique(nodes >> 1)
+            # Parents of a sorted array are sorted: dropping repeats needs no new sort.
+            nodes = _sorted_unique(nodes >> 1)
 
     def find(self, u: np.ndarray) -> np.ndarray:
         """Leaf indices whose cumulative range [Σ_{j<i} p_j, Σ_{j≤i} p_j) contains each u in [0, total)."""
-        u = np.array(u, dtype=np.float64)
+        u_orig = np.asarray(u, dtype=np.float64)
+        u = u_orig.copy()
+        tree = self.tree
         nodes = np.ones(u.shape[0], dtype=np.int64)
         for _ in range(self.depth):
-            left = self.tree[2 * nodes]
-            # Never step into an empty right subtree: round-off in the inner sums could otherwise send
-            # a u just below the total into leaves that were never written.
-            go_right = (u >= left) & (self.tree[2 * nodes + 1] > 0)
+            left_idx = nodes << 1
+            left = tree[left_idx]
+            go_right = u >= left
+            u -= np.where(go_right, left, 0.0)
+            nodes = left_idx + go_right
+        leaves = nodes - self.n_leaves
+        # Round-off in the inner sums can send a u just below the total into leaves that were never
+        # written (priority 0). Rare: redo those few with a descent that never enters an empty subtree.
+        empty = tree[nodes] <= 0
+        if empty.any():
+            leaves[empty] = self._find_safe(u_orig[empty])
+        return leaves
+
+    def _find_safe(self, u: np.ndarray) -> np.ndarray:
+        u = u.copy()
+        tree = self.tree
+        nodes = np.ones(u.shape[0], dtype=np.int64)
+        for _ in range(self.depth):
+            left = tree[2 * nodes]
+            go_right = (u >= left) & (tree[2 * nodes + 1] > 0)
             u -= left * go_right
             nodes = 2 * nodes + go_right
         return nodes - self.n_leaves
@@ -63,3 +84,13 @@ class SumTree:
             raise ValueError("cannot sample from a sum tree whose priorities sum to 0")
         u = (np.arange(batch_size) + rng.random(batch_size)) * (total / batch_size)
         return self.find(np.minimum(u, np.nextafter(total, 0)))
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """np.unique for an already sorted array, without the sort."""
+    if a.size <= 1:
+        return a
+    keep = np.empty(a.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
