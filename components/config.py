@@ -218,15 +218,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     out = _deep_copy(data)
     for text in overrides:
         keys, value = parse_override(text)
-        node = out
-        for k in keys[:-1]:
-            child = node.get(k)
-            if child is None:
-                child = node[k] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: {k!r} is a value, not a section")
-            node = child
-        node[keys[-1]] = value
+        _set_path(out, keys, value, f"--set {text!r}")
     return out
 
 
@@ -234,17 +226,20 @@ def apply_values(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, A
     """Like :func:`apply_overrides`, with already-parsed values keyed by dotted path."""
     out = _deep_copy(data)
     for dotted, value in values.items():
-        keys = dotted.split(".")
-        node = out
-        for k in keys[:-1]:
-            child = node.get(k)
-            if child is None:
-                child = node[k] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"{dotted}: {k!r} is a value, not a section")
-            node = child
-        node[keys[-1]] = _deep_copy(value)
+        _set_path(out, dotted.split("."), _deep_copy(value), dotted)
     return out
+
+
+def _set_path(root: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
+    node = root
+    for k in keys[:-1]:
+        child = node.get(k)
+        if child is None:
+            child = node[k] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{where}: {k!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
 
 
 def _deep_copy(data: Any) -> Any:

@@ -39,19 +39,6 @@ def _check(key: str, spec: Any) -> tuple[str, Any] | None:
     return kind, args
 
 
-def example_values(space: Mapping[str, Any]) -> dict[str, Any]:
-    """One concrete value per key (the first choice, the low bound), to validate keys and types early."""
-    out = {}
-    for key, spec in space.items():
-        checked = _check(key, spec)
-        if checked is None:
-            out[key] = spec
-            continue
-        kind, args = checked
-        out[key] = args[0]
-    return out
-
-
 def all_values(space: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Every listed value per key (choices, grid points, both bounds), so each can be validated."""
     out = {}
