@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--address", help="Ray cluster to join, e.g. auto (dqn; default: a local Ray)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--resume", metavar="RUN_ID", help="continue this MLflow run from its last checkpoint (dqn)"
+    )
     _add_tracking_args(train)
 
     sweep = sub.add_parser("sweep", help="run a Ray Tune sweep; each trial is a child MLflow run")
@@ -100,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
+
+    replay = sub.add_parser("replay", help="work with a DQN run's replay checkpoint")
+    replay_sub = replay.add_subparsers(dest="replay_command", required=True, metavar="ACTION")
+    export = replay_sub.add_parser("export", help="write a run's checkpointed replay as a Parquet table")
+    export.add_argument("run_id", metavar="RUN_ID")
+    export.add_argument("--out", required=True, help="the Parquet file to write")
+    export.add_argument("--checkpoint-dir", help="checkpoint folder (default: from the run's tag)")
+    _add_tracking_args(export)
 
     show = sub.add_parser("config", help="print every config key of a family with its type, default and doc")
     show.add_argument("family", choices=list(FAMILIES), metavar="FAMILY")
@@ -131,12 +142,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} does not apply to {family.name}; it runs in one process")
         overrides.append(f"{key}={value}")
     cfg = load(family.config_cls, cfg_path, overrides)
+    if args.resume and family.train is None:
+        raise ConfigError(f"--resume does not apply to {family.name}")
     ctx = TrainContext(
         config_name=cfg_path.stem,
         tracking_uri=args.tracking_uri,
         experiment=args.experiment or f"adl-{family.name}",
         run_name=args.run_name,
         progress=not args.no_progress,
+        extra={"resume": args.resume} if args.resume else {},
     )
     if family.train is not None:
         return family.train(cfg, ctx)
@@ -199,7 +213,13 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "config": cmd_config}
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipelines.replay_export import export_run_replay
+
+    return export_run_replay(args.run_id, args.out, args.tracking_uri, args.checkpoint_dir)
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "config": cmd_config, "replay": cmd_replay}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

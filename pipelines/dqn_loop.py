@@ -5,14 +5,19 @@ where collectors and the replay live. The loop asks the samples-per-insert limit
 blocking, whether collectors may insert and whether the learner may sample, and otherwise waits
 for a collector. It publishes weights every ``publish_every`` learner steps, evaluates greedily
 every ``eval.every_env_steps`` env steps, logs every ``log_every_s`` seconds and stops at the step,
-time or return budget.
+time or return budget. A :class:`LoopControl` adds what a long run needs: counters restored from
+a checkpoint, a periodic checkpoint callback and a stop request (SIGINT/SIGTERM) honoured between
+steps.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +27,7 @@ from tqdm import tqdm
 from components.replay.batch import SampledBatch
 from components.replay.buffer import ReplayBuffer
 from components.replay.rate_limiter import SamplesPerInsert
+from components.replay.snapshot import Compression, read_replay, write_replay
 from components.rl.dqn.collector import Collector, EpisodeStats
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.evaluator import Evaluator
@@ -38,6 +44,11 @@ class Wiring(Protocol):
     def idle(self) -> None: ...
     def replay_size(self) -> int: ...
     def stop(self) -> None: ...
+    def save_replay(self, path: Path, compression: Compression) -> dict[str, Any]: ...
+    def load_replay(self, path: Path) -> dict[str, Any]: ...
+    def collector_env_steps(self) -> list[int]: ...
+    def restore_collectors(self, env_steps: list[int]) -> None: ...
+    def fault_counts(self) -> dict[str, float]: ...
 
 
 class LocalWiring:
@@ -81,6 +92,46 @@ class LocalWiring:
     def stop(self) -> None:
         pass
 
+    def save_replay(self, path: Path, compression: Compression) -> dict[str, Any]:
+        return write_replay(self.replay, path, compression)
+
+    def load_replay(self, path: Path) -> dict[str, Any]:
+        return read_replay(self.replay, path)
+
+    def collector_env_steps(self) -> list[int]:
+        return [c.env_steps for c in self.collectors]
+
+    def restore_collectors(self, env_steps: list[int]) -> None:
+        for c, n in zip(self.collectors, env_steps):
+            c.env_steps = n  # the ε schedule's position
+
+    def fault_counts(self) -> dict[str, float]:
+        return {"collector_restarts": 0.0, "replay_restarts": 0.0, "replay_lost_transitions": 0.0}
+
+
+@dataclass
+class LoopState:
+    """The loop's counters, as a checkpoint keeps them so that a resumed run continues them."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    inserts: int = 0  # the samples-per-insert limiter's counts
+    samples: int = 0
+    next_eval: int = 0
+    best_eval: float = -math.inf
+    wall_s: float = 0.0  # training time so far; max_time_s counts it across resumes
+    collector_env_steps: list[int] = field(default_factory=list)
+
+
+@dataclass
+class LoopControl:
+    """Resuming, checkpointing and stopping; the defaults run the plain loop."""
+
+    start: LoopState | None = None
+    checkpoint_every_s: float = 0.0  # 0 = the loop never checkpoints by itself
+    checkpoint: Callable[[LoopState], None] | None = None
+    stop_requested: Callable[[], bool] = lambda: False
+
 
 @dataclass
 class LoopResult:
@@ -94,6 +145,8 @@ class LoopResult:
     solved_at_env_steps: int | None = None
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     best_state: dict[str, torch.Tensor] | None = None
+    interrupted: bool = False  # stopped by a stop request (a signal), not by a budget
+    state: LoopState | None = None  # the counters at the end, for the exit checkpoint
 
 
 def train_loop(
@@ -103,20 +156,48 @@ def train_loop(
     tracker: Tracker,
     progress: bool = True,
     t_start: float | None = None,
+    control: LoopControl | None = None,
 ) -> LoopResult:
     r = cfg.replay
+    ctl = control or LoopControl()
     limiter = SamplesPerInsert(r.samples_per_insert, r.min_size, r.spi_tolerance)
     evaluator = Evaluator(cfg)
     res = LoopResult()
     t0 = t_start if t_start is not None else time.time()
+    next_eval = cfg.eval.every_env_steps
+    if (st := ctl.start) is not None:
+        res.env_steps, res.episodes, res.best_eval = st.env_steps, st.episodes, st.best_eval
+        limiter.inserts, limiter.samples, next_eval = st.inserts, st.samples, st.next_eval
+        t0 -= st.wall_s
+        wiring.restore_collectors(st.collector_env_steps)
+
+    def state() -> LoopState:
+        return LoopState(
+            res.env_steps,
+            res.episodes,
+            limiter.inserts,
+            limiter.samples,
+            next_eval,
+            res.best_eval,
+            time.time() - t0,
+            wiring.collector_env_steps(),
+        )
+
     recent = deque(maxlen=20)  # last 20 training episode returns (the "rolling-20 mean")
     overest: deque[tuple[float, float]] = deque(maxlen=100)
     learner_metrics: list[dict[str, float]] = []
-    next_eval, next_log = cfg.eval.every_env_steps, time.time() + cfg.log_every_s
-    last_log_t, last_log_steps, last_log_updates = time.time(), 0, 0
+    next_log = time.time() + cfg.log_every_s
+    every_ckpt = ctl.checkpoint_every_s if ctl.checkpoint is not None else 0.0
+    next_ckpt = time.time() + every_ckpt if every_ckpt > 0 else math.inf
+    last_log_t, last_log_steps, last_log_updates = time.time(), res.env_steps, learner.steps
     count = cfg.learner.batches_per_call
     bar = tqdm(
-        total=cfg.max_env_steps, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0
+        total=cfg.max_env_steps,
+        initial=res.env_steps,
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=1.0,
     )
     wiring.publish(learner.get_weights())
     try:
@@ -131,8 +212,8 @@ def train_loop(
             did_learn = False
             if limiter.can_sample(count * cfg.learner.batch_size):
                 beta = r.beta_start + min(1.0, learner.steps / r.beta_steps) * (1.0 - r.beta_start)
-                batches = wiring.sample(count, beta)
-                limiter.samples += count * cfg.learner.batch_size
+                batches = wiring.sample(count, beta)  # [] while a restarted replay refills
+                limiter.samples += len(batches) * cfg.learner.batch_size
                 idx, prio = [], []
                 for batch in batches:
                     p, m = learner.step(batch)
@@ -141,8 +222,9 @@ def train_loop(
                     learner_metrics.append(m)
                     if learner.steps % cfg.learner.publish_every == 0:
                         wiring.publish(learner.get_weights())
-                wiring.update_priorities(np.concatenate(idx), np.concatenate(prio))
-                did_learn = True
+                if batches:
+                    wiring.update_priorities(np.concatenate(idx), np.concatenate(prio))
+                did_learn = bool(batches)
             if not did_learn:
                 wiring.idle()
             now = time.time()
@@ -172,6 +254,7 @@ def train_loop(
                     "updates_per_s": (learner.steps - last_log_updates) / dt,
                     "samples_per_insert": limiter.observed_ratio(),
                     "learner_steps": float(learner.steps),
+                    **wiring.fault_counts(),
                 }
                 if overest:
                     metrics["q_start"] = float(np.mean([q for q, _ in overest]))
@@ -194,15 +277,22 @@ def train_loop(
                 )
                 last_log_t, last_log_steps, last_log_updates = now, res.env_steps, learner.steps
                 next_log = now + cfg.log_every_s
+            if ctl.stop_requested():
+                res.interrupted = True
+                break
             if (
                 res.env_steps >= cfg.max_env_steps
                 or now - t0 >= cfg.max_time_s
                 or res.solved_at_s is not None
             ):
                 break
+            if now >= next_ckpt and ctl.checkpoint is not None:
+                ctl.checkpoint(state())
+                next_ckpt = time.time() + every_ckpt
     finally:
         bar.close()
         res.learner_steps, res.wall_s = learner.steps, time.time() - t0
+    res.state = state()
     return res
 
 

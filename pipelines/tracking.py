@@ -263,6 +263,21 @@ class MlflowTracker:
         self._finished = True
 
 
+def run_info(tracking_uri: str | None, run_id: str) -> tuple[str, str, dict[str, str]]:
+    """(experiment name, status, tags) of an existing run; :class:`TrackingError` if there is none."""
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise TrackingError(f"no MLflow run {run_id!r} in {uri}") from None
+    exp = client.get_experiment(run.info.experiment_id)
+    return exp.name, run.info.status, dict(run.data.tags)
+
+
 def open_run(
     tracking_uri: str | None,
     experiment: str,

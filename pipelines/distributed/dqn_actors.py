@@ -5,18 +5,31 @@ most ``max_in_flight`` adds outstanding so they go on stepping while the last ba
 learner (in the driver) prefetches its next ``batches_per_call`` batches while it trains on the
 current ones, and broadcasts weights with one ``ray.put`` per publish: every collector reads the
 same object-store copy.
+
+Faults: a collector that dies (``ray.kill``, a killed process, a crashed env) shows up as a
+``RayActorError`` on its pending ``run()``; the wiring starts a replacement with the same index, the
+latest weights and the dead one's ε-schedule position, and counts the restart. A replay actor that
+dies is replaced from the last snapshot (the replay file of the last checkpoint); the transitions
+added since then are lost, and the log says how many. Both are driver-side replacements rather than
+Ray's ``max_restarts``, because a restarted actor must be told its weights, position and snapshot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
+from ray.exceptions import RayActorError
 
 from components.replay.batch import SampledBatch, Transitions
 from components.replay.buffer import ReplayBuffer
 from components.replay.rate_limiter import SamplesPerInsert
+from components.replay.snapshot import Compression, read_replay, write_replay
 from components.rl.dqn.collector import Collector, EpisodeStats
 from components.rl.dqn.config import DQNConfig
 
@@ -39,22 +52,49 @@ class ReplayActor:
     def size(self) -> int:
         return len(self.buffer)
 
+    def snapshot(self, path: str, compression: Compression) -> dict[str, Any]:
+        return write_replay(self.buffer, path, compression)
+
+    def restore(self, path: str) -> dict[str, Any]:
+        return read_replay(self.buffer, path)
+
+    def pid(self) -> int:
+        return os.getpid()
+
 
 @ray.remote(num_cpus=1)
 class CollectorActor:
     def __init__(
-        self, cfg: DQNConfig, index: int, obs_shape: tuple[int, ...], n_actions: int, replay: Any
+        self,
+        cfg: DQNConfig,
+        index: int,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        replay: Any,
+        generation: int = 0,
+        env_steps: int = 0,
     ) -> None:
         import torch
 
         torch.set_num_threads(1)
-        self.collector = Collector(cfg, index, obs_shape, n_actions)
+        self.collector = Collector(cfg, index, obs_shape, n_actions, generation)
         self.replay = replay
         self.max_in_flight = cfg.collectors.max_in_flight
         self.in_flight: list[Any] = []
+        self.collector.env_steps = env_steps  # where a replacement resumes the ε schedule
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def set_replay(self, replay: Any) -> None:
+        """Push to a restarted replay actor; adds in flight to the dead one are dropped."""
+        self.replay, self.in_flight = replay, []
 
     def set_weights(self, flat: np.ndarray) -> None:
         self.collector.set_weights(flat)
+
+    def set_env_steps(self, env_steps: int) -> None:
+        self.collector.env_steps = env_steps
 
     def run(self, num_steps: int) -> EpisodeStats:
         batch, stats = self.collector.run(num_steps)
@@ -72,14 +112,26 @@ class CollectorActor:
         return n
 
 
+def _log(msg: str) -> None:
+    print(f"adl: {msg}", file=sys.stderr, flush=True)
+
+
 class RayWiring:
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
         self.cfg = cfg
+        self.spaces = (obs_shape, np.dtype(obs_dtype).str, n_actions)
         self.replay = ReplayActor.remote(cfg, obs_shape, np.dtype(obs_dtype).str)
         self.collectors = [
             CollectorActor.remote(cfg, i, obs_shape, n_actions, self.replay)
             for i in range(cfg.collectors.num_collectors)
         ]
+        self.generation = [0] * len(self.collectors)
+        self.env_steps = [0] * len(self.collectors)  # per collector, from its reported stats
+        self.weights_ref: Any = None
+        self.collector_restarts = self.replay_restarts = self.lost_transitions = 0
+        self.inserted = 0  # transitions the collectors reported (sent to the replay)
+        self.snapshot: tuple[Path, int] | None = None  # last replay snapshot and its insert count
+        self.refilling = False  # after a replay restart: no sampling until min_size again
         self.running: dict[Any, int] = {}  # ObjectRef of a run() call -> collector index
         self.idle_collectors = set(range(len(self.collectors)))
         self.prefetch: Any = None
@@ -91,8 +143,16 @@ class RayWiring:
         if self.running:
             ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
             for ref in ready:
-                self.idle_collectors.add(self.running.pop(ref))
-                out.append(ray.get(ref))
+                i = self.running.pop(ref)
+                self.idle_collectors.add(i)
+                try:
+                    stats = ray.get(ref)
+                except RayActorError as e:
+                    self._replace_collector(i, e)
+                    continue
+                self.env_steps[i] += stats.env_steps
+                self.inserted += stats.transitions
+                out.append(stats)
         for i in sorted(self.idle_collectors):
             if not limiter.can_insert(self.per_call * (len(self.running) + 1)):
                 break
@@ -100,10 +160,59 @@ class RayWiring:
             self.idle_collectors.discard(i)
         return out
 
+    def _replace_collector(self, i: int, err: Exception) -> None:
+        """Start collector ``i`` again with the latest weights and its ε-schedule position."""
+        self.collector_restarts += 1
+        self.generation[i] += 1
+        with contextlib.suppress(Exception):  # already gone
+            ray.kill(self.collectors[i])
+        obs_shape, _, n_actions = self.spaces
+        c = CollectorActor.remote(
+            self.cfg, i, obs_shape, n_actions, self.replay, self.generation[i], self.env_steps[i]
+        )
+        if self.weights_ref is not None:
+            c.set_weights.remote(self.weights_ref)
+        self.collectors[i] = c
+        _log(
+            f"collector {i} died ({type(err).__name__}); started a replacement with the current weights "
+            f"(restart {self.collector_restarts})"
+        )
+
+    def _restart_replay(self, err: Exception) -> None:
+        """Replace the replay actor from the last snapshot; say how many transitions were lost."""
+        self.replay_restarts += 1
+        with contextlib.suppress(Exception):
+            ray.kill(self.replay)
+        obs_shape, dtype, _ = self.spaces
+        self.replay = ReplayActor.remote(self.cfg, obs_shape, dtype)
+        inserts_then, since = 0, "empty (no snapshot yet)"
+        if self.snapshot is not None:
+            path, inserts_then = self.snapshot
+            kept = int(ray.get(self.replay.restore.remote(str(path)))["size"])
+            since = f"the snapshot {path} ({kept} transitions)"
+        lost = max(0, self.inserted - inserts_then)
+        self.inserted = inserts_then  # from here on it counts the restored replay's inserts
+        for c in self.collectors:
+            c.set_replay.remote(self.replay)
+        self.prefetch, self.refilling = None, True
+        self.lost_transitions += lost
+        _log(
+            f"replay actor died ({type(err).__name__}); restarted from {since}; lost {lost} transitions "
+            f"added since (restart {self.replay_restarts})"
+        )
+
     def sample(self, count: int, beta: float) -> list[SampledBatch]:
-        if self.prefetch is None:
-            self.prefetch = self.replay.sample_many.remote(self.cfg.learner.batch_size, count, beta)
-        batches = ray.get(self.prefetch)
+        if self.refilling:
+            if self.replay_size() < self.cfg.replay.min_size:
+                return []
+            self.refilling = False
+        try:
+            if self.prefetch is None:
+                self.prefetch = self.replay.sample_many.remote(self.cfg.learner.batch_size, count, beta)
+            batches = ray.get(self.prefetch)
+        except RayActorError as e:
+            self._restart_replay(e)
+            return []
         self.prefetch = self.replay.sample_many.remote(self.cfg.learner.batch_size, count, beta)
         return batches  # type: ignore[no-any-return]
 
@@ -112,6 +221,7 @@ class RayWiring:
 
     def publish(self, weights: np.ndarray) -> None:
         ref = ray.put(weights)  # one copy in the object store, read zero-copy by every collector
+        self.weights_ref = ref
         for c in self.collectors:
             c.set_weights.remote(ref)
 
@@ -120,9 +230,47 @@ class RayWiring:
             ray.wait(list(self.running), num_returns=1, timeout=0.005)
 
     def replay_size(self) -> int:
-        self._size = int(ray.get(self.replay.size.remote()))
+        try:
+            self._size = int(ray.get(self.replay.size.remote()))
+        except RayActorError as e:
+            self._restart_replay(e)
+            self._size = int(ray.get(self.replay.size.remote()))
         return self._size
 
     def stop(self) -> None:
         for a in [*self.collectors, self.replay]:
-            ray.kill(a)
+            with contextlib.suppress(Exception):  # already dead
+                ray.kill(a)
+
+    def save_replay(self, path: Path, compression: Compression) -> dict[str, Any]:
+        """The replay actor writes its own snapshot (no copy of the replay through the driver)."""
+        try:
+            meta: dict[str, Any] = ray.get(self.replay.snapshot.remote(str(path), compression))
+        except RayActorError as e:
+            self._restart_replay(e)
+            meta = ray.get(self.replay.snapshot.remote(str(path), compression))
+        return meta
+
+    def load_replay(self, path: Path) -> dict[str, Any]:
+        meta: dict[str, Any] = ray.get(self.replay.restore.remote(str(path)))
+        self.inserted = int(meta["inserts"])
+        return meta
+
+    def set_snapshot(self, path: Path, inserts: int) -> None:
+        """Where the replay would restart from after a fault (the last checkpoint's replay file)."""
+        self.snapshot = (path, inserts)
+
+    def collector_env_steps(self) -> list[int]:
+        return list(self.env_steps)
+
+    def restore_collectors(self, env_steps: list[int]) -> None:
+        self.env_steps = list(env_steps) + [0] * (len(self.collectors) - len(env_steps))
+        for c, n in zip(self.collectors, self.env_steps):
+            c.set_env_steps.remote(n)
+
+    def fault_counts(self) -> dict[str, float]:
+        return {
+            "collector_restarts": float(self.collector_restarts),
+            "replay_restarts": float(self.replay_restarts),
+            "replay_lost_transitions": float(self.lost_transitions),
+        }

@@ -35,11 +35,16 @@ class EpisodeStats:
 
 
 class Collector:
-    def __init__(self, cfg: DQNConfig, index: int, obs_shape: tuple[int, ...], n_actions: int) -> None:
+    """``generation`` counts replacements of collector ``index`` after faults: a replacement gets its
+    own env seeds and a fresh range of episode ids, so (collector, episode) stays unique in the replay."""
+
+    def __init__(
+        self, cfg: DQNConfig, index: int, obs_shape: tuple[int, ...], n_actions: int, generation: int = 0
+    ) -> None:
         self.cfg, self.index = cfg, index
         c = cfg.collectors
         self.num_envs = c.envs_per_collector
-        self.seed = cfg.seed * 1000 + index * c.envs_per_collector
+        self.seed = cfg.seed * 1000 + index * c.envs_per_collector + generation * 1_000_003
         self.envs = vector_env(cfg, self.num_envs, self.seed)
         self.obs, _ = self.envs.reset(seed=self.seed)
         torch.manual_seed(self.seed)
@@ -56,8 +61,9 @@ class Collector:
         self.ep_return = np.zeros(self.num_envs)
         self.ep_disc_return = np.zeros(self.num_envs)
         self.ep_q_start = np.full(self.num_envs, np.nan)
-        self.ep_id = np.arange(self.num_envs, dtype=np.int64)  # unique per collector: env + k·num_envs
-        self.episodes_started = self.num_envs
+        base = generation << 40  # episode ids of generation g start at g·2^40
+        self.ep_id = base + np.arange(self.num_envs, dtype=np.int64)  # unique per collector
+        self.episodes_started = base + self.num_envs
         self.gamma = cfg.learner.gamma
 
     def set_weights(self, flat: np.ndarray) -> None:

@@ -88,6 +88,22 @@ class EvalConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """Checkpoints (learner, replay, counters) that ``--resume RUN_ID`` continues from."""
+
+    every_s: float = param(
+        300.0, "seconds between checkpoints; one is always written at exit (0 = exit only)", ge=0.0
+    )
+    dir: str = param(
+        ".adl/runs", "checkpoints go to <dir>/<run_id>/checkpoint/ (relative: to the working dir)"
+    )
+    replay: bool = param(True, "include the replay contents (Arrow IPC); else a resume starts with it empty")
+    compression: Literal["none", "lz4", "zstd"] = param(
+        "none", "Arrow IPC compression of the replay snapshot"
+    )
+
+
+@dataclass
 class DQNConfig:
     """Ape-X style DQN: collectors → shared replay → learner, locally or on Ray."""
 
@@ -99,6 +115,7 @@ class DQNConfig:
     collectors: CollectorConfig = section(CollectorConfig)
     learner: LearnerConfig = section(LearnerConfig)
     eval: EvalConfig = section(EvalConfig)
+    checkpoint: CheckpointConfig = section(CheckpointConfig)
     max_env_steps: int = param(200_000, "stop after this many env steps", ge=1)
     max_time_s: float = param(600.0, "stop after this many seconds of training", gt=0.0)
     log_every_s: float = param(2.0, "seconds between metric logs and progress updates", gt=0.0)

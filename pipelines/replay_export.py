@@ -1,0 +1,36 @@
+"""``adl replay export RUN_ID --out FILE.parquet``: a run's checkpointed replay as a plain table.
+
+The checkpoint folder comes from the run's ``adl.checkpoint_dir`` tag (or ``--checkpoint-dir``); the
+replay snapshot in it is rewritten as Parquet with the columns obs, action, reward, next_obs, done,
+truncated, n, priority, collector, episode, step (one row per stored transition, in ring-slot order),
+which pandas, polars and duckdb read directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from components.config import ConfigError
+from components.replay.snapshot import SnapshotError, export_parquet
+from pipelines.dqn_checkpoint import find_checkpoint
+from pipelines.tracking import run_info
+
+
+def export_run_replay(
+    run_id: str, out: str | Path, tracking_uri: str | None = None, checkpoint_dir: str | Path | None = None
+) -> int:
+    if checkpoint_dir is None:
+        _, _, tags = run_info(tracking_uri, run_id)
+        if "adl.checkpoint_dir" not in tags:
+            raise ConfigError(f"run {run_id} has no adl.checkpoint_dir tag; pass --checkpoint-dir")
+        checkpoint_dir = tags["adl.checkpoint_dir"]
+    snapshot = find_checkpoint(Path(checkpoint_dir)) / "replay.arrow"
+    if not snapshot.is_file():
+        raise ConfigError(f"checkpoint {snapshot.parent} holds no replay (checkpoint.replay was false)")
+    try:
+        rows = export_parquet(snapshot, out)
+    except SnapshotError as e:
+        raise ConfigError(str(e)) from None
+    print(f"adl: wrote {rows} transitions of run {run_id} to {out}", file=sys.stderr)
+    return 0

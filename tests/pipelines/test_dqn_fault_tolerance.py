@@ -1,0 +1,261 @@
+"""DQN that survives: checkpoints and --resume, bad checkpoints refused, collector and replay actor
+faults on real Ray, SIGTERM of a real ``adl train dqn`` process followed by ``--resume``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from components.config import load
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.env_factory import check_spaces
+from components.rl.dqn.learner import Learner
+from components.rl.dqn.networks import build_q_network
+from pipelines.cli import main
+from pipelines.dqn_checkpoint import Checkpointer
+from pipelines.dqn_loop import LoopControl, train_loop
+from pipelines.tracking import MemoryTracker
+
+REPO = Path(__file__).resolve().parents[2]
+CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
+SMALL = [  # a few seconds of CartPole on 2 cores
+    "collectors.num_collectors=1",
+    "collectors.envs_per_collector=4",
+    "replay.capacity=2000",  # small enough that the ring wraps
+    "replay.min_size=256",
+    "eval.every_env_steps=1000",
+    "eval.episodes=1",
+    "eval.stop_at_return=null",
+    "log_every_s=0.2",
+]
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [a for kv in items for a in ("--set", kv)]
+
+
+def _only_run(uri: str):
+    client = MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return client, runs[0]
+
+
+def _steps(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(tracking_uri, tmp_path, capsys):
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    ck = f"checkpoint.dir={tmp_path / 'ckpt'}"
+    assert main([*base, *_sets([*SMALL, ck, "max_env_steps=3000"])]) == 0
+    client, run = _only_run(tracking_uri)
+    run_id = run.info.run_id
+    ckpt = Path(run.data.tags["adl.checkpoint_dir"])
+    assert ckpt == tmp_path / "ckpt" / run_id / "checkpoint"
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"learner.pt", "replay.arrow"}
+    assert manifest["loop"]["env_steps"] >= 3000 and manifest["learner_steps"] > 0
+    assert manifest["replay"]["size"] == 2000 and manifest["replay"]["inserts"] > 2000  # wrapped
+    state = torch.load(ckpt / "learner.pt", weights_only=True)
+    assert state["learner"]["steps"] == manifest["learner_steps"]
+    assert isinstance(state["rng"]["torch"], torch.Tensor)
+
+    # The replay as a table.
+    out = tmp_path / "replay.parquet"
+    assert main(["replay", "export", run_id, "--out", str(out), "--tracking-uri", tracking_uri]) == 0
+    df = pd.read_parquet(out)
+    assert len(df) == 2000 and np.stack(df["obs"].to_numpy()).shape == (2000, 4)
+    assert {"obs", "action", "reward", "next_obs", "done", "truncated", "priority"} <= set(df.columns)
+    assert {"collector", "episode", "step"} <= set(df.columns) and (df["priority"] > 0).all()
+
+    # Resume: the same run, counters continue, metrics at later steps.
+    last_step = max(s for s, _ in _steps(client, run_id, "learner_steps"))
+    assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "max_env_steps=5000"])]) == 0
+    client, run = _only_run(tracking_uri)
+    assert run.info.status == "FINISHED"
+    assert _steps(client, run_id, "resumed_learner_steps") == [
+        (manifest["loop"]["env_steps"], float(manifest["learner_steps"]))
+    ]
+    assert _steps(client, run_id, "resumed_replay_size")[0][1] == 2000
+    learner_steps = _steps(client, run_id, "learner_steps")
+    after = [(s, v) for s, v in learner_steps if s > last_step]
+    assert after and min(v for _, v in after) > manifest["learner_steps"]
+    assert all(b[1] >= a[1] for a, b in zip(learner_steps, learner_steps[1:]))  # never restarts at 0
+    assert run.data.metrics["final_env_steps"] >= 5000
+
+    # A truncated learner.pt is refused with its name, and the run is left as it was.
+    manifest2 = json.loads((ckpt / "manifest.json").read_text())
+    pt = ckpt / "learner.pt"
+    pt.write_bytes(pt.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "max_env_steps=9000"])]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint file {pt} is truncated" in err and "Traceback" not in err
+    client, run = _only_run(tracking_uri)
+    assert run.info.status == "FINISHED" and run.data.metrics["final_env_steps"] < 9000
+    assert pt.stat().st_size == 1000 and json.loads((ckpt / "manifest.json").read_text()) == manifest2
+
+    # A checkpoint from another config names the keys that differ.
+    assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "learner.lr=0.01"])]) == 2
+    err = capsys.readouterr().err
+    assert "was written with another config" in err and "learner.lr: 0.001 in the checkpoint, 0.01 now" in err
+
+
+def test_missing_checkpoint_is_refused_naming_the_folder(tracking_uri, tmp_path, capsys):
+    from pipelines.tracking import open_run
+
+    tracker = open_run(tracking_uri, "e")
+    tracker.finish("FAILED")
+    args = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local"]
+    assert main([*args, "--resume", tracker.run_id, "--set", f"checkpoint.dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert f"no checkpoint at {tmp_path / tracker.run_id / 'checkpoint'}" in err
+    assert main([*args, "--resume", "0123abc"]) == 2
+    assert "no MLflow run '0123abc'" in capsys.readouterr().err
+
+
+class KillingTracker(MemoryTracker):
+    """Kills actors as the run passes given env steps: collector 0 with ray.kill, collector 1's process
+    with SIGKILL, then the replay actor (after a checkpoint exists)."""
+
+    def __init__(self, ckpt: Path) -> None:
+        super().__init__()
+        self.wiring = None
+        self.ckpt = ckpt
+        self.done: dict[str, int] = {}
+        self.killed_pids: list[int] = []
+
+    def log_metrics(self, metrics, step):
+        super().log_metrics(metrics, step)
+        import ray
+
+        w = self.wiring
+        if "ray.kill" not in self.done and step >= 1500:
+            ray.kill(w.collectors[0])
+            self.done["ray.kill"] = step
+        elif "ray.kill" in self.done and "sigkill" not in self.done and step >= 3000:
+            pid = ray.get(w.collectors[1].pid.remote())
+            os.kill(pid, signal.SIGKILL)
+            self.killed_pids.append(pid)
+            self.done["sigkill"] = step
+        elif "sigkill" in self.done and "replay" not in self.done and (self.ckpt / "manifest.json").exists():
+            self.done["replay"] = step
+            ray.kill(w.replay)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_killed_collectors_and_replay_actor_are_replaced(ray_local, tmp_path, capfd):
+    from pipelines.distributed.dqn_actors import RayWiring
+
+    cfg = load(
+        DQNConfig,
+        CARTPOLE,
+        [
+            *SMALL,
+            "collectors.num_collectors=2",
+            "max_env_steps=9000",
+            "replay.capacity=20000",
+            "eval.every_env_steps=100000",
+        ],
+    )
+    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
+    learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
+    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
+    ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
+    tracker = KillingTracker(ckpt.dir)
+    tracker.wiring = wiring
+    try:
+        res = train_loop(
+            cfg, wiring, learner, tracker, progress=False, control=LoopControl(None, 1.0, ckpt.save)
+        )
+        assert res.env_steps >= 9000 and not res.interrupted
+        assert set(tracker.done) == {"ray.kill", "sigkill", "replay"}, tracker.done
+        assert len(wiring.collectors) == 2
+        pids = ray_local.get([c.pid.remote() for c in wiring.collectors], timeout=30)
+        assert not set(pids) & set(tracker.killed_pids)  # both are live replacements
+        restarts = tracker.metrics["collector_restarts"]
+        assert restarts[-1][1] == 2.0 and tracker.metrics["replay_restarts"][-1][1] == 1.0
+        env_steps = [s for s, _ in tracker.metrics["env_steps_per_s"]]
+        assert max(env_steps) > tracker.done["replay"] > tracker.done["sigkill"] > tracker.done["ray.kill"]
+        assert wiring.replay_size() > 0 and learner.steps > 0
+    finally:
+        wiring.stop()
+    err = capfd.readouterr().err
+    assert "collector 0 died" in err and "collector 1 died" in err and "restart 2" in err
+    assert "replay actor died" in err and f"restarted from the snapshot {ckpt.dir / 'replay.arrow'}" in err
+    lost = int(err.split("; lost ")[1].split(" ")[0])
+    assert 0 <= lost <= tracker.done["replay"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "train",
+        "dqn",
+        "--config",
+        CARTPOLE,
+        "--tracking-uri",
+        tracking_uri,
+        "--no-progress",
+        *_sets([*SMALL, "num_cpus=2", "max_env_steps=1000000", "max_time_s=120", "checkpoint.every_s=2"]),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.time() + 120
+        learning = False  # wait for a periodic checkpoint taken after learning started
+        while time.time() < deadline and not learning and proc.poll() is None:
+            time.sleep(0.5)
+            for m in (tmp_path / ".adl" / "runs").glob("*/checkpoint/manifest.json"):
+                with contextlib.suppress(OSError, ValueError):  # replaced while reading
+                    learning = json.loads(m.read_text())["learner_steps"] > 0
+        assert learning, proc.communicate(timeout=30)[1][-3000:]
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "got SIGTERM" in err and "continue with: adl train dqn --resume" in err
+    client, run = _only_run(tracking_uri)
+    run_id = run.info.run_id
+    assert run.info.status == "KILLED"
+    manifest = json.loads((tmp_path / ".adl/runs" / run_id / "checkpoint/manifest.json").read_text())
+    saved_steps, saved_env = manifest["learner_steps"], manifest["loop"]["env_steps"]
+    assert saved_steps > 0 and manifest["replay"]["size"] > 0
+    before = _steps(client, run_id, "learner_steps")
+    assert before[-1][0] <= saved_env  # the exit checkpoint is after the last metric
+
+    resume = [*cmd[:-2], "--set", f"max_env_steps={saved_env + 1500}", "--resume", run_id]
+    proc2 = subprocess.run(resume, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert proc2.returncode == 0, proc2.stderr[-3000:]
+    client, run = _only_run(tracking_uri)
+    assert run.info.status == "FINISHED"
+    assert _steps(client, run_id, "resumed_replay_size") == [(saved_env, float(manifest["replay"]["size"]))]
+    assert _steps(client, run_id, "resumed_learner_steps") == [(saved_env, float(saved_steps))]
+    history = _steps(client, run_id, "learner_steps")
+    after = [(s, v) for s, v in history if s > saved_env]
+    assert after and after[0][1] >= saved_steps  # continues from the saved learner step
+    logged = sorted(client.get_metric_history(run_id, "learner_steps"), key=lambda m: m.timestamp)
+    assert all(b.step >= a.step and b.value >= a.value for a, b in zip(logged, logged[1:]))  # continuous
+    assert run.data.metrics["final_env_steps"] >= saved_env + 1500
