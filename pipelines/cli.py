@@ -235,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("adl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `adl config dqn | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ CONFIGS_DIR = REPO_ROOT / "configs"
 # family name -> (module, one-line description)
 FAMILIES: dict[str, tuple[str, str]] = {
     "qlearn": ("pipelines.qlearn", "tabular Q-learning on toy-text envs, checked against value iteration"),
-    "dqn": ("pipelines.dqn", "Ape-X style DQN: Ray collectors, shared prioritized replay, Double-DQN learner"),
+    "dqn": ("pipelines.dqn", "Ape-X DQN: Ray collectors, shared prioritized replay, Double-DQN learner"),
+    "seq": ("pipelines.seq", "LSTM/GRU char language models and last-step regression (adding problem)"),
 }
 
 

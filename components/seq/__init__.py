@@ -1,0 +1,1 @@
+"""Sequence models: LSTM/GRU cells from the equations, fused fast paths, char LM and last-step tasks."""

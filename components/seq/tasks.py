@@ -1,0 +1,220 @@
+"""The two tasks the sequence trainer runs: a character LM and a last-step regression.
+
+A task owns its model, its data and its held-out evaluation; the trainer owns the optimizer, the
+clock and the reports. Both tasks expose the same small surface: ``model``, ``train_loss()`` (the
+loss of the next batch and how many tokens it covered), ``evaluate()`` (held-out metrics with
+``val_loss``), ``default_target``, ``state_dict()`` / ``load_state_dict()`` and ``artifacts()``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from components.config import ConfigError
+from components.seq.config import SeqConfig
+from components.seq.losses import correct_count, lm_loss, lm_loss_sum, mse, nats_to_bits, perplexity_from_bits
+from components.seq.markov import MarkovSource
+from components.seq.models import CharLM, LastStepRegressor
+from components.seq.recurrent import State, detach_state
+from components.seq.streams import StreamBatcher, eval_windows
+from components.seq.synthetic import ADDING_TRIVIAL_MSE, adding_batch, linear_sum_batch, linear_sum_weights
+from components.seq.text import Vocabulary, read_text_file, sha256, split_ids, stdlib_corpus
+
+
+class CharLMTask:
+    """Next-character prediction with truncated BPTT; held-out bpc, perplexity and accuracy."""
+
+    def __init__(self, cfg: SeqConfig) -> None:
+        self.cfg = cfg
+        d, t = cfg.data, cfg.train
+        self.markov: MarkovSource | None = None
+        if d.source == "markov":
+            self.markov = MarkovSource.random(
+                d.markov_alphabet, d.markov_order, d.markov_concentration, d.data_seed
+            )
+            ids = self.markov.sample(d.markov_length, d.data_seed + 1)
+            self.vocab = Vocabulary(self.markov.alphabet)
+            self.corpus_info = (
+                f"markov source: K={d.markov_alphabet}, order={d.markov_order}, "
+                f"alpha={d.markov_concentration}, seed={d.data_seed}, "
+                f"entropy rate {self.markov.entropy_rate():.4f} bits/char"
+            )
+        else:
+            min_chars = max(math.ceil(2 * t.batch_size / (1 - d.val_fraction)), math.ceil(4 / d.val_fraction))
+            if d.source == "file":
+                assert d.path is not None  # SeqConfig.validate
+                text, name = read_text_file(d.path, min_chars), d.path
+            else:
+                text, name = stdlib_corpus(), "pydoc_data.topics (Python standard library help topics)"
+            if d.max_chars:
+                text = text[: d.max_chars]
+            self.vocab = Vocabulary.from_text(text)
+            ids = self.vocab.encode(text)
+            self.corpus_info = (
+                f"{name}: {len(text)} characters, {len(self.vocab)} distinct, sha256 {sha256(text)}"
+            )
+        self.train_ids, self.val_ids = split_ids(ids, d.val_fraction)
+        if len(self.train_ids) < 2 * t.batch_size or len(self.val_ids) < 4:
+            raise ConfigError(
+                f"the text has {len(ids)} characters: too short for data.val_fraction="
+                f"{d.val_fraction} and train.batch_size={t.batch_size}"
+            )
+        if t.eval_chars:
+            self.val_ids = self.val_ids[: t.eval_chars]
+        self.eval_lanes = max(1, min(t.batch_size, len(self.val_ids) // (2 * t.bptt)))
+        m = cfg.model
+        self.model = CharLM(
+            len(self.vocab),
+            m.embed_dim,
+            m.hidden_size,
+            m.num_layers,
+            m.dropout,
+            m.cell,
+            m.impl,
+            m.gru_reset_after,
+        )
+        self.batcher = StreamBatcher(self.train_ids, t.batch_size, t.bptt)
+        self.state: State | None = None
+        self.default_target = self.markov.entropy_rate() + 0.05 if self.markov else 2.5
+        # The true model's loss on the held-out slice: the floor the model is compared with.
+        self.source_bpc = self.markov.log_loss_bits(self.val_ids) if self.markov else None
+
+    def train_loss(self) -> tuple[Tensor, int]:
+        batch = self.batcher.next()
+        state = None if batch.fresh else detach_state(self.state)
+        logits, self.state = self.model(batch.inputs, state)
+        return lm_loss(logits, batch.targets), batch.targets.numel()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """bpc over the held-out slice, read as ``eval_lanes`` continuous streams with carried state."""
+        was_training = self.model.training
+        self.model.eval()
+        nats, correct, count, state = 0.0, 0, 0, None
+        for batch in eval_windows(self.val_ids, self.eval_lanes, self.cfg.train.bptt):
+            logits, state = self.model(batch.inputs, state)
+            nats += float(lm_loss_sum(logits, batch.targets))
+            correct += correct_count(logits, batch.targets)
+            count += batch.targets.numel()
+        self.model.train(was_training)
+        bpc = nats_to_bits(nats / count)
+        out = {
+            "val_loss": bpc,
+            "val_bpc": bpc,
+            "val_perplexity": perplexity_from_bits(bpc),
+            "val_accuracy": correct / count,
+        }
+        if self.source_bpc is not None:
+            out["source_bpc"] = self.source_bpc
+        return out
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        return {"train_loss": mean_loss, "train_bpc": nats_to_bits(mean_loss)}
+
+    def samples(self, seed: int, temperatures: list[float], length: int) -> str:
+        """One generated text per temperature, each after the configured prime."""
+        prime = "".join(c for c in self.cfg.sample.prime if c in self.vocab.chars)
+        prime = prime or self.vocab.decode(self.train_ids[:1])
+        g = torch.Generator().manual_seed(seed)
+        prime_ids = torch.from_numpy(self.vocab.encode(prime))
+        parts = []
+        for temp in temperatures:
+            ids = self.model.sample(prime_ids, length, temp, g)  # type: ignore[operator]
+            parts.append(f"--- temperature {temp} ---\n{prime}{self.vocab.decode(ids.numpy())}\n")
+        return "\n".join(parts)
+
+    def artifacts(self, out_dir: Path, position: int, final: bool) -> list[Path]:
+        paths = []
+        s = self.cfg.sample
+        if s.length > 0 and s.temperatures:
+            # Intermediate reports (every Tune report) get one short sample: sampling is sequential
+            # and would otherwise cost a noticeable share of a short trial.
+            temps = s.temperatures if final else [s.temperatures[len(s.temperatures) // 2]]
+            length = s.length if final else min(s.length, 200)
+            p = out_dir / f"samples_step{position:07d}.txt"
+            p.write_text(self.samples(self.cfg.seed * 1_000_003 + position, temps, length), encoding="utf-8")
+            paths.append(p)
+        if final:
+            p = out_dir / "corpus.txt"
+            p.write_text(self.corpus_info + "\n", encoding="utf-8")
+            paths.append(p)
+        return paths
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.state
+        hidden = [] if state is None else list(state) if isinstance(state, tuple) else [state]
+        return {"offset": self.batcher.offset, "hidden": [h.detach().clone() for h in hidden]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batcher.offset = int(state["offset"])
+        hidden = state["hidden"]
+        self.state = None if not hidden else tuple(hidden) if len(hidden) == 2 else hidden[0]  # type: ignore[assignment]
+
+
+class RegressionTask:
+    """The adding problem or the linear-sum task, on the last-step model; held-out MSE."""
+
+    def __init__(self, cfg: SeqConfig) -> None:
+        self.cfg = cfg
+        d, m = cfg.data, cfg.model
+        input_dim = 2 if cfg.task == "adding" else d.input_dim
+        self.w = linear_sum_weights(d.input_dim, d.data_seed)
+        self.model = LastStepRegressor(
+            input_dim, m.hidden_size, 1, m.cell, m.impl, m.num_layers, m.gru_reset_after
+        )
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        held_out = torch.Generator().manual_seed(d.data_seed + 10_007)
+        self.val = [self._batch(held_out) for _ in range(cfg.train.eval_batches)]
+        if cfg.task == "adding":
+            self.trivial_mse, self.default_target = ADDING_TRIVIAL_MSE, 0.01
+        else:
+            self.trivial_mse, self.default_target = 1 + d.noise_std**2, d.noise_std**2 + 0.01
+
+    def _batch(self, g: torch.Generator) -> Any:
+        d, b = self.cfg.data, self.cfg.train.batch_size
+        if self.cfg.task == "adding":
+            return adding_batch(b, d.length, g)
+        return linear_sum_batch(b, d.length, self.w, d.noise_std, g)
+
+    def train_loss(self) -> tuple[Tensor, int]:
+        batch = self._batch(self.generator)
+        return mse(self.model(batch.x), batch.y), batch.x.shape[0] * batch.x.shape[1]
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        val = float(np.mean([float(mse(self.model(b.x), b.y)) for b in self.val]))
+        self.model.train(was_training)
+        return {"val_loss": val, "val_mse": val, "trivial_mse": self.trivial_mse}
+
+    def train_metrics(self, mean_loss: float) -> dict[str, float]:
+        return {"train_loss": mean_loss}
+
+    def artifacts(self, out_dir: Path, position: int, final: bool) -> list[Path]:
+        if not final:
+            return []
+        from components.seq.plots import plot_predictions
+
+        with torch.no_grad():
+            self.model.eval()
+            pred = torch.cat([self.model(b.x) for b in self.val]).squeeze(1).numpy()
+            self.model.train()
+        target = torch.cat([b.y for b in self.val]).squeeze(1).numpy()
+        return [plot_predictions(pred, target, out_dir / "predictions.png", self.cfg.task)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def make_task(cfg: SeqConfig) -> CharLMTask | RegressionTask:
+    return CharLMTask(cfg) if cfg.task == "char_lm" else RegressionTask(cfg)

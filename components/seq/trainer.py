@@ -1,0 +1,141 @@
+"""The sequence-model trainer: adl's trainer protocol around one task, one model, one optimizer.
+
+``adl train seq`` drives it through ``pipelines/runner.py``; sweeps drive the same object inside Tune
+trials. One ``run_chunk()`` is ``train.report_every`` optimizer steps followed by a held-out
+evaluation. The clock counts training and evaluation (what a user waits for) but not the
+construction of the corpus; ``tokens_per_s`` counts training time only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.seq.config import SeqConfig
+from components.seq.recurrent import count_params
+from components.seq.tasks import make_task
+
+
+class SeqTrainer:
+    """Trains a char LM or a last-step regressor; reports ``val_loss`` (bpc or MSE) every chunk."""
+
+    unit = "step"
+
+    def __init__(self, cfg: SeqConfig) -> None:
+        self.cfg = cfg
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.seed)
+        self.task = make_task(cfg)
+        self.model = self.task.model
+        self.model.train()
+        t = cfg.train
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.target = t.target or self.task.default_target
+        self.params = count_params(self.model)
+        self.position = 0
+        self.total = t.steps
+        self.wall_s = 0.0  # training + evaluation
+        self.train_s = 0.0  # training only
+        self.tokens = 0
+        self.time_to_target_s: float | None = None
+        self.steps_to_target: int | None = None
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def train_steps(self, n: int) -> float:
+        """``n`` optimizer steps; returns the mean training loss (nats for char_lm, MSE otherwise)."""
+        clip = self.cfg.train.clip_grad_norm
+        start = time.perf_counter()
+        total = torch.zeros(())
+        for _ in range(n):
+            loss, tokens = self.task.train_loss()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            total += loss.detach()
+            self.tokens += tokens
+            self.position += 1
+        elapsed = time.perf_counter() - start
+        self.train_s += elapsed
+        self.wall_s += elapsed
+        return float(total) / max(n, 1)
+
+    def run_chunk(self) -> dict[str, float]:
+        """Train ``report_every`` steps (fewer at the end), evaluate on held-out data, report."""
+        n = min(self.cfg.train.report_every, self.total - self.position)
+        mean_loss = self.train_steps(n)
+        start = time.perf_counter()
+        metrics = self.task.evaluate()
+        self.wall_s += time.perf_counter() - start
+        if self.time_to_target_s is None and metrics["val_loss"] <= self.target:
+            self.time_to_target_s, self.steps_to_target = self.wall_s, self.position
+        metrics.update(self.task.train_metrics(mean_loss))
+        metrics.update(
+            {
+                "tokens_per_s": self.tokens / max(self.train_s, 1e-9),
+                "params": float(self.params),
+                "wall_s": self.wall_s,
+                "target": self.target,
+            }
+        )
+        if self.time_to_target_s is not None:
+            metrics["time_to_target_s"] = self.time_to_target_s
+            metrics["steps_to_target"] = float(self.steps_to_target or 0)
+        for k, v in metrics.items():
+            self.history.setdefault(k, []).append((self.position, v))
+        return metrics
+
+    # -- state and artifacts ----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "task": self.task.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "position": self.position,
+            "wall_s": self.wall_s,
+            "train_s": self.train_s,
+            "tokens": self.tokens,
+            "time_to_target_s": self.time_to_target_s,
+            "steps_to_target": self.steps_to_target,
+            "history": {k: [list(p) for p in v] for k, v in self.history.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from components.config import ConfigError
+
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ConfigError(
+                f"checkpoint does not fit this model (cell, sizes or vocabulary differ): {e}"
+            ) from e
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.task.load_state_dict(state["task"])
+        torch.set_rng_state(state["torch_rng"])
+        self.position = int(state["position"])
+        self.wall_s, self.train_s = float(state["wall_s"]), float(state["train_s"])
+        self.tokens = int(state["tokens"])
+        self.time_to_target_s = state["time_to_target_s"]
+        self.steps_to_target = state["steps_to_target"]
+        self.history = {k: [(int(p[0]), float(p[1])) for p in v] for k, v in state["history"].items()}
+
+    def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
+        """Learning curves, plus generated text (char_lm) or a prediction plot (regression)."""
+        from components.seq.plots import plot_learning_curves
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        if self.history:
+            title = f"{self.cfg.task}: {self.cfg.model.cell} ({self.cfg.model.impl}), {self.params:,} params"
+            paths.append(
+                plot_learning_curves(self.history, out_dir / "learning_curves.png", title, self.target)
+            )
+        paths.extend(self.task.artifacts(out_dir, self.position, final))
+        return paths
