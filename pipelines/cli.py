@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
 
+    from pipelines.submit import add_parsers as add_submit_parsers
+
+    add_submit_parsers(sub)  # submit, jobs
+
     replay = sub.add_parser("replay", help="work with a DQN run's replay checkpoint")
     replay_sub = replay.add_subparsers(dest="replay_command", required=True, metavar="ACTION")
     export = replay_sub.add_parser("export", help="write a run's checkpointed replay as a Parquet table")
@@ -220,6 +224,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "config": cmd_config, "replay": cmd_replay}
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pipelines.submit import cmd_submit as run
+
+    return run(args)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from pipelines.submit import cmd_jobs as run
+
+    return run(args)
+
+
+COMMANDS.update(submit=cmd_submit, jobs=cmd_jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ whatever the family summarises (``Family.summarize_sweep``).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -118,6 +119,7 @@ def _scheduler(sweep: SweepConfig, metric: str, mode: str) -> Any:
     if s.kind == "pbt":
         mutations = {k: v for k, v in to_tune(sweep.search_space).items() if not isinstance(v, dict)}
         return PopulationBasedTraining(
+            time_attr="training_iteration",  # perturbation_interval counts reports, not seconds
             metric=metric,
             mode=mode,
             perturbation_interval=s.perturbation_interval,
@@ -157,7 +159,10 @@ def run_sweep(
     from pipelines.distributed.tune_trial import TrialSpec, sweep_trial
     from pipelines.tracking import MlflowTracker, check_reachable, resolve_tracking_uri, ui_command
 
-    storage_root = Path(".adl/sweeps").resolve()
+    # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
+    # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
+    in_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
+    storage_root = Path.home() / ".adl/sweeps" if in_job else Path(".adl/sweeps").resolve()
     state: dict[str, Any] = {}
     if resume is not None:  # everything comes from the saved state, not from a possibly edited YAML
         exp_dir = Path(resume) if Path(resume).is_dir() else storage_root / resume
@@ -167,6 +172,11 @@ def run_sweep(
         state = json.loads(state_file.read_text())
         sweep_path = state["sweep_file"]
         overrides = state["overrides"]
+    # Absolute now, and the cwd taken now: under `adl submit` the job's working dir is unpacked
+    # again when the driver's ray.init joins the cluster, and relative paths to the old directory
+    # fail afterwards (seen as FileNotFoundError on the sweep file).
+    sweep_path = Path(sweep_path).resolve()
+    driver_cwd = Path.cwd()
     sweep, base = load_sweep(sweep_path, list(overrides))
     family = get_family(sweep.family)
     metric, mode = sweep.metric or family.metric, sweep.mode or family.mode
@@ -182,6 +192,9 @@ def run_sweep(
         )
 
     init_ray(address=address, num_cpus=num_cpus)
+    if in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
+        storage.mkdir(parents=True, exist_ok=True)
+        os.chdir(storage)
     parent = MlflowTracker(
         uri,
         experiment,
@@ -213,7 +226,7 @@ def run_sweep(
         experiment=experiment,
         parent_run_id=str(parent.run_id),
         sweep_name=str(sweep.name),
-        driver_cwd=str(Path.cwd()),
+        driver_cwd=str(driver_cwd),
         artifacts_every=sweep.artifacts_every,
     )
     resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
