@@ -20,6 +20,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "qlearn": ("pipelines.qlearn", "tabular Q-learning on toy-text envs, checked against value iteration"),
     "dqn": ("pipelines.dqn", "Ape-X DQN: Ray collectors, shared prioritized replay, Double-DQN learner"),
     "seq": ("pipelines.seq", "LSTM/GRU char language models and last-step regression (adding problem)"),
+    "gan": ("pipelines.gan", "GAN / WGAN / WGAN-GP on 2-D mixtures, digits or your data, Tune sweeps"),
 }
 
 

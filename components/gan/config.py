@@ -1,0 +1,158 @@
+"""Typed config of the GAN family: data, networks, objective, optimisation and evaluation.
+
+Defaults follow the papers: WGAN's RMSProp 5e-5, clip 0.01, n_critic 5; WGAN-GP's Adam 1e-4,
+β = (0, 0.9), λ = 10. The shipped YAMLs under ``configs/gan/`` change only what a dataset needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from components.config import ConfigError, param, section
+
+Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
+
+
+@dataclass
+class DataConfig:
+    """What the GAN learns: a generated 2-D mixture, sklearn's digits, or the user's own file."""
+
+    kind: Literal["ring8", "grid25", "digits", "file"] = param("ring8", "dataset")
+    sigma: float = param(0.02, "std of each mixture component (ring8 / grid25)", gt=0.0)
+    radius: float = param(2.0, "radius of the ring8 circle", gt=0.0)
+    spacing: float = param(2.0, "distance between neighbouring grid25 modes", gt=0.0)
+    path: str = param("", "a .npy or .parquet file of samples (kind: file)")
+    image_shape: list[int] = param(
+        factory=list, doc="[C, H, W] to reshape Parquet rows into images (kind: file)"
+    )
+    normalize: Literal["none", "minmax", "standardize"] = param(
+        "none", "rescaling of file data: to [-1, 1] (minmax), to zero mean / unit std, or none"
+    )
+
+
+@dataclass
+class ModelConfig:
+    """Generator and discriminator/critic shapes."""
+
+    arch: Literal["auto", "mlp", "dcgan"] = param("auto", "auto: dcgan for images, mlp for vectors")
+    z_dim: int = param(2, "latent dimension", ge=1)
+    hidden: int = param(128, "MLP width (mlp) or base channel count (dcgan)", ge=1)
+    layers: int = param(3, "hidden layers of each MLP", ge=1)
+    conv_stages: int = param(2, "stride-2 (transposed) conv stages in each DCGAN network", ge=1, le=6)
+    g_norm: Literal["auto", "batch", "none"] = param(
+        "auto", "generator norm; auto: batch for dcgan, none for mlp"
+    )
+    d_norm: Literal["auto", "batch", "layer", "none"] = param(
+        "auto",
+        "discriminator norm; auto: batch for dcgan with minimax/nonsaturating/wgan, layer for dcgan "
+        "with wgan_gp, none for mlp (batch norm is refused with wgan_gp: the penalty is per sample)",
+    )
+
+
+@dataclass
+class TrainConfig:
+    """Objective and optimisers."""
+
+    loss: Loss = param("wgan_gp", "minimax (saturating G), nonsaturating, wgan (weight clip), wgan_gp")
+    steps: int = param(5000, "generator steps", ge=1)
+    batch_size: int = param(256, "samples per batch for D and G", ge=2)
+    n_critic: int = param(0, "D/critic steps per G step; 0 picks 5 for wgan/wgan_gp and 1 otherwise", ge=0)
+    optimizer: Literal["auto", "adam", "rmsprop"] = param(
+        "auto", "auto: rmsprop for wgan (the paper), adam otherwise"
+    )
+    lr: float = param(
+        0.0,
+        "learning rate of both nets; 0 picks the paper default (wgan 5e-5, wgan_gp 1e-4, gans 2e-4)",
+        ge=0.0,
+    )
+    lr_d: float = param(0.0, "discriminator learning rate if different from lr; 0 = same as lr", ge=0.0)
+    betas: list[float] = param(
+        factory=list, doc="Adam betas; empty picks (0, 0.9) for wgan_gp, (0.5, 0.999) else"
+    )
+    clip: float = param(0.01, "weight clip c of the wgan critic", gt=0.0)
+    gp_weight: float = param(10.0, "gradient-penalty weight λ of wgan_gp", ge=0.0)
+    ema: float = param(
+        0.0,
+        "decay of an exponential moving average of the generator's weights, used for evaluation and "
+        "samples (e.g. 0.999); 0 = off",
+        ge=0.0,
+        lt=1.0,
+    )
+
+
+@dataclass
+class EvalConfig:
+    """How samples are scored at each report."""
+
+    samples: int = param(2500, "generated samples per evaluation", ge=10)
+    quality_sigmas: float = param(3.0, "a sample is high quality within this many σ of a mode", gt=0.0)
+    cover_fraction: float = param(
+        0.0,
+        "a mode counts as covered with ≥ max(1, this × N/K) high-quality samples; 0 = one sample, as in "
+        "VEEGAN / PacGAN",
+        ge=0.0,
+        le=1.0,
+    )
+    class_cover_fraction: float = param(
+        0.1,
+        "a digit class counts as covered when predicted for ≥ this fraction of a uniform share",
+        ge=0.0,
+        le=1.0,
+    )
+
+
+@dataclass
+class GanConfig:
+    """A GAN on a 2-D mixture, digits or a user file, trained with one of four objectives."""
+
+    seed: int = param(0, "seed for data, initialisation and latent noise")
+    data: DataConfig = section(DataConfig)
+    model: ModelConfig = section(ModelConfig)
+    train: TrainConfig = section(TrainConfig)
+    eval: EvalConfig = section(EvalConfig)
+    report_every: int = param(250, "generator steps between metric reports", ge=1)
+    threads: int = param(0, "torch intra-op threads; 0 leaves torch's default", ge=0)
+
+    def validate(self) -> None:
+        if self.data.kind == "file" and not self.data.path:
+            raise ConfigError("data.path: kind 'file' needs a path to a .npy or .parquet file")
+        if self.data.image_shape and len(self.data.image_shape) != 3:
+            raise ConfigError(f"data.image_shape: {self.data.image_shape} must be [C, H, W]")
+        if self.train.loss == "wgan_gp" and self.model.d_norm == "batch":
+            raise ConfigError(
+                "model.d_norm: 'batch' is not allowed with train.loss 'wgan_gp' (the gradient "
+                "penalty needs per-sample critic outputs); allowed: auto, layer, none"
+            )
+        if self.train.betas and len(self.train.betas) != 2:
+            raise ConfigError(f"train.betas: {self.train.betas} must be two numbers [beta1, beta2]")
+
+    # -- resolved defaults --------------------------------------------------------------------
+
+    @property
+    def n_critic(self) -> int:
+        if self.train.n_critic:
+            return self.train.n_critic
+        return 5 if self.train.loss in ("wgan", "wgan_gp") else 1
+
+    @property
+    def optimizer(self) -> str:
+        if self.train.optimizer != "auto":
+            return self.train.optimizer
+        return "rmsprop" if self.train.loss == "wgan" else "adam"
+
+    @property
+    def lr_g(self) -> float:
+        if self.train.lr:
+            return self.train.lr
+        return {"wgan": 5e-5, "wgan_gp": 1e-4}.get(self.train.loss, 2e-4)
+
+    @property
+    def lr_d(self) -> float:
+        return self.train.lr_d or self.lr_g
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        if self.train.betas:
+            return (self.train.betas[0], self.train.betas[1])
+        return (0.0, 0.9) if self.train.loss == "wgan_gp" else (0.5, 0.999)

@@ -1,0 +1,145 @@
+"""Training data: 2-D Gaussian mixtures drawn on the fly, sklearn's digits, or a user's file.
+
+Every source is a :class:`DataSource` with ``sample(n, generator)`` so the trainer never knows which
+one it has. Mixtures are sampled fresh each batch (an infinite dataset, as in the Unrolled-GAN and
+PacGAN experiments); finite sets are sampled with replacement by index, which costs one gather.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from components.config import ConfigError
+from components.gan.config import DataConfig
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Samples of one dataset. ``modes`` and ``sigma`` are set for mixtures (for the quality metrics)."""
+
+    name: str
+    sample_shape: tuple[int, ...]  # [2] for points, [C, H, W] for images
+    data: torch.Tensor | None = None  # [N, *sample_shape] for finite sets
+    modes: torch.Tensor | None = None  # [K, 2] mixture centres
+    sigma: float = 0.0
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.sample_shape) == 3
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` samples, [n, *sample_shape]."""
+        if self.modes is not None:
+            idx = torch.randint(len(self.modes), (n,), generator=generator)
+            return self.modes[idx] + self.sigma * torch.randn(n, self.modes.shape[1], generator=generator)
+        assert self.data is not None
+        idx = torch.randint(len(self.data), (n,), generator=generator)
+        return self.data[idx]
+
+
+def ring_modes(k: int = 8, radius: float = 2.0) -> torch.Tensor:
+    """``k`` centres evenly spaced on a circle, [k, 2]."""
+    angles = torch.arange(k, dtype=torch.float64) * (2 * math.pi / k)
+    return (radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)).float()
+
+
+def grid_modes(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
+    """``side²`` centres on a square grid centred at the origin, [side², 2] (PacGAN's 25 at −4…4)."""
+    ticks = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
+    gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's 1,797 8×8 digits scaled from 0…16 to [−1, 1], [N, 1, 8, 8], with labels [N]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) / 8.0 - 1.0).unsqueeze(1)
+    return x, torch.from_numpy(d.target.astype(np.int64))
+
+
+def _read_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise ConfigError(f"data.path: file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            return np.asarray(np.load(path, allow_pickle=False))
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"data.path: {path} is not a readable .npy array ({e})") from e
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as e:
+            raise ConfigError(f"data.path: {path} is not a readable Parquet file ({e})") from e
+        bad = [
+            f.name for f in table.schema if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        ]
+        if bad:
+            raise ConfigError(
+                f"data.path: {path}: columns {bad} are not numeric; every column must be one "
+                f"numeric feature (a row is one sample)"
+            )
+        return np.stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(table.num_columns)], 1)
+    raise ConfigError(f"data.path: {path} has suffix {suffix!r}; allowed: .npy, .parquet")
+
+
+def _normalize(x: np.ndarray, how: str) -> np.ndarray:
+    if how == "minmax":
+        lo, hi = float(x.min()), float(x.max())
+        return (x - lo) / max(hi - lo, 1e-12) * 2 - 1
+    if how == "standardize":
+        axes = 0 if x.ndim == 2 else None  # per feature for vectors, globally for images
+        return (x - x.mean(axis=axes)) / np.maximum(x.std(axis=axes), 1e-12)
+    return x
+
+
+def load_file(cfg: DataConfig) -> torch.Tensor:
+    """A user's samples as float32, [N, D] vectors or [N, C, H, W] images, with errors naming the problem."""
+    path = Path(cfg.path).expanduser()
+    x = _read_array(path)
+    if x.dtype.kind not in "iuf":
+        raise ConfigError(f"data.path: {path} holds dtype {x.dtype}; expected numbers")
+    if cfg.image_shape:
+        c, h, w = cfg.image_shape
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != c * h * w:
+            raise ConfigError(
+                f"data.image_shape: {cfg.image_shape} needs {c * h * w} values per sample; "
+                f"{path} has shape {list(x.shape)}"
+            )
+        x = x.reshape(len(x), c, h, w)
+    elif x.ndim == 3:
+        x = x[:, None]  # [N, H, W] → one channel
+    if x.ndim not in (2, 4):
+        raise ConfigError(
+            f"data.path: {path} has shape {list(x.shape)}; expected [N, D] vectors, [N, H, W] or "
+            f"[N, C, H, W] images (or Parquet rows with data.image_shape)"
+        )
+    if len(x) < 2:
+        raise ConfigError(f"data.path: {path} has {len(x)} samples; need at least 2")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ConfigError(f"data.path: {path} contains NaN or infinite values")
+    return torch.from_numpy(np.ascontiguousarray(_normalize(x, cfg.normalize)))
+
+
+def make_source(cfg: DataConfig) -> DataSource:
+    """The :class:`DataSource` a config names."""
+    if cfg.kind == "ring8":
+        return DataSource("ring8", (2,), modes=ring_modes(8, cfg.radius), sigma=cfg.sigma)
+    if cfg.kind == "grid25":
+        return DataSource("grid25", (2,), modes=grid_modes(5, cfg.spacing), sigma=cfg.sigma)
+    if cfg.kind == "digits":
+        x, _ = load_digits_images()
+        return DataSource("digits", (1, 8, 8), data=x)
+    x = load_file(cfg)
+    return DataSource(Path(cfg.path).stem, tuple(x.shape[1:]), data=x)

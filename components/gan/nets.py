@@ -1,0 +1,189 @@
+"""Generators and discriminators/critics: MLPs for vectors, DCGAN-style convnets for images.
+
+Networks only map inputs to outputs; trainers own the optimisers. Discriminators return one
+unnormalised score per sample (a logit for the classic GAN, a critic value for WGANs), so the
+losses decide what the score means. Conv networks are sized with the conv arithmetic up front,
+so an image size the stack cannot produce fails at construction with the sizes spelled out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from components.config import ConfigError
+from components.nets.conv_arithmetic import conv_output_size, conv_transpose_output_size
+
+# DCGAN's stride-2 block: kernel 4, stride 2, padding 1 halves (conv) or doubles (transposed) a size.
+KERNEL, STRIDE, PADDING = 4, 2, 1
+
+
+def _mlp(sizes: list[int], norm: str, act: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(b))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(b))
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    """z [B, z_dim] → x [B, *out_shape] through ``layers`` ReLU layers; linear output (unbounded data)."""
+
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], hidden: int, layers: int, norm: str = "none"):
+        super().__init__()
+        self.out_shape = out_shape
+        self.net = _mlp([z_dim] + [hidden] * layers + [math.prod(out_shape)], norm, nn.ReLU)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(len(z), *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """x [B, *in_shape] → score [B] through ``layers`` LeakyReLU(0.2) layers."""
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: int, layers: int, norm: str = "none"):
+        super().__init__()
+        self.net = _mlp([math.prod(in_shape)] + [hidden] * layers + [1], norm, _LeakyReLU)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+class _LeakyReLU(nn.LeakyReLU):
+    def __init__(self) -> None:
+        super().__init__(0.2)
+
+
+def dcgan_start_size(image_hw: tuple[int, int], stages: int) -> tuple[int, int]:
+    """The spatial size the generator starts from so that ``stages`` doublings give ``image_hw``."""
+    start = []
+    for s in image_hw:
+        size = s
+        for _ in range(stages):
+            size //= STRIDE
+        if size < 1 or _up(size, stages) != s:
+            raise ConfigError(
+                f"model.conv_stages: {stages} stride-2 stages cannot produce size {s} "
+                f"(each stage doubles; {s} must be a multiple of {STRIDE**stages})"
+            )
+        start.append(size)
+    return start[0], start[1]
+
+
+def _up(size: int, stages: int) -> int:
+    for _ in range(stages):
+        size = int(conv_transpose_output_size(size, KERNEL, STRIDE, PADDING))  # type: ignore[arg-type]
+    return size
+
+
+class DCGANGenerator(nn.Module):
+    """z → Linear → [C·2^(S−1), h0, w0] → S transposed-conv doublings → tanh image [B, C, H, W].
+
+    Batch norm after every hidden layer (DCGAN); the output layer has none and a tanh, matching
+    data scaled to [−1, 1].
+    """
+
+    def __init__(
+        self, z_dim: int, image_shape: tuple[int, int, int], base: int, stages: int, norm: str = "batch"
+    ):
+        super().__init__()
+        c, h, w = image_shape
+        self.h0, self.w0 = dcgan_start_size((h, w), stages)
+        self.c0 = base * 2 ** (stages - 1)
+        self.project = nn.Linear(z_dim, self.c0 * self.h0 * self.w0, bias=norm != "batch")
+        self.project_norm: nn.Module = nn.BatchNorm2d(self.c0) if norm == "batch" else nn.Identity()
+        blocks: list[nn.Module] = [nn.ReLU()]
+        ch = self.c0
+        for i in range(stages):
+            last = i == stages - 1
+            out = c if last else ch // 2
+            blocks.append(nn.ConvTranspose2d(ch, out, KERNEL, STRIDE, PADDING, bias=last or norm != "batch"))
+            if not last:
+                if norm == "batch":
+                    blocks.append(nn.BatchNorm2d(out))
+                blocks.append(nn.ReLU())
+            ch = out
+        blocks.append(nn.Tanh())
+        self.body = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(len(z), self.c0, self.h0, self.w0)
+        return self.body(self.project_norm(x))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Image → S stride-2 convs (LeakyReLU 0.2) → Linear → score [B].
+
+    ``norm``: batch (DCGAN; not the first layer), layer (per-sample, allowed with a gradient
+    penalty) or none. The linear head is sized with :func:`conv_output_size`.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], base: int, stages: int, norm: str = "batch"):
+        super().__init__()
+        c, h, w = image_shape
+        layers: list[nn.Module] = []
+        size: tuple[int, int] = (h, w)
+        ch = c
+        for i in range(stages):
+            out = base * 2**i
+            try:
+                size = conv_output_size(size, KERNEL, STRIDE, PADDING)  # type: ignore[assignment]
+            except ValueError as e:
+                raise ConfigError(
+                    f"model.conv_stages: {stages} stages are too many for {h}×{w} images ({e})"
+                ) from e
+            layers.append(nn.Conv2d(ch, out, KERNEL, STRIDE, PADDING, bias=not (norm == "batch" and i > 0)))
+            if i > 0 and norm == "batch":
+                layers.append(nn.BatchNorm2d(out))
+            elif i > 0 and norm == "layer":
+                layers.append(nn.GroupNorm(1, out))  # layer norm over [C, H, W] of each sample
+            layers.append(nn.LeakyReLU(0.2))
+            ch = out
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(ch * size[0] * size[1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1)).squeeze(1)
+
+
+def build_networks(
+    arch: str,
+    sample_shape: tuple[int, ...],
+    z_dim: int,
+    hidden: int,
+    layers: int,
+    stages: int,
+    g_norm: str,
+    d_norm: str,
+    loss: str,
+) -> tuple[nn.Module, nn.Module]:
+    """(generator, discriminator) for a sample shape, with 'auto' choices resolved (see ModelConfig)."""
+    is_image = len(sample_shape) == 3
+    if arch == "auto":
+        arch = "dcgan" if is_image else "mlp"
+    if arch == "dcgan" and not is_image:
+        raise ConfigError(
+            f"model.arch: 'dcgan' needs [C, H, W] images; this data has samples of shape "
+            f"{list(sample_shape)}; allowed: mlp, auto"
+        )
+    if g_norm == "auto":
+        g_norm = "batch" if arch == "dcgan" else "none"
+    if d_norm == "auto":
+        d_norm = "none" if arch == "mlp" else ("layer" if loss == "wgan_gp" else "batch")
+    if arch == "dcgan":
+        shape = (sample_shape[0], sample_shape[1], sample_shape[2])
+        return (
+            DCGANGenerator(z_dim, shape, hidden, stages, g_norm),
+            DCGANDiscriminator(shape, hidden, stages, d_norm),
+        )
+    return (
+        MLPGenerator(z_dim, sample_shape, hidden, layers, g_norm),
+        MLPDiscriminator(sample_shape, hidden, layers, d_norm),
+    )
