@@ -96,3 +96,11 @@ def test_missing_and_malformed_files(tmp_path):
 def test_describe_lists_every_leaf_with_its_doc():
     rows = {key: doc for key, _, _, doc in describe(Outer)}
     assert rows["inner.lr"] == "learning rate" and rows["gamma"] == "discount" and "inner" not in rows
+
+
+def test_exponent_without_a_dot_is_a_number():
+    """YAML 1.1 reads 1e-3 as a string; a float field takes it as the number it means."""
+    cfg = build(Outer, apply_overrides({}, ["inner.lr=1e-3"]))
+    assert cfg.inner.lr == 0.001
+    with pytest.raises(ConfigError, match="expected a number"):
+        build(Outer, {"inner": {"lr": "1e-3x"}})
