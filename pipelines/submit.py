@@ -83,11 +83,26 @@ def resolve_address(address: str | None) -> str:
     return addr.rstrip("/")
 
 
+def auth_headers() -> dict[str, str]:
+    """The cluster token as an HTTP header, read from ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``.
+
+    Read here rather than through Ray's own loader: that one decides once per process whether token
+    auth is on, and a process that touched Ray earlier without a token keeps sending none.
+    """
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if not token and path and Path(path).is_file():
+        token = Path(path).read_text().strip()
+    if not token:
+        from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled
+
+        return get_auth_headers_if_auth_enabled({})
+    return {"authorization": f"Bearer {token}"}
+
+
 def check_address(address: str, timeout_s: float = 5.0) -> None:
     """The Ray Jobs server answers ``/api/version`` within ``timeout_s`` (with the token, if any)."""
-    from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled
-
-    request = urllib.request.Request(f"{address}/api/version", headers=get_auth_headers_if_auth_enabled({}))
+    request = urllib.request.Request(f"{address}/api/version", headers=auth_headers())
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as r:
             json.loads(r.read() or b"{}")
@@ -263,7 +278,7 @@ def client(address: str | None) -> Any:
 
     addr = resolve_address(address)
     check_address(addr)
-    return JobSubmissionClient(addr)
+    return JobSubmissionClient(addr, headers=auth_headers())
 
 
 def submit(address: str | None, sub: Submission) -> tuple[Any, str]:

@@ -111,7 +111,8 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     # A checkpoint from another config names the keys that differ.
     assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "learner.lr=0.01"])]) == 2
     err = capsys.readouterr().err
-    assert "was written with another config" in err and "learner.lr: 0.001 in the checkpoint, 0.01 now" in err
+    lr = load(DQNConfig, CARTPOLE).learner.lr
+    assert "was written with another config" in err and f"learner.lr: {lr} in the checkpoint, 0.01 now" in err
 
 
 def test_missing_checkpoint_is_refused_naming_the_folder(tracking_uri, tmp_path, capsys):
@@ -190,7 +191,9 @@ def test_killed_collectors_and_replay_actor_are_replaced(ray_local, tmp_path, ca
         restarts = tracker.metrics["collector_restarts"]
         assert restarts[-1][1] == 2.0 and tracker.metrics["replay_restarts"][-1][1] == 1.0
         env_steps = [s for s, _ in tracker.metrics["env_steps_per_s"]]
-        assert max(env_steps) > tracker.done["replay"] > tracker.done["sigkill"] > tracker.done["ray.kill"]
+        # Env steps keep rising after each fault (the last stretch may be shorter than one log interval).
+        assert max(env_steps) > tracker.done["sigkill"] > tracker.done["ray.kill"]
+        assert res.env_steps > tracker.done["replay"] > tracker.done["sigkill"]
         assert wiring.replay_size() > 0 and learner.steps > 0
     finally:
         wiring.stop()
