@@ -159,6 +159,7 @@ def bench_adl_collection(seconds: float, steps_per_call: int) -> float:
         REPO / "configs/dqn/cartpole.yaml",
         [
             f"collectors.steps_per_call={steps_per_call}",
+            "replay.capacity=2000000",  # larger than anything stored here: size == transitions inserted
             "collectors.num_collectors=2",
             "collectors.envs_per_collector=8",
         ],
