@@ -66,7 +66,9 @@ class SweepConfig:
     max_concurrent: int = param(2, "trials running at once", ge=1)
     resources: ResourcesConfig = section(ResourcesConfig)
     max_failures: int = param(1, "retries of a failed trial from its last checkpoint", ge=0)
-    storage_path: str | None = param(None, "where Tune keeps trial state (default: ./.adl/sweeps)")
+    storage_path: str | None = param(
+        None, "where Tune keeps trial state: a folder or any URI Tune accepts (default: ./.adl/sweeps)"
+    )
     artifacts_every: int = param(1, "log the trainer's pictures every this many reports", ge=1)
     seed: int = param(0, "seed of the search algorithm")
 
@@ -180,11 +182,15 @@ def run_sweep(
     sweep, base = load_sweep(sweep_path, list(overrides))
     family = get_family(sweep.family)
     metric, mode = sweep.metric or family.metric, sweep.mode or family.mode
-    storage = Path(sweep.storage_path).resolve() if sweep.storage_path else storage_root
+    # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.
+    remote = bool(sweep.storage_path and "://" in sweep.storage_path)
+    storage = Path(sweep.storage_path).resolve() if sweep.storage_path and not remote else storage_root
+    storage_str = str(sweep.storage_path).rstrip("/") if remote else str(storage)
     uri = resolve_tracking_uri(state.get("tracking_uri") or tracking_uri)
     check_reachable(uri)
     experiment = state.get("experiment") or experiment or f"adl-{sweep.family}"
-    exp_dir = storage / str(sweep.name)
+    exp_dir = (storage_root if remote else storage) / str(sweep.name)  # where adl_sweep.json lives
+    tune_path = state.get("tune_path") or f"{storage_str}/{sweep.name}"
     if resume is None and (exp_dir / SWEEP_STATE).exists():
         raise ConfigError(
             f"sweep {sweep.name!r} already exists at {exp_dir}; resume it with "
@@ -213,6 +219,7 @@ def run_sweep(
                     "overrides": list(overrides),
                     "tracking_uri": uri,
                     "experiment": experiment,
+                    "tune_path": tune_path,
                     "parent_run_id": parent.run_id,
                 }
             )
@@ -235,7 +242,7 @@ def run_sweep(
     status = "FAILED"
     try:
         if resume is not None:
-            tuner = tune.Tuner.restore(str(exp_dir), trainable, resume_errored=True)
+            tuner = tune.Tuner.restore(tune_path, trainable, resume_errored=True)
         else:
             tuner = tune.Tuner(
                 trainable,
@@ -250,7 +257,7 @@ def run_sweep(
                 ),
                 run_config=tune.RunConfig(
                     name=str(sweep.name),
-                    storage_path=str(storage),
+                    storage_path=storage_str,
                     verbose=1,
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
                 ),

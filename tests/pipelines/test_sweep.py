@@ -104,3 +104,77 @@ def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monk
     assert {"sweep_scatter.png", "best_config.yaml", "sweep.yaml"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)
     }
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_storage_path_may_be_a_uri_tune_accepts(tracking_uri, tmp_path, monkeypatch):
+    """Tune's state goes to the URI (here file://, as s3:// or gs:// would on a cluster); adl's small
+    state file stays local, so the sweep can still be resumed by name."""
+    monkeypatch.chdir(tmp_path)
+    remote = tmp_path / "bucket"
+    code = main(
+        [
+            "sweep",
+            "--config",
+            SWEEP,
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            "uri",
+            "--num-cpus",
+            "2",
+            "--set",
+            "search_space={alpha.start: {grid: [0.5]}}",
+            "--set",
+            "overrides={episodes: 100, eval_every: 100}",
+            "--set",
+            f"storage_path={remote.as_uri()}",
+            "--set",
+            "name=uri_sweep",
+        ]
+    )
+    assert code == 0
+    assert (remote / "uri_sweep").is_dir() and any((remote / "uri_sweep").glob("experiment_state*.json"))
+    state = tmp_path / ".adl/sweeps/uri_sweep/adl_sweep.json"
+    assert state.is_file() and remote.as_uri() in state.read_text()
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("uri").experiment_id])
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_optuna_search_samples_within_the_space(tracking_uri, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        [
+            "sweep",
+            "--config",
+            SWEEP,
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            "opt",
+            "--num-cpus",
+            "2",
+            "--set",
+            "search_space={alpha.start: {uniform: [0.2, 0.8]}}",
+            "--set",
+            "overrides={episodes: 100, eval_every: 100}",
+            "--set",
+            "search=optuna",
+            "--set",
+            "num_samples=2",
+            "--set",
+            "scheduler.kind=fifo",
+            "--set",
+            "name=opt_sweep",
+        ]
+    )
+    assert code == 0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("opt").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    alphas = [float(r.data.params["alpha.start"]) for r in children]
+    assert len(children) == 2 and all(0.2 <= a <= 0.8 for a in alphas) and alphas[0] != alphas[1]
