@@ -13,51 +13,21 @@ REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
 
 
+def sweep(tracking_uri: str, *sets: str, experiment: str | None = None) -> int:
+    """``adl sweep`` of the Q-learning sweep on 2 CPUs, with ``--set`` for each item."""
+    argv = ["sweep", "--config", SWEEP, "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    argv += ["--experiment", experiment] if experiment else []
+    for item in sets:
+        argv += ["--set", item]
+    return main(argv)
+
+
 def test_bad_search_space_is_refused_before_ray_starts(tracking_uri, capsys):
-    assert (
-        main(
-            [
-                "sweep",
-                "--config",
-                SWEEP,
-                "--tracking-uri",
-                tracking_uri,
-                "--set",
-                "search_space={alpha.strat: {grid: [0.1]}}",
-            ]
-        )
-        == 2
-    )
+    assert sweep(tracking_uri, "search_space={alpha.strat: {grid: [0.1]}}") == 2
     assert "search_space.alpha.strat = 0.1: unknown key 'alpha.strat'" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "sweep",
-                "--config",
-                SWEEP,
-                "--tracking-uri",
-                tracking_uri,
-                "--set",
-                "search_space={gamma: {loguniform: [0, 1]}}",
-            ]
-        )
-        == 2
-    )
+    assert sweep(tracking_uri, "search_space={gamma: {loguniform: [0, 1]}}") == 2
     assert "bounds must be > 0" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "sweep",
-                "--config",
-                SWEEP,
-                "--tracking-uri",
-                tracking_uri,
-                "--set",
-                "search_space={gamma: {grid: [0.9, 1.5]}}",
-            ]
-        )
-        == 2
-    )
+    assert sweep(tracking_uri, "search_space={gamma: {grid: [0.9, 1.5]}}") == 2
     assert "search_space.gamma = 1.5: gamma: 1.5 is out of range" in capsys.readouterr().err
 
 
@@ -65,22 +35,11 @@ def test_bad_search_space_is_refused_before_ray_starts(tracking_uri, capsys):
 @pytest.mark.ray
 def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main(
-        [
-            "sweep",
-            "--config",
-            SWEEP,
-            "--tracking-uri",
-            tracking_uri,
-            "--experiment",
-            "sw",
-            "--num-cpus",
-            "2",
-            "--set",
-            "search_space={alpha.start: {grid: [0.1, 0.5]}}",
-            "--set",
-            "overrides={episodes: 200, eval_every: 100}",
-        ]
+    code = sweep(
+        tracking_uri,
+        "search_space={alpha.start: {grid: [0.1, 0.5]}}",
+        "overrides={episodes: 200, eval_every: 100}",
+        experiment="sw",
     )
     assert code == 0
     client = MlflowClient(tracking_uri)
@@ -113,26 +72,13 @@ def test_storage_path_may_be_a_uri_tune_accepts(tracking_uri, tmp_path, monkeypa
     state file stays local, so the sweep can still be resumed by name."""
     monkeypatch.chdir(tmp_path)
     remote = tmp_path / "bucket"
-    code = main(
-        [
-            "sweep",
-            "--config",
-            SWEEP,
-            "--tracking-uri",
-            tracking_uri,
-            "--experiment",
-            "uri",
-            "--num-cpus",
-            "2",
-            "--set",
-            "search_space={alpha.start: {grid: [0.5]}}",
-            "--set",
-            "overrides={episodes: 100, eval_every: 100}",
-            "--set",
-            f"storage_path={remote.as_uri()}",
-            "--set",
-            "name=uri_sweep",
-        ]
+    code = sweep(
+        tracking_uri,
+        "search_space={alpha.start: {grid: [0.5]}}",
+        "overrides={episodes: 100, eval_every: 100}",
+        f"storage_path={remote.as_uri()}",
+        "name=uri_sweep",
+        experiment="uri",
     )
     assert code == 0
     assert (remote / "uri_sweep").is_dir() and any((remote / "uri_sweep").glob("experiment_state*.json"))
@@ -147,30 +93,15 @@ def test_storage_path_may_be_a_uri_tune_accepts(tracking_uri, tmp_path, monkeypa
 @pytest.mark.ray
 def test_optuna_search_samples_within_the_space(tracking_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = main(
-        [
-            "sweep",
-            "--config",
-            SWEEP,
-            "--tracking-uri",
-            tracking_uri,
-            "--experiment",
-            "opt",
-            "--num-cpus",
-            "2",
-            "--set",
-            "search_space={alpha.start: {uniform: [0.2, 0.8]}}",
-            "--set",
-            "overrides={episodes: 100, eval_every: 100}",
-            "--set",
-            "search=optuna",
-            "--set",
-            "num_samples=2",
-            "--set",
-            "scheduler.kind=fifo",
-            "--set",
-            "name=opt_sweep",
-        ]
+    code = sweep(
+        tracking_uri,
+        "search_space={alpha.start: {uniform: [0.2, 0.8]}}",
+        "overrides={episodes: 100, eval_every: 100}",
+        "search=optuna",
+        "num_samples=2",
+        "scheduler.kind=fifo",
+        "name=opt_sweep",
+        experiment="opt",
     )
     assert code == 0
     client = MlflowClient(tracking_uri)
