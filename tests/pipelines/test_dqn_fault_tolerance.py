@@ -147,12 +147,22 @@ class KillingTracker(MemoryTracker):
         if "ray.kill" not in self.done and step >= 1500:
             ray.kill(w.collectors[0])
             self.done["ray.kill"] = step
-        elif "ray.kill" in self.done and "sigkill" not in self.done and step >= 3000:
+        elif (
+            "ray.kill" in self.done
+            and "sigkill" not in self.done
+            and step >= 3000
+            and step > self.done["ray.kill"]
+        ):
             pid = ray.get(w.collectors[1].pid.remote())
             os.kill(pid, signal.SIGKILL)
             self.killed_pids.append(pid)
             self.done["sigkill"] = step
-        elif "sigkill" in self.done and "replay" not in self.done and (self.ckpt / "manifest.json").exists():
+        elif (
+            "sigkill" in self.done
+            and "replay" not in self.done
+            and step > self.done["sigkill"]  # log_metrics runs more than once per step
+            and (self.ckpt / "manifest.json").exists()
+        ):
             self.done["replay"] = step
             ray.kill(w.replay)
 
