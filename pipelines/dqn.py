@@ -51,6 +51,9 @@ def build_wiring(cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_a
             f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
             f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
         )
+    from pipelines.distributed.learner_actor import check_gpus
+
+    check_gpus(cfg)
     return RayWiring(cfg, obs_shape, obs_dtype, n_actions)
 
 
@@ -72,10 +75,22 @@ def run_dqn(
     obs_shape, obs_dtype, n_actions = check_spaces(cfg)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.learner.num_threads)
-    learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
+    remote = False
+    if not cfg.local:
+        from pipelines.distributed.learner_actor import uses_learner_actor
+
+        remote = uses_learner_actor(cfg)
+    learner: Any = (
+        None if remote else Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
+    )
     wiring = build_wiring(cfg, obs_shape, obs_dtype, n_actions)
     spaces = (obs_shape, str(obs_dtype), n_actions)
     try:
+        if remote:  # the learner in its own actor, with its GPU (pipelines/distributed/learner_actor.py)
+            from pipelines.distributed.learner_actor import RemoteLearner
+
+            learner = RemoteLearner(cfg, obs_shape, n_actions, wiring)
+            print(f"adl: learner actor on {learner.info()['device']}", file=sys.stderr)
         with stop or StopSignals() as signals:  # after ray.init, which replaces the SIGTERM handler
             ckpt = Checkpointer(cfg, ckpt_dir, learner, wiring, spaces) if ckpt_dir else None
             start = restore(resume, learner, wiring) if resume else None
@@ -99,6 +114,8 @@ def run_dqn(
                 print(f"adl: checkpoint written to {ckpt.dir} ({ckpt.last_write_s:.2f}s)", file=sys.stderr)
         return res, learner
     finally:
+        if remote and learner is not None:
+            learner.stop()
         wiring.stop()
 
 

@@ -39,7 +39,14 @@ FORMAT = "adl-dqn-checkpoint-1"
 MANIFEST = "manifest.json"
 # Keys a resumed run may change: budgets, logging, where it runs, checkpointing, evaluation.
 RESUMABLE = ("max_env_steps", "max_time_s", "log_every_s", "local", "num_cpus", "address")
-RESUMABLE_PREFIXES = ("checkpoint.", "eval.", "learner.device", "learner.num_threads")
+RESUMABLE_PREFIXES = (
+    "checkpoint.",
+    "eval.",
+    "learner.device",
+    "learner.num_threads",
+    "learner.placement",
+    "learner.num_gpus",
+)
 
 
 class CheckpointError(ConfigError):

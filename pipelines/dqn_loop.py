@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -200,6 +201,10 @@ def train_loop(
         mininterval=1.0,
     )
     wiring.publish(learner.get_weights())
+    # A learner actor trains on batches it fetches itself; a learner here goes through the wiring.
+    train_batches = getattr(learner, "train_batches", None) or partial(
+        train_in_process, learner, wiring, cfg.learner.publish_every
+    )
     try:
         while True:
             for stats in wiring.poll(limiter):
@@ -212,19 +217,10 @@ def train_loop(
             did_learn = False
             if limiter.can_sample(count * cfg.learner.batch_size):
                 beta = r.beta_start + min(1.0, learner.steps / r.beta_steps) * (1.0 - r.beta_start)
-                batches = wiring.sample(count, beta)  # [] while a restarted replay refills
-                limiter.samples += len(batches) * cfg.learner.batch_size
-                idx, prio = [], []
-                for batch in batches:
-                    p, m = learner.step(batch)
-                    idx.append(batch.slots)
-                    prio.append(p)
-                    learner_metrics.append(m)
-                    if learner.steps % cfg.learner.publish_every == 0:
-                        wiring.publish(learner.get_weights())
-                if batches:
-                    wiring.update_priorities(np.concatenate(idx), np.concatenate(prio))
-                did_learn = bool(batches)
+                trained = train_batches(count, beta)  # [] while a restarted replay refills
+                limiter.samples += len(trained) * cfg.learner.batch_size
+                learner_metrics.extend(trained)
+                did_learn = bool(trained)
             if not did_learn:
                 wiring.idle()
             now = time.time()
@@ -291,9 +287,29 @@ def train_loop(
                 next_ckpt = time.time() + every_ckpt
     finally:
         bar.close()
+        if drain := getattr(learner, "drain", None):  # a learner actor's queued calls
+            drain()
         res.learner_steps, res.wall_s = learner.steps, time.time() - t0
     res.state = state()
     return res
+
+
+def train_in_process(
+    learner: Learner, wiring: Wiring, publish_every: int, count: int, beta: float
+) -> list[dict[str, float]]:
+    """Sample ``count`` batches, train on each, send the new priorities back; publish when due."""
+    batches = wiring.sample(count, beta)
+    idx, prio, metrics = [], [], []
+    for batch in batches:
+        p, m = learner.step(batch)
+        idx.append(batch.slots)
+        prio.append(p)
+        metrics.append(m)
+        if learner.steps % publish_every == 0:
+            wiring.publish(learner.get_weights())
+    if batches:
+        wiring.update_priorities(np.concatenate(idx), np.concatenate(prio))
+    return metrics
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -32,6 +32,7 @@ from components.replay.rate_limiter import SamplesPerInsert
 from components.replay.snapshot import Compression, read_replay, write_replay
 from components.rl.dqn.collector import Collector, EpisodeStats
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.networks import get_flat_weights
 
 
 @ray.remote(num_cpus=0)
@@ -92,6 +93,9 @@ class CollectorActor:
 
     def set_weights(self, flat: np.ndarray) -> None:
         self.collector.set_weights(flat)
+
+    def weights(self) -> np.ndarray:
+        return get_flat_weights(self.collector.net)
 
     def set_env_steps(self, env_steps: int) -> None:
         self.collector.env_steps = env_steps
@@ -178,7 +182,7 @@ class RayWiring:
             f"(restart {self.collector_restarts})"
         )
 
-    def _restart_replay(self, err: Exception) -> None:
+    def restart_replay(self, err: Exception) -> None:
         """Replace the replay actor from the last snapshot; say how many transitions were lost."""
         self.replay_restarts += 1
         with contextlib.suppress(Exception):
@@ -201,17 +205,30 @@ class RayWiring:
             f"added since (restart {self.replay_restarts})"
         )
 
-    def sample(self, count: int, beta: float) -> list[SampledBatch]:
+    def ready_to_sample(self) -> bool:
+        """False while a restarted replay refills to ``min_size``."""
         if self.refilling:
             if self.replay_size() < self.cfg.replay.min_size:
-                return []
+                return False
             self.refilling = False
+        return True
+
+    def replay_alive(self) -> bool:
+        try:
+            ray.get(self.replay.size.remote(), timeout=30)
+        except RayActorError:
+            return False
+        return True
+
+    def sample(self, count: int, beta: float) -> list[SampledBatch]:
+        if not self.ready_to_sample():
+            return []
         try:
             if self.prefetch is None:
                 self.prefetch = self.replay.sample_many.remote(self.cfg.learner.batch_size, count, beta)
             batches = ray.get(self.prefetch)
         except RayActorError as e:
-            self._restart_replay(e)
+            self.restart_replay(e)
             return []
         self.prefetch = self.replay.sample_many.remote(self.cfg.learner.batch_size, count, beta)
         return batches  # type: ignore[no-any-return]
@@ -219,8 +236,9 @@ class RayWiring:
     def update_priorities(self, idx: np.ndarray, priorities: np.ndarray) -> None:
         self.replay.update_priorities.remote(idx, priorities)
 
-    def publish(self, weights: np.ndarray) -> None:
-        ref = ray.put(weights)  # one copy in the object store, read zero-copy by every collector
+    def publish(self, weights: np.ndarray | ray.ObjectRef) -> None:
+        # One copy in the object store (put here, or by a learner actor), read zero-copy by every collector.
+        ref = weights if isinstance(weights, ray.ObjectRef) else ray.put(weights)
         self.weights_ref = ref
         for c in self.collectors:
             c.set_weights.remote(ref)
@@ -233,7 +251,7 @@ class RayWiring:
         try:
             self._size = int(ray.get(self.replay.size.remote()))
         except RayActorError as e:
-            self._restart_replay(e)
+            self.restart_replay(e)
             self._size = int(ray.get(self.replay.size.remote()))
         return self._size
 
@@ -247,7 +265,7 @@ class RayWiring:
         try:
             meta: dict[str, Any] = ray.get(self.replay.snapshot.remote(str(path), compression))
         except RayActorError as e:
-            self._restart_replay(e)
+            self.restart_replay(e)
             meta = ray.get(self.replay.snapshot.remote(str(path), compression))
         return meta
 

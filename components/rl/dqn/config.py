@@ -76,6 +76,10 @@ class LearnerConfig:
     batches_per_call: int = param(8, "batches fetched per replay call (amortises the actor round trip)", ge=1)
     device: Literal["auto", "cpu", "cuda"] = param("auto", "where the learner runs; collectors stay on CPU")
     num_threads: int = param(1, "torch CPU threads of the learner (small nets are fastest on one)", ge=1)
+    placement: Literal["auto", "driver", "actor"] = param(
+        "auto", "where the learner runs on Ray: auto = in an actor when device is cuda, else in the driver"
+    )
+    num_gpus: float = param(1.0, "GPU share the learner actor asks Ray for when device is cuda", gt=0.0)
 
 
 @dataclass
@@ -124,6 +128,10 @@ class DQNConfig:
     address: str | None = param(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
 
     def validate(self) -> None:
+        if self.local and self.learner.placement == "actor":
+            raise ConfigError(
+                "learner.placement: actor needs Ray, but local is true; allowed with local: auto, driver"
+            )
         if self.learner.batch_size > self.replay.capacity:
             raise ConfigError(
                 f"learner.batch_size: {self.learner.batch_size} is larger than replay.capacity "

@@ -1,0 +1,133 @@
+"""The learner as a Ray actor: it trains from the replay actor, its weights reach the collectors by
+reference, evaluation and checkpoints go through it, a GPU it cannot get is refused up front, and
+(where torch sees a GPU) ``learner.device: cuda`` runs it on a fractional GPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from components.config import load
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.env_factory import check_spaces
+from components.rl.dqn.networks import get_flat_weights
+from pipelines.dqn_checkpoint import Checkpointer, restore, verify
+from pipelines.dqn_loop import LoopControl, train_loop
+from pipelines.tracking import MemoryTracker
+
+REPO = Path(__file__).resolve().parents[2]
+CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
+SMALL = [
+    "collectors.num_collectors=2",
+    "collectors.envs_per_collector=4",
+    "replay.capacity=5000",
+    "replay.min_size=500",
+    "eval.every_env_steps=2000",
+    "eval.episodes=2",
+    "eval.stop_at_return=null",
+    "log_every_s=0.2",
+    "max_env_steps=6000",
+]
+
+
+def _cli(tracking_uri: str, cwd: Path, *sets: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "pipelines.cli", "train", "dqn", "--config", CARTPOLE]
+    args += ["--tracking-uri", tracking_uri, "--no-progress", "--set", "num_cpus=2"]
+    return subprocess.run(
+        [*args, *(a for kv in sets for a in ("--set", kv))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.ray
+def test_learner_actor_trains_publishes_by_reference_evaluates_and_checkpoints(ray_local, tmp_path):
+    from pipelines.distributed.dqn_actors import RayWiring
+    from pipelines.distributed.learner_actor import RemoteLearner
+
+    cfg = load(DQNConfig, CARTPOLE, [*SMALL, "learner.placement=actor", "learner.device=cpu"])
+    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
+    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
+    learner = RemoteLearner(cfg, obs_shape, n_actions, wiring)
+    published: list = []
+    plain_publish = wiring.publish
+    wiring.publish = lambda w: (published.append(w), plain_publish(w))  # type: ignore[method-assign]
+    try:
+        assert learner.info()["pid"] != os.getpid()  # it trains in another process
+        tracker = MemoryTracker()
+        res = train_loop(cfg, wiring, learner, tracker, progress=False, control=LoopControl())
+        assert res.env_steps >= 6000 and learner.steps > 0
+        assert res.learner_steps == learner.steps
+        # Updates keep pace with the samples-per-insert target (within the limiter's tolerance).
+        assert res.state is not None
+        ratio = learner.steps * cfg.learner.batch_size / (res.state.inserts - cfg.replay.min_size)
+        assert 12 <= ratio <= 20, ratio  # samples_per_insert: 16
+        losses = [v for _, v in tracker.metrics["loss"]]
+        assert losses and all(np.isfinite(losses))
+        assert len(res.history["eval_return"]) == 3  # at 2000, 4000 and 6000 env steps, on the mirror
+        # Weights: the actor put them; the driver forwarded the reference unchanged to every collector.
+        refs = [w for w in published if not isinstance(w, np.ndarray)]
+        assert len(refs) >= 2, "no publish from the learner actor"
+        last = ray_local.get(refs[-1])
+        for c in wiring.collectors:
+            np.testing.assert_array_equal(ray_local.get(c.weights.remote()), last)
+        assert not np.array_equal(last, ray_local.get(refs[0]))  # they changed between publishes
+        # The mirror is the actor's online network.
+        np.testing.assert_array_equal(get_flat_weights(learner.online), learner.get_weights())
+
+        # A checkpoint goes through the actor, and loads back into a fresh one.
+        ckpt = Checkpointer(cfg, tmp_path / "run" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
+        ckpt.save(res.state)
+        saved = learner.state_dict()
+        assert saved["steps"] == learner.steps and saved["online"]["body.0.weight"].device.type == "cpu"
+        manifest = verify(ckpt.dir, cfg, obs_shape, n_actions, learner.online)
+        fresh = RemoteLearner(cfg, obs_shape, n_actions, wiring)
+        restore(manifest, fresh, wiring)
+        assert fresh.steps == learner.steps
+        np.testing.assert_array_equal(fresh.get_weights(), learner.get_weights())
+        fresh.stop()
+    finally:
+        learner.stop()
+        wiring.stop()
+
+
+def test_placement_actor_without_ray_is_refused():
+    with pytest.raises(Exception, match="learner.placement: actor needs Ray, but local is true"):
+        load(DQNConfig, CARTPOLE, ["local=true", "learner.placement=actor"])
+
+
+@pytest.mark.ray
+def test_a_gpu_learner_the_cluster_cannot_place_is_refused(tracking_uri, tmp_path):
+    proc = _cli(tracking_uri, tmp_path, "learner.device=cuda", "learner.num_gpus=64", "max_env_steps=2000")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "asks for learner.num_gpus=64 GPU, but the Ray cluster has" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_learner_runs_in_an_actor_on_half_a_gpu(tracking_uri, tmp_path):
+    proc = _cli(
+        tracking_uri,
+        tmp_path,
+        "learner.device=cuda",
+        "learner.num_gpus=0.5",
+        "max_env_steps=200000",
+        "max_time_s=240",
+        "collectors.num_collectors=2",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "adl: learner actor on cuda" in proc.stderr
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED" and run.data.metrics["final_learner_steps"] > 0
+    print(proc.stdout[-600:])  # the timing line, for the record
