@@ -37,3 +37,22 @@ class SampledBatch(NamedTuple):
     n: np.ndarray  # [B]
     slots: np.ndarray  # [B] slots in the replay, for update_priorities
     weight: np.ndarray  # [B] importance-sampling weights (all 1 for uniform replay)
+
+
+class PixelTransitions(NamedTuple):
+    """Transitions of stacked frames with each frame sent once (F = new frames, S = stack).
+
+    A collector in frame mode numbers the frames it produces 0, 1, 2, ... (its *local* ids) and
+    sends each once: the reset frame of every episode and the newest frame after every step. The
+    transitions name their stacks by those ids, which may point into earlier pushes (the stack's
+    history, the n-step delay); the replay maps them to its own frame ids.
+    """
+
+    frames: np.ndarray  # [F, H, W] uint8, local ids first_frame, ..., first_frame + F − 1
+    first_frame: int  # local id of frames[0]
+    collector: int  # which collector sent it (its local ids are its own)
+    generation: int  # which incarnation of that collector (a replacement numbers from 0 again)
+    transitions: Transitions  # obs and next_obs hold local frame ids [B, S] int64, not pixels
+
+    def __len__(self) -> int:
+        return len(self.transitions)

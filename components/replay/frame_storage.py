@@ -86,6 +86,14 @@ class FrameStorage:
         self.written += 1
         return self.written - 1
 
+    def write(self, frames: np.ndarray) -> np.ndarray:
+        """Write frames [F, H, W] in order, outside any env's stack history; returns their ids.
+
+        For a replay that receives frames already numbered by a collector: the ids are contiguous
+        (``written`` before the call, and on), so one offset maps a whole push.
+        """
+        return np.array([self._write(f) for f in frames], dtype=np.int64)
+
     def reset(self, env: int, frame: np.ndarray) -> np.ndarray:
         """The first frame of an episode; returns the ids [S] of the padded stack [f0, ..., f0]."""
         fid = self._write(frame)
