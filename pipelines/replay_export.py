@@ -3,7 +3,8 @@
 The checkpoint folder comes from the run's ``adl.checkpoint_dir`` tag (or ``--checkpoint-dir``); the
 replay snapshot in it is rewritten as Parquet with the columns obs, action, reward, next_obs, done,
 truncated, n, priority, collector, episode, step (one row per stored transition, in ring-slot order),
-which pandas, polars and duckdb read directly.
+which pandas, polars and duckdb read directly. An Atari replay (frames stored once) exports the same
+columns: its stacks are rebuilt from the frames.
 """
 
 from __future__ import annotations

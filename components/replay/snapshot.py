@@ -12,80 +12,57 @@ Files are written to a temporary name and renamed, so a reader never sees half a
 table minus the leaf column is what ``adl replay export`` writes as Parquet for pandas, polars or
 duckdb (columns: obs, action, reward, next_obs, done, truncated, n, priority, collector, episode,
 step).
+
+A :class:`PixelReplayBuffer` (frames stored once) has a format of its own, ``adl-pixel-replay-1``
+(``pixel_snapshot.py``); ``write_replay``, ``read_replay`` and ``export_parquet`` take either
+replay and either file, and the export has the same columns for both.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from components.replay.arrow_io import (
+    Compression,
+    SnapshotError,
+    check_matches,
+    chunks,
+    fixed_list,
+    frame_arrays,
+    frame_state,
+    load_frames,
+    load_transitions,
+    open_snapshot,
+    read_meta,
+    replay_state,
+    restore_frame_state,
+    restore_state,
+    snapshot_meta,
+    transition_arrays,
+    unlist,
+    write_table_atomically,
+)
 from components.replay.buffer import ReplayBuffer
+from components.replay.factory import Replay
 from components.replay.frame_storage import FrameStorage
-from components.replay.sum_tree import SumTree
+from components.replay.pixel_buffer import PixelReplayBuffer
+from components.replay.pixel_snapshot import (
+    PIXEL_FORMAT,
+    export_pixel_parquet,
+    read_pixel_replay,
+    write_pixel_replay,
+)
 
 FORMAT = "adl-replay-1"
 FRAMES_FORMAT = "adl-frames-1"
-CHUNK_ROWS = 65_536  # rows per record batch: bounded memory while writing, no 2 GiB column limits
-Compression = Literal["none", "lz4", "zstd"]
-
-
-class SnapshotError(ValueError):
-    """A snapshot that cannot be restored into this replay; the message names the file and the mismatch."""
-
-
-def _fixed_list(a: np.ndarray) -> pa.FixedSizeListArray:
-    """[B, *shape] → fixed_size_list<dtype>[prod(shape)], zero-copy for contiguous arrays."""
-    width = int(np.prod(a.shape[1:], dtype=np.int64)) if a.ndim > 1 else 1
-    flat = np.ascontiguousarray(a).reshape(-1)
-    return pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
-
-
-def _unlist(col: pa.Array, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """The inverse of :func:`_fixed_list` for one record batch's column."""
-    values = col.values.to_numpy(zero_copy_only=False)
-    return values.reshape((len(col), *shape)).astype(dtype, copy=False)
-
-
-def _write_table_atomically(
-    path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch], compression: Compression
-) -> int:
-    """Arrow IPC file at ``path`` via ``path.tmp`` + rename; returns its size in bytes."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    opts = ipc.IpcWriteOptions(compression=None if compression == "none" else compression)
-    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=opts) as writer:
-        for b in batches:
-            writer.write_batch(b)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path.stat().st_size
-
-
-def _open(path: Path) -> ipc.RecordBatchFileReader:
-    path = Path(path)
-    if not path.is_file():
-        raise SnapshotError(f"replay snapshot not found: {path}")
-    try:
-        return ipc.open_file(pa.memory_map(str(path), "r"))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise SnapshotError(f"replay snapshot {path} is not a whole Arrow file (truncated?): {e}") from e
-
-
-def _meta(reader: ipc.RecordBatchFileReader, path: Path, fmt: str) -> dict[str, Any]:
-    raw = (reader.schema.metadata or {}).get(b"adl")
-    meta = json.loads(raw) if raw else {}
-    if meta.get("format") != fmt:
-        raise SnapshotError(f"{path} is not an {fmt} snapshot (format {meta.get('format')!r})")
-    return meta  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,41 +72,18 @@ def _meta(reader: ipc.RecordBatchFileReader, path: Path, fmt: str) -> dict[str, 
 def replay_meta(buf: ReplayBuffer) -> dict[str, Any]:
     return {
         "format": FORMAT,
-        "capacity": buf.cfg.capacity,
-        "kind": buf.cfg.kind,
-        "alpha": buf.cfg.alpha,
+        **replay_state(buf),
         "obs_shape": list(buf.obs.shape[1:]),
         "obs_dtype": buf.obs.dtype.str,
         "cursor": buf.cursor,
-        "size": buf.size,
-        "inserts": buf.inserts,
-        "samples": buf.samples,
-        "max_priority": buf.max_priority,
-        "rng": buf.rng.bit_generator.state,
     }
 
 
 def _replay_batches(buf: ReplayBuffer, schema: pa.Schema, with_leaves: bool) -> Iterator[pa.RecordBatch]:
-    prio = buf.priorities()
-    for lo in range(0, buf.size, CHUNK_ROWS):
-        s = slice(lo, min(lo + CHUNK_ROWS, buf.size))
-        cols = {
-            "obs": _fixed_list(buf.obs[s]),
-            "action": pa.array(buf.action[s]),
-            "reward": pa.array(buf.reward[s]),
-            "next_obs": _fixed_list(buf.next_obs[s]),
-            "done": pa.array(buf.done[s]),
-            "truncated": pa.array(buf.truncated[s]),
-            "n": pa.array(buf.n[s]),
-            "priority": pa.array(prio[s]),
-            "collector": pa.array(buf.collector[s]),
-            "episode": pa.array(buf.episode[s]),
-            "step": pa.array(buf.step[s]),
-        }
-        if with_leaves:
-            leaves = buf.tree.get(np.arange(s.start, s.stop)) if buf.tree is not None else prio[s]
-            cols["tree_leaf"] = pa.array(np.asarray(leaves, dtype=np.float64))
-        yield pa.RecordBatch.from_arrays(list(cols.values()), schema=schema)
+    for s in chunks(buf.size):
+        cols = transition_arrays(buf, s, with_leaves)
+        cols |= {"obs": fixed_list(buf.obs[s]), "next_obs": fixed_list(buf.next_obs[s])}
+        yield pa.RecordBatch.from_arrays([cols[name] for name in schema.names], schema=schema)
 
 
 def _replay_schema(buf: ReplayBuffer, with_leaves: bool, meta: dict[str, Any]) -> pa.Schema:
@@ -151,34 +105,36 @@ def _replay_schema(buf: ReplayBuffer, with_leaves: bool, meta: dict[str, Any]) -
     return pa.schema(fields, metadata={"adl": json.dumps(meta)})
 
 
-def write_replay(buf: ReplayBuffer, path: str | Path, compression: Compression = "none") -> dict[str, Any]:
+def write_replay(buf: Replay, path: str | Path, compression: Compression = "none") -> dict[str, Any]:
     """Snapshot ``buf`` to an Arrow IPC file (atomically); returns the metadata plus ``bytes``."""
+    if isinstance(buf, PixelReplayBuffer):
+        return write_pixel_replay(buf, Path(path), compression)
     meta = replay_meta(buf)
     schema = _replay_schema(buf, True, meta)
-    size = _write_table_atomically(Path(path), schema, _replay_batches(buf, schema, True), compression)
+    size = write_table_atomically(Path(path), schema, _replay_batches(buf, schema, True), compression)
     return meta | {"bytes": size}
 
 
 def read_replay_meta(path: str | Path) -> dict[str, Any]:
-    return _meta(_open(Path(path)), Path(path), FORMAT)
+    """The metadata of a snapshot of either replay."""
+    reader = open_snapshot(Path(path))
+    fmt = snapshot_meta(reader).get("format")
+    return read_meta(reader, Path(path), PIXEL_FORMAT if fmt == PIXEL_FORMAT else FORMAT)
 
 
-def read_replay(buf: ReplayBuffer, path: str | Path) -> dict[str, Any]:
+def read_replay(buf: Replay, path: str | Path) -> dict[str, Any]:
     """Restore a snapshot into ``buf`` (built from the same replay config); returns its metadata.
 
     Raises:
-        SnapshotError: the file is missing or not whole, or its capacity, kind, α, observation shape
-            or dtype differ from ``buf``'s (the message names which).
+        SnapshotError: the file is missing or not whole, is of the other replay's format, or its
+            capacity, kind, α, observation shape or dtype differ from ``buf``'s (the message names which).
     """
+    if isinstance(buf, PixelReplayBuffer):
+        return read_pixel_replay(buf, Path(path))
     path = Path(path)
-    reader = _open(path)
-    meta = _meta(reader, path, FORMAT)
-    mine = replay_meta(buf)
-    for key in ("capacity", "kind", "alpha", "obs_shape", "obs_dtype"):
-        if meta[key] != mine[key]:
-            raise SnapshotError(
-                f"replay snapshot {path} has {key} {meta[key]!r}, this replay has {mine[key]!r}"
-            )
+    reader = open_snapshot(path)
+    meta = read_meta(reader, path, FORMAT)
+    check_matches(path, meta, replay_meta(buf), ("capacity", "kind", "alpha", "obs_shape", "obs_dtype"))
     shape, dtype = tuple(meta["obs_shape"]), np.dtype(meta["obs_dtype"])
     row = 0
     leaves = np.zeros(meta["size"], dtype=np.float64)
@@ -186,44 +142,34 @@ def read_replay(buf: ReplayBuffer, path: str | Path) -> dict[str, Any]:
         for i in range(reader.num_record_batches):
             b = reader.get_batch(i)
             s = slice(row, row + b.num_rows)
-            buf.obs[s] = _unlist(b.column("obs"), shape, dtype)
-            buf.next_obs[s] = _unlist(b.column("next_obs"), shape, dtype)
-            for name in ("action", "reward", "done", "truncated", "n", "collector", "episode", "step"):
-                getattr(buf, name)[s] = b.column(name).to_numpy(zero_copy_only=False)
-            leaves[s] = b.column("tree_leaf").to_numpy()
+            buf.obs[s] = unlist(b.column("obs"), shape, dtype)
+            buf.next_obs[s] = unlist(b.column("next_obs"), shape, dtype)
+            leaves[s] = load_transitions(buf, b, s)
             row += b.num_rows
     except (pa.ArrowInvalid, OSError) as e:
         raise SnapshotError(f"replay snapshot {path} cannot be read (truncated?): {e}") from e
     if row != meta["size"]:
         raise SnapshotError(f"replay snapshot {path} holds {row} rows, its metadata says {meta['size']}")
-    if buf.tree is not None:
-        rebuild_tree(buf.tree, leaves)
-    buf.cursor, buf.size = int(meta["cursor"]), int(meta["size"])
-    buf.inserts, buf.samples = int(meta["inserts"]), int(meta["samples"])
-    buf.max_priority = float(meta["max_priority"])
-    buf.rng.bit_generator.state = meta["rng"]
+    restore_state(buf, meta, leaves)
+    buf.cursor = int(meta["cursor"])
     return meta
 
 
-def rebuild_tree(tree: SumTree, leaves: np.ndarray) -> None:
-    """Set the first ``len(leaves)`` leaves (the rest 0) and recompute every inner node, level by level."""
-    tree.tree[:] = 0.0
-    tree.tree[tree.n_leaves : tree.n_leaves + len(leaves)] = leaves
-    for level in range(tree.depth - 1, -1, -1):
-        nodes = np.arange(1 << level, 2 << level)
-        tree.tree[nodes] = tree.tree[2 * nodes] + tree.tree[2 * nodes + 1]
-
-
 def export_parquet(snapshot: str | Path, out: str | Path) -> int:
-    """Rewrite an Arrow snapshot as a Parquet table with the documented columns; returns its rows."""
-    reader = _open(Path(snapshot))
-    meta = _meta(reader, Path(snapshot), FORMAT)
-    table = reader.read_all().drop_columns(["tree_leaf"])
+    """Rewrite an Arrow snapshot of either replay as a Parquet table with the documented columns
+    (whole stacked observations also for the pixel replay); returns its rows."""
+    reader = open_snapshot(Path(snapshot))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if snapshot_meta(reader).get("format") == PIXEL_FORMAT:
+        rows = export_pixel_parquet(Path(snapshot), tmp)
+        tmp.replace(out)
+        return rows
+    meta = read_meta(reader, Path(snapshot), FORMAT)
+    table = reader.read_all().drop_columns(["tree_leaf"])
     export_meta = {k: meta[k] for k in ("obs_shape", "obs_dtype", "capacity", "cursor", "inserts")}
     table = table.replace_schema_metadata({"adl": json.dumps(export_meta)})
-    tmp = out.with_name(out.name + ".tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(out)
     return table.num_rows
@@ -235,60 +181,31 @@ def export_parquet(snapshot: str | Path, out: str | Path) -> int:
 
 def write_frames(fs: FrameStorage, path: str | Path, compression: Compression = "none") -> dict[str, Any]:
     """Snapshot a :class:`FrameStorage`: one row per written slot, frames as fixed-size uint8 lists."""
-    rows = min(fs.written, fs.capacity)
-    meta = {
-        "format": FRAMES_FORMAT,
-        "capacity": fs.capacity,
-        "stack": fs.stack,
-        "frame_shape": list(fs.frames.shape[1:]),
-        "written": fs.written,
-        "history": [list(map(int, h)) for h in fs.history],
-        "invalidated": list(map(int, fs._invalidated)),
-    }
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for lo in range(0, max(rows, 1), CHUNK_ROWS):
-            s = slice(lo, min(lo + CHUNK_ROWS, rows))
-            yield pa.RecordBatch.from_pydict(
-                {
-                    "frame": _fixed_list(fs.frames[s]),
-                    "frame_id": pa.array(fs.frame_id[s]),
-                    "obs_ids": _fixed_list(fs.obs_ids[s]),
-                    "next_ids": _fixed_list(fs.next_ids[s]),
-                    "has_transition": pa.array(fs.has_transition[s]),
-                    "dependents": _fixed_list(fs.dependents[s]),
-                },
-                metadata={"adl": json.dumps(meta)},
-            )
-
-    first = next(batches())
-    size = _write_table_atomically(Path(path), first.schema, batches(), compression)
+    meta = {"format": FRAMES_FORMAT, **frame_state(fs)}
+    batches = (
+        pa.RecordBatch.from_pydict(frame_arrays(fs, s), metadata={"adl": json.dumps(meta)})
+        for s in chunks(min(fs.written, fs.capacity))
+    )
+    first = next(batches)
+    size = write_table_atomically(Path(path), first.schema, itertools.chain([first], batches), compression)
     return meta | {"bytes": size}
 
 
 def read_frames(fs: FrameStorage, path: str | Path) -> dict[str, Any]:
     """Restore a :func:`write_frames` snapshot into ``fs`` (same capacity, stack and frame shape)."""
     path = Path(path)
-    reader = _open(path)
-    meta = _meta(reader, path, FRAMES_FORMAT)
-    mine = {"capacity": fs.capacity, "stack": fs.stack, "frame_shape": list(fs.frames.shape[1:])}
-    for key, value in mine.items():
-        if meta[key] != value:
-            raise SnapshotError(f"frame snapshot {path} has {key} {meta[key]!r}, this storage has {value!r}")
-    fshape, stack, row = tuple(meta["frame_shape"]), fs.stack, 0
+    reader = open_snapshot(path)
+    meta = read_meta(reader, path, FRAMES_FORMAT)
+    mine = frame_state(fs)
+    for key in ("capacity", "stack", "frame_shape"):
+        if meta[key] != mine[key]:
+            raise SnapshotError(
+                f"frame snapshot {path} has {key} {meta[key]!r}, this storage has {mine[key]!r}"
+            )
+    row = 0
     for i in range(reader.num_record_batches):
         b = reader.get_batch(i)
-        s = slice(row, row + b.num_rows)
-        fs.frames[s] = _unlist(b.column("frame"), fshape, np.dtype(np.uint8))
-        fs.frame_id[s] = b.column("frame_id").to_numpy()
-        fs.obs_ids[s] = _unlist(b.column("obs_ids"), (stack,), np.dtype(np.int64))
-        fs.next_ids[s] = _unlist(b.column("next_ids"), (stack,), np.dtype(np.int64))
-        fs.has_transition[s] = b.column("has_transition").to_numpy(zero_copy_only=False)
-        fs.dependents[s] = _unlist(b.column("dependents"), (stack,), np.dtype(np.int64))
+        load_frames(fs, b, slice(row, row + b.num_rows))
         row += b.num_rows
-    fs.written = int(meta["written"])
-    for h, ids in zip(fs.history, meta["history"]):
-        h.clear()
-        h.extend(ids)
-    fs._invalidated = list(meta["invalidated"])
+    restore_frame_state(fs, meta)
     return meta
