@@ -3,17 +3,25 @@
 It emits n-step transitions with initial priorities from its own |TD error| (Ape-X), plus episode
 statistics. It knows nothing of Ray or of the replay: the local runner adds its output to a
 replay object, the Ray actor wrapper pushes it to the replay actor.
+
+With stacked Atari frames (``atari.enabled``) it sends every 84×84 frame once
+(:class:`PixelTransitions`): the reset frame of each episode and the newest frame after each step,
+numbered by the collector, and the transitions as stacks of those numbers, which a
+``PixelReplayBuffer`` maps to its own frame ids. A push shrinks about 8× for 4-frame stacks. The
+numbers follow ``FrameStackObservation``: a step shifts the stack by one frame, a reset repeats its
+frame S times. The initial priorities still come from the full stacks, which the collector has.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from components.nets.qnets import inference_copy
-from components.replay.batch import Transitions
+from components.replay.batch import PixelTransitions, Transitions
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import vector_env
 from components.rl.dqn.epsilon import apex_epsilons
@@ -36,12 +44,21 @@ class EpisodeStats:
 
 class Collector:
     """``generation`` counts replacements of collector ``index`` after faults: a replacement gets its
-    own env seeds and a fresh range of episode ids, so (collector, episode) stays unique in the replay."""
+    own env seeds and a fresh range of episode ids, so (collector, episode) stays unique in the replay.
+
+    ``frames`` (default: ``atari.enabled``) sends each frame once; ``frames=False`` on Atari sends
+    whole stacks, for a ``ReplayBuffer`` (the path the frame mode is tested against)."""
 
     def __init__(
-        self, cfg: DQNConfig, index: int, obs_shape: tuple[int, ...], n_actions: int, generation: int = 0
+        self,
+        cfg: DQNConfig,
+        index: int,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        generation: int = 0,
+        frames: bool | None = None,
     ) -> None:
-        self.cfg, self.index = cfg, index
+        self.cfg, self.index, self.generation = cfg, index, generation
         c = cfg.collectors
         self.num_envs = c.envs_per_collector
         self.seed = cfg.seed * 1000 + index * c.envs_per_collector + generation * 1_000_003
@@ -65,6 +82,13 @@ class Collector:
         self.ep_id = base + np.arange(self.num_envs, dtype=np.int64)  # unique per collector
         self.episodes_started = base + self.num_envs
         self.gamma = cfg.learner.gamma
+        self.frames = cfg.atari.enabled if frames is None else frames
+        if self.frames:
+            self.stack_ids = np.zeros((self.num_envs, self.obs.shape[1]), dtype=np.int64)  # [E, S] local
+            self.new_frames: list[np.ndarray] = []  # produced since the last push, local ids from sent on
+            self.sent = 0  # local id of new_frames[0]
+            for e in range(self.num_envs):
+                self.stack_ids[e] = self._new_frame(self.obs[e, -1])
 
     def set_weights(self, flat: np.ndarray) -> None:
         set_flat_weights(self.net, flat)
@@ -83,7 +107,7 @@ class Collector:
     def _q(self, obs: np.ndarray) -> np.ndarray:
         return self.policy(torch.as_tensor(obs)).numpy()
 
-    def run(self, num_steps: int) -> tuple[Transitions, EpisodeStats]:
+    def run(self, num_steps: int) -> tuple[Transitions | PixelTransitions, EpisodeStats]:
         """Step every env ``num_steps`` times; return the completed n-step transitions and episode stats."""
         emitted: list[Emitted] = []
         stats = EpisodeStats()
@@ -101,8 +125,11 @@ class Collector:
             for e in range(self.num_envs):
                 r = float(rewards[e])
                 nxt = final_obs[e] if ended[e] else next_obs[e]  # type: ignore[index]
+                obs: Any = self.obs[e]
+                if self.frames:  # obs as ids [S]; next obs as (ids [S], pixels [S, H, W]) for Q
+                    obs, nxt = self._frame_step(e, ended[e], nxt, next_obs[e])
                 item = Pending(
-                    self.obs[e],
+                    obs,
                     int(actions[e]),
                     r,
                     int(self.ep_step[e]),
@@ -128,17 +155,42 @@ class Collector:
             stats.env_steps += self.num_envs
         batch = self._to_transitions(emitted)
         stats.transitions = len(batch)
-        return batch, stats
+        if not self.frames:
+            return batch, stats
+        h, w = self.obs.shape[2:]
+        frames = np.stack(self.new_frames) if self.new_frames else np.zeros((0, h, w), self.obs.dtype)
+        push = PixelTransitions(frames, self.sent, self.index, self.generation, batch)
+        self.sent += len(self.new_frames)
+        self.new_frames = []
+        return push, stats
+
+    def _new_frame(self, frame: np.ndarray) -> int:
+        self.new_frames.append(frame)
+        return self.sent + len(self.new_frames) - 1
+
+    def _frame_step(
+        self, e: int, ended: bool, nxt: np.ndarray, reset_obs: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Number env ``e``'s new frames; returns the obs ids and (next ids, next obs) of this step.
+
+        ``nxt`` is the stack after the step (the final one when the episode ended); after an end,
+        ``reset_obs`` is the next episode's first stack, whose frame starts the env's ids afresh.
+        """
+        obs = self.stack_ids[e].copy()
+        next_ids = np.append(self.stack_ids[e, 1:], self._new_frame(nxt[-1]))
+        self.stack_ids[e] = self._new_frame(reset_obs[-1]) if ended else next_ids
+        return obs, (next_ids, nxt)
 
     def _to_transitions(self, emitted: list[Emitted]) -> Transitions:
         if not emitted:
-            shape = self.obs.shape[1:]
+            shape = (self.obs.shape[1],) if self.frames else self.obs.shape[1:]
+            dtype = np.int64 if self.frames else self.obs.dtype
             z = np.zeros(0)
             return Transitions(
-                np.zeros((0, *shape), self.obs.dtype),
+                np.zeros((0, *shape), dtype),
                 z.astype(np.int64),
                 z.astype(np.float32),
-                np.zeros((0, *shape), self.obs.dtype),
+                np.zeros((0, *shape), dtype),
                 z.astype(bool),
                 z.astype(np.uint8),
                 z.astype(np.float32),
@@ -148,13 +200,17 @@ class Collector:
                 z.astype(bool),
             )
         obs = np.stack([t.obs for t in emitted])
-        next_obs = np.stack([t.next_obs for t in emitted])
+        if self.frames:  # send the ids; the pixels of next_obs serve the priorities below
+            next_obs = np.stack([t.next_obs[0] for t in emitted])
+            next_pixels = np.stack([t.next_obs[1] for t in emitted])
+        else:
+            next_obs = next_pixels = np.stack([t.next_obs for t in emitted])
         ret = np.array([t.ret for t in emitted], dtype=np.float32)
         done = np.array([t.done for t in emitted])
         n = np.array([t.n for t in emitted], dtype=np.uint8)
         q_taken = np.array([t.q_taken for t in emitted], dtype=np.float32)
         # Initial priority |R + γⁿ(1 − done)·max_a Q(s', a) − Q(s, a)| with the collector's own network.
-        bootstrap = self._q(next_obs).max(axis=1)
+        bootstrap = self._q(next_pixels).max(axis=1)
         target = ret + (self.gamma ** n.astype(np.float32)) * (~done) * bootstrap
         priority = np.abs(target - q_taken).astype(np.float32)
         return Transitions(

@@ -106,3 +106,57 @@ def test_set_weights_reaches_the_acting_policy():
     x = torch.randn(5, 4)
     with torch.no_grad():
         torch.testing.assert_close(collector.policy(x), other(x))
+
+
+PONG_SETTINGS = [
+    "collectors.envs_per_collector=2",
+    "env.max_episode_steps=160",  # raw frames (frame skip 4, up to 30 no-ops): 33–40-step episodes
+    "replay.capacity=1000",
+    "replay.min_size=64",
+    "learner.batch_size=16",
+]
+
+
+@pytest.fixture(scope="module")
+def pong_pushes():
+    """One Pong stream (same seeds, weights and ε draws) collected twice: frames once, whole stacks."""
+    cfg = load(DQNConfig, "configs/dqn/pong.yaml", PONG_SETTINGS)
+    pixel = Collector(cfg, index=1, obs_shape=(4, 84, 84), n_actions=6)
+    naive = Collector(cfg, index=1, obs_shape=(4, 84, 84), n_actions=6, frames=False)
+    runs = [(pixel.run(25), naive.run(25)) for _ in range(3)]
+    return cfg, pixel, runs
+
+
+def test_pong_pushes_send_each_frame_once_and_name_the_same_stacks(pong_pushes):
+    """Frame ids rebuild the stacks a whole-stack collector sends, bit for bit, across pushes."""
+    _, pixel, runs = pong_pushes
+    frames, next_id, resets = [], 0, 0
+    for (push, pstats), (whole, wstats) in runs:
+        assert push.collector == 1 and push.generation == 0
+        assert push.first_frame == next_id  # local ids continue across pushes
+        next_id += len(push.frames)
+        frames.append(push.frames)
+        resets += len(wstats.returns)
+        t = push.transitions
+        assert t.obs.shape == (len(whole), 4) and t.obs.dtype == np.int64
+        assert pstats.returns == wstats.returns and pstats.transitions == len(whole)
+        known = np.concatenate(frames)  # every frame a transition names has been sent by now
+        np.testing.assert_array_equal(known[t.obs], whole.obs)
+        np.testing.assert_array_equal(known[t.next_obs], whole.next_obs)
+        for name in ("action", "reward", "done", "n", "collector", "episode", "step", "truncated"):
+            np.testing.assert_array_equal(getattr(t, name), getattr(whole, name), err_msg=name)
+        # Initial priorities still come from Q on the full stacks.
+        np.testing.assert_allclose(t.priority, whole.priority, rtol=1e-6)
+    assert resets >= 2 and any(w.truncated.any() for (_, _), (w, _) in runs)  # episode ends were crossed
+    # One frame per env step, one per reset: the first obs of every episode (2 initial, then 1 per end).
+    assert next_id == 3 * 25 * 2 + 2 + resets == pixel.sent
+
+
+def test_a_pong_push_is_about_an_eighth_of_whole_stacks(pong_pushes):
+    import pickle
+
+    _, _, runs = pong_pushes
+    (push, _), (whole, _) = runs[1]
+    pixel_bytes, whole_bytes = len(pickle.dumps(push, protocol=5)), len(pickle.dumps(whole, protocol=5))
+    print(f"one push of {len(whole)} transitions: {whole_bytes} B as stacks, {pixel_bytes} B as frames")
+    assert pixel_bytes < whole_bytes / 5
