@@ -13,6 +13,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from components.config import load
+from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
 from pipelines.cli import main
 from pipelines.dqn import run_dqn
@@ -82,7 +83,7 @@ def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
     assert "collectors.num_collectors: 3 collectors need one CPU each, the Ray cluster has 2" in proc.stderr
 
 
-def test_pong_runs_through_the_cnn_and_the_uint8_replay():
+def test_pong_runs_through_the_cnn_and_the_pixel_replay():
     cfg = load(
         DQNConfig,
         PONG,
@@ -112,10 +113,12 @@ def test_pong_runs_through_the_cnn_and_the_uint8_replay():
     finally:
         LocalWiring.__init__ = original  # type: ignore[method-assign]
     replay = captured["wiring"].replay
-    assert replay.obs.dtype == np.uint8 and replay.obs.shape[1:] == (4, 84, 84)
+    assert isinstance(replay, PixelReplayBuffer)  # each frame stored once, stacks rebuilt by index
     assert res.env_steps >= 300 and len(replay) > 64 and learner.steps > 0
-    assert replay.obs[: len(replay)].max() > 0  # real frames, not zeros
-    q = learner.online(torch.as_tensor(replay.obs[:2]))
+    batch = replay.sample(2)
+    assert batch.obs.dtype == np.uint8 and batch.obs.shape == (2, 4, 84, 84)
+    assert batch.obs.max() > 0  # real frames, not zeros
+    q = learner.online(torch.as_tensor(batch.obs))
     assert q.shape == (2, 6) and torch.isfinite(q).all()
 
 
