@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from components.replay.batch import SampledBatch
-from components.replay.buffer import ReplayBuffer
+from components.replay.factory import make_replay
 from components.replay.rate_limiter import SamplesPerInsert
 from components.replay.snapshot import Compression, read_replay, write_replay
 from components.rl.dqn.collector import Collector, EpisodeStats
@@ -61,7 +61,9 @@ class LocalWiring:
         self.collectors = [
             Collector(cfg, i, obs_shape, n_actions) for i in range(cfg.collectors.num_collectors)
         ]
-        self.replay = ReplayBuffer(cfg.replay, obs_shape, obs_dtype, seed=cfg.seed)
+        self.replay = make_replay(
+            cfg.replay, obs_shape, obs_dtype, seed=cfg.seed, frame_stack=cfg.atari.enabled
+        )
         self.batch_size = cfg.learner.batch_size
         self.turn = 0
 

@@ -27,7 +27,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from components.replay.batch import SampledBatch, Transitions
-from components.replay.buffer import ReplayBuffer
+from components.replay.factory import make_replay
 from components.replay.rate_limiter import SamplesPerInsert
 from components.replay.snapshot import Compression, read_replay, write_replay
 from components.rl.dqn.collector import Collector, EpisodeStats
@@ -38,7 +38,9 @@ from components.rl.dqn.networks import get_flat_weights
 @ray.remote(num_cpus=0)
 class ReplayActor:
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any) -> None:
-        self.buffer = ReplayBuffer(cfg.replay, obs_shape, np.dtype(obs_dtype), seed=cfg.seed)
+        self.buffer = make_replay(
+            cfg.replay, obs_shape, np.dtype(obs_dtype), seed=cfg.seed, frame_stack=cfg.atari.enabled
+        )
 
     def add(self, batch: Transitions) -> int:
         self.buffer.add(batch)

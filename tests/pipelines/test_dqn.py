@@ -15,9 +15,12 @@ from mlflow.tracking import MlflowClient
 from components.config import load
 from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.env_factory import check_spaces
+from components.rl.dqn.learner import Learner
+from components.rl.dqn.networks import build_q_network
 from pipelines.cli import main
 from pipelines.dqn import run_dqn
-from pipelines.dqn_loop import LocalWiring
+from pipelines.dqn_loop import LocalWiring, train_loop
 from pipelines.tracking import MemoryTracker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,3 +182,45 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
         client.download_artifacts(run.info.run_id, "best_model.pt", str(tmp_path)), weights_only=True
     )
     assert any(k.startswith("head.") for k in state)
+
+
+@pytest.mark.ray
+def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
+    from pipelines.distributed.dqn_actors import RayWiring
+
+    cfg = load(
+        DQNConfig,
+        PONG,
+        [
+            "max_env_steps=400",
+            "replay.capacity=5000",
+            "replay.min_size=64",
+            "learner.batch_size=16",
+            "replay.samples_per_insert=4",
+            "collectors.envs_per_collector=2",
+            "collectors.num_collectors=2",
+            "collectors.steps_per_call=25",
+            "eval.every_env_steps=1000000",
+            "learner.batches_per_call=1",
+        ],
+    )
+    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
+    learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
+    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
+    try:
+        res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
+        assert res.env_steps >= 400 and learner.steps > 0
+        # Every transition the collectors reported reaches the replay actor once the adds in flight
+        # land, plus at most the call each collector was still running when the loop stopped.
+        ray_local.get(list(wiring.running))
+        ray_local.get([c.flush.remote() for c in wiring.collectors])
+        assert res.state is not None and res.state.inserts > 300
+        assert res.state.inserts <= wiring.replay_size() <= res.state.inserts + 2 * 2 * 25
+        batch = ray_local.get(wiring.replay.sample_many.remote(4, 1, 0.4))[0]
+        assert batch.obs.shape == (4, 4, 84, 84) and batch.obs.dtype == np.uint8 and batch.obs.max() > 0
+        # Rebuilt stacks are frame stacks: next_obs, n steps on, starts with obs's last 4 − n frames.
+        assert ((batch.n >= 1) & (batch.n <= 3)).all()
+        for o, nx, n in zip(batch.obs, batch.next_obs, batch.n.astype(int)):
+            np.testing.assert_array_equal(nx[: 4 - n], o[n:])
+    finally:
+        wiring.stop()
