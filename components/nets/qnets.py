@@ -11,6 +11,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -139,3 +140,42 @@ def inference_copy(net: nn.Module) -> nn.Module:
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+class NumpyMLP:
+    """The forward pass of an :class:`MLPQNetwork` in numpy, over views of the network's own weights.
+
+    Collectors evaluate a few observations at a time, where torch's per-operator overhead (~10 µs
+    for each of a dueling MLP's dozen ops) is most of the cost; numpy does the same arithmetic in
+    a fraction of it. The arrays are views: weights copied into ``net`` in place (as
+    ``set_flat_weights`` does) are what the next call uses.
+    """
+
+    def __init__(self, net: MLPQNetwork) -> None:
+        def layers(seq: nn.Sequential) -> list[tuple[Any, Any]]:
+            return [
+                (m.weight.detach().numpy().T, m.bias.detach().numpy())
+                for m in seq
+                if isinstance(m, nn.Linear)
+            ]
+
+        self.body = layers(net.body)
+        head = net.head
+        self.dueling = head.dueling
+        self.value = layers(head.value) if head.dueling else []
+        self.advantage = layers(head.advantage) if head.dueling else layers(head.q)
+
+    @staticmethod
+    def _mlp(x: Any, layers: list[tuple[Any, Any]], relu_last: bool) -> Any:
+        for i, (w, b) in enumerate(layers):
+            x = x @ w + b
+            if relu_last or i < len(layers) - 1:
+                np.maximum(x, 0.0, out=x)
+        return x
+
+    def __call__(self, obs: Any) -> Any:
+        h = self._mlp(np.asarray(obs, dtype=np.float32), self.body, relu_last=True)
+        a = self._mlp(h, self.advantage, relu_last=False)
+        if not self.dueling:
+            return a
+        return self._mlp(h, self.value, relu_last=False) + a - a.mean(axis=1, keepdims=True)

@@ -15,18 +15,17 @@ frame S times. The initial priorities still come from the full stacks, which the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
-from components.nets.qnets import inference_copy
+from components.nets.qnets import MLPQNetwork, NumpyMLP, inference_copy
 from components.replay.batch import PixelTransitions, Transitions
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import vector_env
 from components.rl.dqn.epsilon import apex_epsilons
 from components.rl.dqn.networks import build_q_network, set_flat_weights
-from components.rl.dqn.nstep import Emitted, NStepAccumulator, Pending
+from components.rl.dqn.nstep import SegmentNStep, Windows
 from components.rl.schedules import schedule_value
 
 
@@ -67,9 +66,11 @@ class Collector:
         torch.manual_seed(self.seed)
         self.net = build_q_network(cfg.network, obs_shape, n_actions)
         self.policy = inference_copy(self.net)
+        # Vector observations: the MLP in numpy over the net's own weights (see NumpyMLP).
+        self.numpy_policy = NumpyMLP(self.net) if isinstance(self.net, MLPQNetwork) else None
         self.n_actions = n_actions
         self.rng = np.random.default_rng(self.seed)
-        self.nstep = NStepAccumulator(self.num_envs, cfg.learner.n_step, cfg.learner.gamma)
+        self.nstep = SegmentNStep(self.num_envs, cfg.learner.n_step, cfg.learner.gamma)
         total = c.num_collectors * self.num_envs
         all_eps = apex_epsilons(total, c.apex_base, c.apex_alpha)
         self.apex_eps = all_eps[index * self.num_envs : (index + 1) * self.num_envs]
@@ -89,6 +90,7 @@ class Collector:
             self.sent = 0  # local id of new_frames[0]
             for e in range(self.num_envs):
                 self.stack_ids[e] = self._new_frame(self.obs[e, -1])
+        self.carry = self._records(0)  # the recorded steps whose n-step windows are still open
 
     def set_weights(self, flat: np.ndarray) -> None:
         set_flat_weights(self.net, flat)
@@ -105,64 +107,97 @@ class Collector:
 
     @torch.no_grad()
     def _q(self, obs: np.ndarray) -> np.ndarray:
+        if self.numpy_policy is not None:
+            return self.numpy_policy(obs)  # type: ignore[no-any-return]
         return self.policy(torch.as_tensor(obs)).numpy()
 
     def run(self, num_steps: int) -> tuple[Transitions | PixelTransitions, EpisodeStats]:
-        """Step every env ``num_steps`` times; return the completed n-step transitions and episode stats."""
-        emitted: list[Emitted] = []
+        """Step every env ``num_steps`` times; return the completed n-step transitions and episode stats.
+
+        The steps are recorded as [T, E] arrays and cut into n-step windows once, for every env
+        together (:class:`SegmentNStep`); Python loops only over the envs whose episode just ended.
+        """
         stats = EpisodeStats()
         eps = self.epsilons()
-        for _ in range(num_steps):
+        steps, envs, arange = num_steps, self.num_envs, np.arange(self.num_envs)
+        rec = self._records(steps)
+        for i in range(steps):
             q = self._q(self.obs)  # [E, A]
             greedy = q.argmax(axis=1)
-            explore = self.rng.random(self.num_envs) < eps
-            actions = np.where(explore, self.rng.integers(0, self.n_actions, self.num_envs), greedy)
+            explore = self.rng.random(envs) < eps
+            actions = np.where(explore, self.rng.integers(0, self.n_actions, envs), greedy)
             fresh = self.ep_step == 0
             self.ep_q_start[fresh] = q[fresh].max(axis=1)
             next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
             ended = terminated | truncated
-            final_obs = info.get("final_obs") if ended.any() else None
-            for e in range(self.num_envs):
-                r = float(rewards[e])
-                nxt = final_obs[e] if ended[e] else next_obs[e]  # type: ignore[index]
-                obs: Any = self.obs[e]
-                if self.frames:  # obs as ids [S]; next obs as (ids [S], pixels [S, H, W]) for Q
-                    obs, nxt = self._frame_step(e, ended[e], nxt, next_obs[e])
-                item = Pending(
-                    obs,
-                    int(actions[e]),
-                    r,
-                    int(self.ep_step[e]),
-                    float(q[e, actions[e]]),
-                    int(self.ep_id[e]),
-                )
-                for t in self.nstep.push(e, item, nxt, bool(terminated[e]), bool(truncated[e])):
-                    emitted.append(t)
-                self.ep_disc_return[e] += self.gamma ** self.ep_step[e] * r
-                self.ep_return[e] += r
-                self.ep_step[e] += 1
-                if ended[e]:
-                    stats.returns.append(float(self.ep_return[e]))
-                    stats.lengths.append(int(self.ep_step[e]))
-                    stats.q_start.append(float(self.ep_q_start[e]))
-                    stats.mc_return.append(float(self.ep_disc_return[e]))
-                    self.ep_return[e] = self.ep_disc_return[e] = 0.0
-                    self.ep_step[e] = 0
-                    self.ep_id[e] = self.episodes_started
-                    self.episodes_started += 1
+            done_envs = np.flatnonzero(ended).tolist()
+            nxt = next_obs
+            if len(done_envs):
+                nxt = next_obs.copy()
+                for e in done_envs:
+                    nxt[e] = info["final_obs"][e]
+            if self.frames:  # obs and next obs as frame ids [S]; the pixels of next obs serve Q
+                for k in range(envs):
+                    rec["obs"][i, k], rec["next"][i, k] = self._frame_step(
+                        k, bool(ended[k]), nxt[k], next_obs[k]
+                    )
+                rec["next_pixels"][i] = nxt
+            else:
+                rec["obs"][i], rec["next"][i] = self.obs, nxt
+            rec["action"][i], rec["q"][i] = actions, q[arange, actions]
+            rec["step"][i], rec["episode"][i] = self.ep_step, self.ep_id
+            rec["reward"][i], rec["terminated"][i], rec["truncated"][i] = rewards, terminated, truncated
+            self.ep_disc_return += self.gamma**self.ep_step * rewards
+            self.ep_return += rewards
+            self.ep_step += 1
+            for e in done_envs:
+                stats.returns.append(float(self.ep_return[e]))
+                stats.lengths.append(int(self.ep_step[e]))
+                stats.q_start.append(float(self.ep_q_start[e]))
+                stats.mc_return.append(float(self.ep_disc_return[e]))
+                self.ep_return[e] = self.ep_disc_return[e] = 0.0
+                self.ep_step[e] = 0
+                self.ep_id[e] = self.episodes_started
+                self.episodes_started += 1
             self.obs = next_obs
-            self.env_steps += self.num_envs
-            stats.env_steps += self.num_envs
-        batch = self._to_transitions(emitted)
+            self.env_steps += envs
+            stats.env_steps += envs
+        carried = self.nstep.carried
+        w = self.nstep.process(rec["reward"], rec["terminated"], rec["truncated"])
+        rows = {k: np.concatenate([self.carry[k], v]) for k, v in rec.items()}
+        self.carry = {k: v[len(v) - self.nstep.carried :] for k, v in rows.items()}
+        assert len(rows["reward"]) == carried + steps
+        batch = self._to_transitions(w, rows)
         stats.transitions = len(batch)
         if not self.frames:
             return batch, stats
-        h, w = self.obs.shape[2:]
-        frames = np.stack(self.new_frames) if self.new_frames else np.zeros((0, h, w), self.obs.dtype)
+        h, w_ = self.obs.shape[2:]
+        frames = np.stack(self.new_frames) if self.new_frames else np.zeros((0, h, w_), self.obs.dtype)
         push = PixelTransitions(frames, self.sent, self.index, self.generation, batch)
         self.sent += len(self.new_frames)
         self.new_frames = []
         return push, stats
+
+    def _records(self, steps: int) -> dict[str, np.ndarray]:
+        """Empty [T, E, ...] arrays for one segment's steps (frame ids in place of stacks with frames)."""
+        e = self.num_envs
+        obs = np.zeros((steps, e, self.obs.shape[1]), np.int64) if self.frames else None
+        rec = {
+            "obs": obs if obs is not None else np.zeros((steps, *self.obs.shape), self.obs.dtype),
+            "next": np.zeros_like(obs)
+            if obs is not None
+            else np.zeros((steps, *self.obs.shape), self.obs.dtype),
+            "action": np.zeros((steps, e), np.int64),
+            "q": np.zeros((steps, e), np.float32),
+            "step": np.zeros((steps, e), np.int64),
+            "episode": np.zeros((steps, e), np.int64),
+            "reward": np.zeros((steps, e)),
+            "terminated": np.zeros((steps, e), bool),
+            "truncated": np.zeros((steps, e), bool),
+        }
+        if self.frames:
+            rec["next_pixels"] = np.zeros((steps, *self.obs.shape), self.obs.dtype)
+        return rec
 
     def _new_frame(self, frame: np.ndarray) -> int:
         self.new_frames.append(frame)
@@ -170,8 +205,8 @@ class Collector:
 
     def _frame_step(
         self, e: int, ended: bool, nxt: np.ndarray, reset_obs: np.ndarray
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Number env ``e``'s new frames; returns the obs ids and (next ids, next obs) of this step.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Number env ``e``'s new frames; returns the ids [S] of this step's obs and next obs.
 
         ``nxt`` is the stack after the step (the final one when the episode ended); after an end,
         ``reset_obs`` is the next episode's first stack, whose frame starts the env's ids afresh.
@@ -179,50 +214,26 @@ class Collector:
         obs = self.stack_ids[e].copy()
         next_ids = np.append(self.stack_ids[e, 1:], self._new_frame(nxt[-1]))
         self.stack_ids[e] = self._new_frame(reset_obs[-1]) if ended else next_ids
-        return obs, (next_ids, nxt)
+        return obs, next_ids
 
-    def _to_transitions(self, emitted: list[Emitted]) -> Transitions:
-        if not emitted:
-            shape = (self.obs.shape[1],) if self.frames else self.obs.shape[1:]
-            dtype = np.int64 if self.frames else self.obs.dtype
-            z = np.zeros(0)
-            return Transitions(
-                np.zeros((0, *shape), dtype),
-                z.astype(np.int64),
-                z.astype(np.float32),
-                np.zeros((0, *shape), dtype),
-                z.astype(bool),
-                z.astype(np.uint8),
-                z.astype(np.float32),
-                z.astype(np.int16),
-                z.astype(np.int64),
-                z.astype(np.int32),
-                z.astype(bool),
-            )
-        obs = np.stack([t.obs for t in emitted])
-        if self.frames:  # send the ids; the pixels of next_obs serve the priorities below
-            next_obs = np.stack([t.next_obs[0] for t in emitted])
-            next_pixels = np.stack([t.next_obs[1] for t in emitted])
-        else:
-            next_obs = next_pixels = np.stack([t.next_obs for t in emitted])
-        ret = np.array([t.ret for t in emitted], dtype=np.float32)
-        done = np.array([t.done for t in emitted])
-        n = np.array([t.n for t in emitted], dtype=np.uint8)
-        q_taken = np.array([t.q_taken for t in emitted], dtype=np.float32)
+    def _to_transitions(self, w: Windows, rows: dict[str, np.ndarray]) -> Transitions:
+        """Gather the completed windows from the recorded rows, with the collector's initial priorities."""
+        s, e, end = w.start, w.env, w.end
+        ret, n = w.ret.astype(np.float32), w.n.astype(np.uint8)
+        next_pixels = rows["next_pixels"][end, e] if self.frames else rows["next"][end, e]
         # Initial priority |R + γⁿ(1 − done)·max_a Q(s', a) − Q(s, a)| with the collector's own network.
-        bootstrap = self._q(next_pixels).max(axis=1)
-        target = ret + (self.gamma ** n.astype(np.float32)) * (~done) * bootstrap
-        priority = np.abs(target - q_taken).astype(np.float32)
+        bootstrap = self._q(next_pixels).max(axis=1) if len(s) else np.zeros(0, np.float32)
+        target = ret + (self.gamma ** n.astype(np.float32)) * (~w.done) * bootstrap
         return Transitions(
-            obs=obs,
-            action=np.array([t.action for t in emitted], dtype=np.int64),
+            obs=rows["obs"][s, e],
+            action=rows["action"][s, e],
             reward=ret,
-            next_obs=next_obs,
-            done=done,
+            next_obs=rows["next"][end, e],
+            done=w.done,
             n=n,
-            priority=priority,
-            collector=np.full(len(emitted), self.index, dtype=np.int16),
-            episode=np.array([t.episode for t in emitted], dtype=np.int64),
-            step=np.array([t.step for t in emitted], dtype=np.int32),
-            truncated=np.array([t.truncated for t in emitted]),
+            priority=np.abs(target - rows["q"][s, e]).astype(np.float32),
+            collector=np.full(len(s), self.index, dtype=np.int16),
+            episode=rows["episode"][s, e],
+            step=rows["step"][s, e].astype(np.int32),
+            truncated=w.truncated,
         )

@@ -81,3 +81,82 @@ class NStepAccumulator:
             out.append(self._emit(env, next_obs, done=False, truncated=False))
             w.popleft()
         return out
+
+
+class Windows(NamedTuple):
+    """The n-step windows a segment completed, as indices into the segment's rows (carry first)."""
+
+    start: np.ndarray  # [K] row of s_t
+    env: np.ndarray  # [K]
+    end: np.ndarray  # [K] row of the window's last step (its next observation is s_{t+n} or the final one)
+    ret: np.ndarray  # [K] float64, Σ_k γ^k r_{t+k}
+    n: np.ndarray  # [K] steps in the window
+    done: np.ndarray  # [K] terminated at ``end``: no bootstrap
+    truncated: np.ndarray  # [K] cut by a time limit at ``end``: bootstraps from the final observation
+
+
+class SegmentNStep:
+    """The windows of :class:`NStepAccumulator`, computed for all envs and a whole segment of steps at once.
+
+    A collector steps its E envs T times, then hands the rewards and episode ends [T, E] here. Rows are
+    the segment's steps preceded by the ≤ n − 1 steps carried from the last segment whose windows were
+    still open; a window starting at row t runs until it holds n steps, an episode ends, or the rows
+    run out (then it stays open and is carried). The result is the same transitions, in the same
+    order (by completing step, then env, then start), as pushing the steps one by one into an
+    ``NStepAccumulator``, which the tests check on random streams.
+    """
+
+    def __init__(self, num_envs: int, n: int, gamma: float) -> None:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.n, self.gamma = n, gamma
+        self.reward = np.zeros((0, num_envs))
+        self.terminated = np.zeros((0, num_envs), dtype=bool)
+        self.truncated = np.zeros((0, num_envs), dtype=bool)
+        self.emitted = np.zeros((0, num_envs), dtype=bool)
+
+    @property
+    def carried(self) -> int:
+        """Rows carried into the next segment (the caller keeps the same last rows of its records)."""
+        return len(self.reward)
+
+    @property
+    def pending(self) -> int:
+        """Steps whose windows are still open."""
+        return int((~self.emitted).sum())
+
+    def process(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> Windows:
+        """Add T steps ([T, E] each); returns the windows they complete. Row r of the result's indices is
+        row r of (carried rows, then these T)."""
+        r = np.concatenate([self.reward, reward])
+        term = np.concatenate([self.terminated, terminated])
+        trunc = np.concatenate([self.truncated, truncated])
+        emitted = np.concatenate([self.emitted, np.zeros(terminated.shape, dtype=bool)])
+        rows = len(r)
+        ended = term | trunc
+        ret = np.zeros(r.shape)
+        length = np.zeros(r.shape, dtype=np.int64)
+        hit_end = np.zeros(r.shape, dtype=bool)
+        alive = np.ones(r.shape, dtype=bool)
+        t = np.arange(rows)
+        for k in range(self.n):  # grow every window by one step
+            j = np.minimum(t + k, rows - 1)
+            alive &= (t + k < rows)[:, None]
+            ret += np.where(alive, self.gamma**k * r[j], 0.0)
+            length += alive
+            hit_end |= alive & ended[j]
+            alive &= ~ended[j]
+        emit = ((length == self.n) | hit_end) & ~emitted
+        start, env = np.nonzero(emit)
+        end = start + length[start, env] - 1
+        order = np.lexsort((start, env, end))
+        start, env, end = start[order], env[order], end[order]
+        done = term[end, env]
+        keep = min(self.n - 1, rows)
+        self.reward, self.terminated, self.truncated = (
+            r[rows - keep :],
+            term[rows - keep :],
+            trunc[rows - keep :],
+        )
+        self.emitted = (emitted | emit)[rows - keep :]
+        return Windows(start, env, end, ret[start, env], length[start, env], done, trunc[end, env] & ~done)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from components.nets.conv_arithmetic import conv_stack_output_size
-from components.nets.qnets import MLPQNetwork, NatureCNN, QHead, inference_copy
+from components.nets.qnets import MLPQNetwork, NatureCNN, NumpyMLP, QHead, inference_copy
 from components.rl.dqn.config import NetworkConfig
 from components.rl.dqn.networks import build_q_network, get_flat_weights, set_flat_weights
 
@@ -83,3 +83,18 @@ def test_flat_weights_round_trip(batch_norm):
         np.testing.assert_array_equal(get_flat_weights(dst), flat)
     with pytest.raises(ValueError, match="needs"):
         set_flat_weights(dst, flat[:-1])
+
+
+@pytest.mark.parametrize("hidden,dueling", [((64,), True), ((32, 16), False), ((128,), True)])
+def test_numpy_mlp_equals_the_torch_forward_and_follows_in_place_weight_updates(hidden, dueling):
+    torch.manual_seed(0)
+    net = MLPQNetwork(6, 3, hidden=hidden, head_hidden=24, dueling=dueling)
+    fast = NumpyMLP(net)
+    x = torch.randn(9, 6) * 3
+    with torch.no_grad():
+        np.testing.assert_allclose(fast(x.numpy()), net(x).numpy(), rtol=1e-5, atol=1e-5)
+    other = MLPQNetwork(6, 3, hidden=hidden, head_hidden=24, dueling=dueling)
+    set_flat_weights(net, get_flat_weights(other))  # in place: the numpy views see it
+    with torch.no_grad():
+        np.testing.assert_allclose(fast(x.numpy()), other(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert fast(x.numpy()).dtype == np.float32

@@ -31,7 +31,7 @@ def test_shapes_and_counts(collected):
     assert stats.env_steps == STEPS * 2 == collector.env_steps
     assert stats.transitions == t
     # Every env step becomes one transition except the ≤ n − 1 still waiting in each env's window.
-    pending = sum(len(w) for w in collector.nstep.windows)
+    pending = collector.nstep.pending
     assert t + pending == STEPS * 2 and pending <= 2 * (cfg.learner.n_step - 1)
     np.testing.assert_array_equal(batch.collector, 1)
     # Collector 1 of 2 with 2 envs each takes Ape-X ε_2, ε_3 of N = 4: 0.4^(1 + 7·2/3), 0.4^8
@@ -106,6 +106,8 @@ def test_set_weights_reaches_the_acting_policy():
     x = torch.randn(5, 4)
     with torch.no_grad():
         torch.testing.assert_close(collector.policy(x), other(x))
+        # What the collector acts on (the numpy forward for an MLP) follows the new weights too.
+        np.testing.assert_allclose(collector._q(x.numpy()), other(x).numpy(), rtol=1e-5, atol=1e-6)
 
 
 PONG_SETTINGS = [

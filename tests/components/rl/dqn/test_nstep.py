@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from components.rl.dqn.nstep import NStepAccumulator, Pending
+from components.rl.dqn.nstep import NStepAccumulator, Pending, SegmentNStep
 
 
 def _push(acc, env, t, reward, terminated=False, truncated=False, next_obs=None):
@@ -59,3 +60,34 @@ def test_one_step_windows_emit_immediately():
     assert _summary(_push(acc, 0, 0, 2.0)) == [("e0s0", 2.0, "e0s1", False, False, 1, 0)]
     with pytest.raises(ValueError, match="n must be"):
         NStepAccumulator(1, 0, 0.9)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_segments_give_the_accumulators_transitions_in_its_order(n):
+    """Random rewards, terminations and truncations in 3 envs, cut into segments of random lengths
+    (shorter and longer than n): the vectorised windows equal the per-step accumulator's, in order."""
+    rng = np.random.default_rng(n)
+    envs, steps, gamma = 3, 400, 0.9
+    reward = rng.normal(size=(steps, envs))
+    terminated = rng.random((steps, envs)) < 0.06
+    truncated = (rng.random((steps, envs)) < 0.04) & ~terminated
+    ref = NStepAccumulator(envs, n, gamma)
+    expected = []
+    for t in range(steps):
+        for e in range(envs):
+            item = Pending((t, e), 0, float(reward[t, e]), t, 0.0)
+            for w in ref.push(e, item, t, bool(terminated[t, e]), bool(truncated[t, e])):
+                expected.append((w.obs, w.next_obs, w.n, w.done, w.truncated, w.ret))
+    seg = SegmentNStep(envs, n, gamma)
+    got, t0 = [], 0
+    while t0 < steps:
+        t1 = min(steps, t0 + int(rng.integers(1, 2 * n + 3)))
+        first = t0 - seg.carried  # the segment's row 0 is this step
+        w = seg.process(reward[t0:t1], terminated[t0:t1], truncated[t0:t1])
+        for k in range(len(w.start)):
+            start, e, end = first + int(w.start[k]), int(w.env[k]), first + int(w.end[k])
+            got.append(((start, e), end, int(w.n[k]), bool(w.done[k]), bool(w.truncated[k]), w.ret[k]))
+        t0 = t1
+    assert [g[:5] for g in got] == [x[:5] for x in expected]
+    np.testing.assert_allclose([g[5] for g in got], [x[5] for x in expected], rtol=1e-12)
+    assert seg.pending == sum(len(q) for q in ref.windows) <= envs * (n - 1)
