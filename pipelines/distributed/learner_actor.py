@@ -178,9 +178,12 @@ class RemoteLearner:
         try:
             out = ray.get(ref)
         except (RayTaskError, RayActorError) as e:
-            if self.wiring.replay_alive():
-                raise
-            self.wiring.restart_replay(e)
+            # A call that used a replay actor which has died: restart it, unless the driver already did.
+            current = self.replay is self.wiring.replay
+            if current and self.wiring.replay_alive():
+                raise  # not the replay: the learner itself failed
+            if current:
+                self.wiring.restart_replay(e)
             return []
         self.steps = int(out["steps"])
         for w in out["weights"]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,8 +170,11 @@ class KillingTracker(MemoryTracker):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_killed_collectors_and_replay_actor_are_replaced(ray_local, tmp_path, capfd):
+@pytest.mark.parametrize("placement", ["driver", "actor"])
+def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, tmp_path, capfd):
+    """With the learner in the driver, and in its own actor (which must be pointed at the new replay)."""
     from pipelines.distributed.dqn_actors import RayWiring
+    from pipelines.distributed.learner_actor import RemoteLearner
 
     cfg = load(
         DQNConfig,
@@ -181,11 +185,16 @@ def test_killed_collectors_and_replay_actor_are_replaced(ray_local, tmp_path, ca
             "max_env_steps=15000",  # room after the last kill even on a fast, quiet machine
             "replay.capacity=20000",
             "eval.every_env_steps=100000",
+            f"learner.placement={placement}",
         ],
     )
     obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
     wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
+    learner: Any = (
+        RemoteLearner(cfg, obs_shape, n_actions, wiring)
+        if placement == "actor"
+        else Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
+    )
     ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
     tracker = KillingTracker(ckpt.dir)
     tracker.wiring = wiring
@@ -205,7 +214,13 @@ def test_killed_collectors_and_replay_actor_are_replaced(ray_local, tmp_path, ca
         assert max(env_steps) > tracker.done["sigkill"] > tracker.done["ray.kill"]
         assert res.env_steps > tracker.done["replay"] > tracker.done["sigkill"]
         assert wiring.replay_size() > 0 and learner.steps > 0
+        # The learner goes on training from the restarted replay.
+        steps = tracker.metrics["learner_steps"]
+        at_kill = max(v for s, v in steps if s <= tracker.done["replay"])
+        assert learner.steps > at_kill
     finally:
+        if placement == "actor":
+            learner.stop()
         wiring.stop()
     err = capfd.readouterr().err
     assert "collector 0 died" in err and "collector 1 died" in err and "restart 2" in err
