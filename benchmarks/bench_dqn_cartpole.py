@@ -6,7 +6,7 @@ subprocess is launched (imports, Ray start and env creation count) and stops at 
 evaluation (ε = 0, 5 episodes on separate envs, every 2,000 env steps) whose mean return is ≥ 475.
 A run that does not get there within the cap counts as the cap (so peer ratios are lower bounds).
 
-    .venv/bin/python benchmarks/bench_dqn_cartpole.py --seeds 3 --cap-s 480
+    .venv/bin/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150
 """
 
 from __future__ import annotations
