@@ -162,11 +162,9 @@ class Collector:
             self.obs = next_obs
             self.env_steps += envs
             stats.env_steps += envs
-        carried = self.nstep.carried
         w = self.nstep.process(rec["reward"], rec["terminated"], rec["truncated"])
         rows = {k: np.concatenate([self.carry[k], v]) for k, v in rec.items()}
         self.carry = {k: v[len(v) - self.nstep.carried :] for k, v in rows.items()}
-        assert len(rows["reward"]) == carried + steps
         batch = self._to_transitions(w, rows)
         stats.transitions = len(batch)
         if not self.frames:
@@ -181,12 +179,10 @@ class Collector:
     def _records(self, steps: int) -> dict[str, np.ndarray]:
         """Empty [T, E, ...] arrays for one segment's steps (frame ids in place of stacks with frames)."""
         e = self.num_envs
-        obs = np.zeros((steps, e, self.obs.shape[1]), np.int64) if self.frames else None
+        shape, dtype = ((e, self.obs.shape[1]), np.int64) if self.frames else (self.obs.shape, self.obs.dtype)
         rec = {
-            "obs": obs if obs is not None else np.zeros((steps, *self.obs.shape), self.obs.dtype),
-            "next": np.zeros_like(obs)
-            if obs is not None
-            else np.zeros((steps, *self.obs.shape), self.obs.dtype),
+            "obs": np.zeros((steps, *shape), dtype),
+            "next": np.zeros((steps, *shape), dtype),
             "action": np.zeros((steps, e), np.int64),
             "q": np.zeros((steps, e), np.float32),
             "step": np.zeros((steps, e), np.int64),
