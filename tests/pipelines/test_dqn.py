@@ -4,7 +4,6 @@ and bad input refused with exit 2 before any actor starts."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from pipelines.cli import main
 from pipelines.dqn import run_dqn
 from pipelines.dqn_loop import LocalWiring, train_loop
 from pipelines.tracking import MemoryTracker
+from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -62,22 +62,7 @@ def test_bad_input_exits_2_before_anything_starts(args, needle, tracking_uri, ca
 @pytest.mark.ray
 def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "train",
-            "dqn",
-            "--config",
-            CARTPOLE,
-            "--tracking-uri",
-            tracking_uri,
-            "--set",
-            "num_cpus=2",
-            "--set",
-            "collectors.num_collectors=3",
-            "--no-progress",
-        ],
+        train_dqn_argv(tracking_uri, "num_cpus=2", "collectors.num_collectors=3"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,26 +115,13 @@ def test_pong_runs_through_the_cnn_and_the_pixel_replay():
 def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     """2 collector actors + a replay actor + the learner reach a greedy evaluation mean ≥ 475."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "train",
-            "dqn",
-            "--config",
-            CARTPOLE,
-            "--tracking-uri",
+        train_dqn_argv(
             tracking_uri,
-            "--experiment",
-            "e2e",
-            "--set",
             "num_cpus=2",
-            "--set",
             "max_env_steps=150000",
-            "--set",
             "max_time_s=400",
-            "--no-progress",
-        ],
+            extra=("--experiment", "e2e"),
+        ),
         capture_output=True,
         text=True,
         timeout=600,

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from pipelines.cli import main
 from pipelines.dqn_checkpoint import Checkpointer
 from pipelines.dqn_loop import LoopControl, train_loop
 from pipelines.tracking import MemoryTracker
+from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -232,19 +232,9 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
 @pytest.mark.ray
 @pytest.mark.slow
 def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "train",
-        "dqn",
-        "--config",
-        CARTPOLE,
-        "--tracking-uri",
-        tracking_uri,
-        "--no-progress",
-        *_sets([*SMALL, "num_cpus=2", "max_env_steps=1000000", "max_time_s=120", "checkpoint.every_s=2"]),
-    ]
+    cmd = train_dqn_argv(
+        tracking_uri, *SMALL, "num_cpus=2", "max_env_steps=1000000", "max_time_s=120", "checkpoint.every_s=2"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

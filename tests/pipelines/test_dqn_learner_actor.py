@@ -20,6 +20,7 @@ from components.rl.dqn.networks import get_flat_weights
 from pipelines.dqn_checkpoint import Checkpointer, restore, verify
 from pipelines.dqn_loop import LoopControl, train_loop
 from pipelines.tracking import MemoryTracker
+from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -37,10 +38,8 @@ SMALL = [
 
 
 def _cli(tracking_uri: str, cwd: Path, *sets: str) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "pipelines.cli", "train", "dqn", "--config", CARTPOLE]
-    args += ["--tracking-uri", tracking_uri, "--no-progress", "--set", "num_cpus=2"]
     return subprocess.run(
-        [*args, *(a for kv in sets for a in ("--set", kv))],
+        train_dqn_argv(tracking_uri, "num_cpus=2", *sets),
         capture_output=True,
         text=True,
         timeout=300,
