@@ -188,6 +188,7 @@ def train_loop(
 
     recent = deque(maxlen=20)  # last 20 training episode returns (the "rolling-20 mean")
     overest: deque[tuple[float, float]] = deque(maxlen=100)
+    epsilon: dict[int, float] = {}  # each collector's latest mean ε
     learner_metrics: list[dict[str, float]] = []
     next_log = time.time() + cfg.log_every_s
     every_ckpt = ctl.checkpoint_every_s if ctl.checkpoint is not None else 0.0
@@ -215,6 +216,7 @@ def train_loop(
                 res.episodes += len(stats.returns)
                 recent.extend(stats.returns)
                 overest.extend(zip(stats.q_start, stats.mc_return))
+                epsilon[stats.collector] = stats.epsilon
                 bar.update(stats.env_steps)
             did_learn = False
             if limiter.can_sample(count * cfg.learner.batch_size):
@@ -254,6 +256,8 @@ def train_loop(
                     "learner_steps": float(learner.steps),
                     **wiring.fault_counts(),
                 }
+                if epsilon:  # the collectors' mean exploration rate (all envs weigh alike)
+                    metrics["epsilon"] = float(np.mean(list(epsilon.values())))
                 if overest:
                     metrics["q_start"] = float(np.mean([q for q, _ in overest]))
                     metrics["mc_return"] = float(np.mean([g for _, g in overest]))

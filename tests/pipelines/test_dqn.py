@@ -146,8 +146,11 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
         "samples_per_insert",
         "q_start",
         "mc_return",
+        "epsilon",
     ):
         assert key in run.data.metrics, key
+    # 2 collectors × 8 envs at Ape-X ε_i = 0.4^(1 + 7i/15): the mean over all 16 envs.
+    assert run.data.metrics["epsilon"] == pytest.approx(np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)))
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "final_model.pt", "best_model.pt", "learning_curve.png"} <= names
     state = torch.load(

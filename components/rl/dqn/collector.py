@@ -39,6 +39,8 @@ class EpisodeStats:
     mc_return: list[float] = field(default_factory=list)  # Σ_t γ^t r_t actually received from s_0
     env_steps: int = 0
     transitions: int = 0
+    collector: int = 0  # the collector's index
+    epsilon: float = float("nan")  # mean ε over its envs during the call
 
 
 class Collector:
@@ -117,8 +119,8 @@ class Collector:
         The steps are recorded as [T, E] arrays and cut into n-step windows once, for every env
         together (:class:`SegmentNStep`); Python loops only over the envs whose episode just ended.
         """
-        stats = EpisodeStats()
         eps = self.epsilons()
+        stats = EpisodeStats(collector=self.index, epsilon=float(eps.mean()))
         steps, envs, arange = num_steps, self.num_envs, np.arange(self.num_envs)
         rec = self._records(steps)
         for i in range(steps):

@@ -36,6 +36,7 @@ def test_shapes_and_counts(collected):
     np.testing.assert_array_equal(batch.collector, 1)
     # Collector 1 of 2 with 2 envs each takes Ape-X ε_2, ε_3 of N = 4: 0.4^(1 + 7·2/3), 0.4^8
     np.testing.assert_allclose(collector.epsilons(), [0.4 ** (1 + 14 / 3), 0.4**8])
+    assert stats.collector == 1 and stats.epsilon == pytest.approx((0.4 ** (1 + 14 / 3) + 0.4**8) / 2)
 
 
 def test_rewards_are_discounted_n_step_sums(collected):
