@@ -1,4 +1,9 @@
-"""Greedy evaluation (ε = 0) on separate envs, all episodes stepped together as one vector env."""
+"""Greedy evaluation (ε = 0) on separate envs, all episodes stepped together as one vector env.
+
+An MLP on the CPU is evaluated with :class:`~components.nets.qnets.NumpyMLP`, as the collectors
+act: at a handful of observations per step torch's per-operator overhead is most of the cost, and
+the evaluation runs in the learner's process, between its updates.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.nets.qnets import MLPQNetwork, NumpyMLP
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import env_fn
 
@@ -34,8 +40,12 @@ class Evaluator:
         self.calls += 1
         returns = np.zeros(self.episodes)
         alive = np.ones(self.episodes, dtype=bool)
+        numpy_policy = NumpyMLP(net) if isinstance(net, MLPQNetwork) and device.type == "cpu" else None
         while alive.any():
-            actions = net(torch.as_tensor(obs).to(device)).argmax(dim=1).cpu().numpy()
+            if numpy_policy is not None:
+                actions = numpy_policy(obs).argmax(axis=1)
+            else:
+                actions = net(torch.as_tensor(obs).to(device)).argmax(dim=1).cpu().numpy()
             obs, rewards, terminated, truncated, _ = self.envs.step(actions)  # type: ignore[assignment,var-annotated]
             returns += rewards * alive  # a finished copy auto-resets on its next step; masked out here
             alive &= ~(terminated | truncated)
