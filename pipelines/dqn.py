@@ -21,7 +21,6 @@ from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
-from components.rl.dqn.plots import plot_dqn_curves
 from pipelines.dqn_checkpoint import Checkpointer, checkpoint_dir, restore, verify
 from pipelines.dqn_loop import LocalWiring, LoopControl, LoopResult, train_loop
 from pipelines.families import Family
@@ -120,6 +119,8 @@ def run_dqn(
 
 
 def log_results(res: LoopResult, learner: Learner, tracker: Tracker) -> None:
+    from components.rl.dqn.plots import plot_dqn_curves  # matplotlib: 0.5 s of import, only needed here
+
     with tempfile.TemporaryDirectory() as d:
         out = Path(d)
         torch.save(learner.online.state_dict(), out / "final_model.pt")
