@@ -6,12 +6,17 @@ subprocess is launched (imports, Ray start and env creation count) and stops at 
 evaluation (ε = 0, 5 episodes on separate envs, every 2,000 env steps) whose mean return is ≥ 475.
 A run that does not get there within the cap counts as the cap (so peer ratios are lower bounds).
 
+``--tools`` may add ``adl-cluster``: adl joining a Ray that is already running (started by this
+script before the clock starts, stopped after the run), as under ``adl submit`` or ``--address``,
+so that Ray's own start-up is not in its time; everything else (imports, actors, MLflow) still is.
+
     .venv/bin/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -19,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +203,22 @@ def run_rllib(seed: int, t0: float, cap: float) -> dict:
     }
 
 
-RUNNERS = {"adl": run_adl, "rllib": run_rllib, "sb3": run_sb3}
+RUNNERS = {"adl": run_adl, "adl-cluster": run_adl, "rllib": run_rllib, "sb3": run_sb3}
+
+
+@contextlib.contextmanager
+def running_ray(tool: str) -> Iterator[dict[str, str]]:
+    """For ``adl-cluster``, a 2-CPU Ray started here, whose address the run joins; else nothing."""
+    if tool != "adl-cluster":
+        yield {}
+        return
+    import ray
+
+    ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield {"RAY_ADDRESS": ctx.address_info["gcs_address"]}
+    finally:
+        ray.shutdown()
 
 
 def child(tool: str, seed: int, cap: float) -> None:
@@ -224,14 +245,15 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         for tool in args.tools.split(","):
-            env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(REPO)}
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", tool, str(seed), "--cap-s", str(args.cap_s)],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=args.cap_s + 300,
-            )
+            with running_ray(tool) as ray_env:
+                env = {**os.environ, **ray_env, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(REPO)}
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", tool, str(seed), "--cap-s", str(args.cap_s)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=args.cap_s + 300,
+                )
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
             if not line:
                 print(f"{tool} seed {seed} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
