@@ -181,7 +181,14 @@ def build(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
     for name, f in fields.items():
         where = f"{path}.{name}" if path else name
         if name in data:
-            value = _coerce(data[name], hints[name], where)
+            raw = data[name]
+            if f.default_factory is not dataclasses.MISSING and isinstance(raw, Mapping):
+                # A partial section keeps the rest of *this field's* default (a factory may set
+                # other values than the section class's own defaults).
+                default = f.default_factory()
+                if dataclasses.is_dataclass(default):
+                    raw = _overlay(default, raw)
+            value = _coerce(raw, hints[name], where)
             _check_bounds(value, f.metadata, where)
             kwargs[name] = value
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -196,6 +203,19 @@ def build(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
     if callable(validate):
         validate()
     return obj
+
+
+def _overlay(base: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of dataclass instance ``base`` as plain data with ``raw`` laid over them, nested
+    sections merged key by key (unknown keys pass through, for :func:`build` to report)."""
+    out = to_dict(base)
+    for key, value in raw.items():
+        current = getattr(base, key, None)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            out[key] = _overlay(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,3 +104,20 @@ def test_exponent_without_a_dot_is_a_number():
     assert cfg.inner.lr == 0.001
     with pytest.raises(ConfigError, match="expected a number"):
         build(Outer, {"inner": {"lr": "1e-3x"}})
+
+
+def test_a_partial_section_keeps_the_fields_own_defaults():
+    """`--set collectors.schedule.steps=...` must not reset the rest of a factory-made default."""
+    from components.rl.dqn.config import DQNConfig
+    from components.rl.qlearning import QLearnConfig
+
+    dqn = load(DQNConfig, overrides=["collectors.schedule.steps=2000", "env.max_episode_steps=200"])
+    default = load(DQNConfig)
+    assert dqn.collectors.schedule.steps == 2000
+    assert dqn.collectors.schedule.end == default.collectors.schedule.end == 0.02  # the class says 0.05
+    assert dqn.env.id == default.env.id == "CartPole-v1" and dqn.env.max_episode_steps == 200
+    # Q-learning's α defaults to a constant 0.5; the schedule class to a linear 1.0 → 0.05.
+    alpha = load(QLearnConfig, overrides=["alpha.start=0.3"]).alpha
+    assert (alpha.start, alpha.end, alpha.steps, alpha.kind) == (0.3, 0.5, 0, "constant")
+    with pytest.raises(ConfigError, match="collectors.schedule.stpes"):
+        load(DQNConfig, overrides=["collectors.schedule.stpes=5"])
