@@ -5,6 +5,8 @@ s1, ...), so that a busy spell on the machine hits every tool alike. The clock s
 subprocess is launched (imports, Ray start and env creation count) and stops at the first greedy
 evaluation (ε = 0, 5 episodes on separate envs, every 2,000 env steps) whose mean return is ≥ 475.
 A run that does not get there within the cap counts as the cap (so peer ratios are lower bounds).
+Beside it each run reports the rolling mean of its last 20 *training* episodes at that moment, from
+the episodes each tool collected (exploring), computed the same way for every tool.
 
 ``--tools`` may add ``adl-cluster``: adl joining a Ray that is already running (started by this
 script before the clock starts, stopped after the run), as under ``adl submit`` or ``--address``,
@@ -50,6 +52,11 @@ def greedy_eval(act, episodes: int, seed: int) -> float:
     return float(returns.mean())
 
 
+def rolling20(returns: list[float]) -> float:
+    """Mean return of the last 20 training episodes (NaN before the first one ends)."""
+    return float(np.mean(returns[-20:])) if returns else float("nan")
+
+
 def run_adl(seed: int, t0: float, cap: float) -> dict:
     from components.config import load
     from components.rl.dqn.config import DQNConfig
@@ -78,6 +85,7 @@ def run_adl(seed: int, t0: float, cap: float) -> dict:
         "env_steps": res.env_steps,
         "wall_s": time.time() - t0,
         "best_eval": res.best_eval,
+        "train_return": res.train_return,
     }
 
 
@@ -89,7 +97,7 @@ def run_sb3(seed: int, t0: float, cap: float) -> dict:
         def __init__(self) -> None:
             super().__init__()
             self.solved_s = self.solved_steps = None
-            self.best = -np.inf
+            self.best, self.train_return = -np.inf, float("nan")
 
         def _on_step(self) -> bool:
             if self.num_timesteps % EVAL_EVERY == 0:
@@ -99,6 +107,7 @@ def run_sb3(seed: int, t0: float, cap: float) -> dict:
                     10_000 + self.num_timesteps,
                 )
                 self.best = max(self.best, ret)
+                self.train_return = rolling20([e["r"] for e in self.model.ep_info_buffer])
                 if ret >= TARGET:
                     self.solved_s, self.solved_steps = time.time() - t0, self.num_timesteps
                     return False
@@ -135,6 +144,7 @@ def run_sb3(seed: int, t0: float, cap: float) -> dict:
         "env_steps": model.num_timesteps,
         "wall_s": time.time() - t0,
         "best_eval": cb.best,
+        "train_return": cb.train_return,
     }
 
 
@@ -144,6 +154,13 @@ def run_rllib(seed: int, t0: float, cap: float) -> dict:
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    train_returns: list[float] = []  # the env runner is local (num_env_runners 0): same process
+
+    def on_episode_end(episode, env_runner, prev_episode_chunks=None, **_):
+        if not env_runner.config.in_evaluation:  # an episode may span samples: add its earlier chunks
+            chunks = [episode, *(prev_episode_chunks or [])]
+            train_returns.append(float(sum(c.get_return() for c in chunks)))
+
     # RLlib's tuned example tuned_examples/dqn/cartpole_dqn.py (not shipped in the wheel; see DESIGN.md).
     config = (
         DQNConfig()
@@ -179,16 +196,18 @@ def run_rllib(seed: int, t0: float, cap: float) -> dict:
             evaluation_config=DQNConfig.overrides(explore=False),
         )
         .debugging(seed=seed)
+        .callbacks(on_episode_end=on_episode_end)
     )
     algo = config.build_algo()
     solved_s = solved_steps = None
-    best, steps = -np.inf, 0
+    best, steps, train_return = -np.inf, 0, float("nan")
     while time.time() - t0 < cap:
         result = algo.train()
         steps = int(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", steps))
         ev = result.get("evaluation", {}).get("env_runners", {}).get("episode_return_mean")
         if ev is not None:
             best = max(best, float(ev))
+            train_return = rolling20(train_returns)
             if ev >= TARGET:
                 solved_s, solved_steps = time.time() - t0, steps
                 break
@@ -200,6 +219,7 @@ def run_rllib(seed: int, t0: float, cap: float) -> dict:
         "env_steps": steps,
         "wall_s": time.time() - t0,
         "best_eval": best,
+        "train_return": train_return,
     }
 
 
@@ -263,7 +283,8 @@ def main() -> None:
             rows.append(row)
             print(
                 f"{tool:6s} seed {seed}: solved {row['solved_s']} s at {row['solved_steps']} env steps "
-                f"(best eval {row['best_eval']:.0f}, {row['env_steps']} steps in {row['wall_s']:.0f}s)",
+                f"(best eval {row['best_eval']:.0f}, rolling-20 training return {row['train_return']:.0f}, "
+                f"{row['env_steps']} steps in {row['wall_s']:.0f}s)",
                 flush=True,
             )
     summary = {}
@@ -273,20 +294,25 @@ def main() -> None:
         ]
         solved = sum(r.get("solved_s") is not None for r in rows if r["tool"] == tool)
         sps = [r["env_steps"] / r["wall_s"] for r in rows if r["tool"] == tool and r.get("wall_s")]
+        train = [r["train_return"] for r in rows if r["tool"] == tool and "train_return" in r]
         summary[tool] = {
             "median_s": statistics.median(times),
             "solved": solved,
             "runs": len(times),
             "env_steps_per_s": statistics.median(sps) if sps else None,
+            "train_return": statistics.median(train) if train else None,
         }
-    print("\n| tool | seeds solved | median s to eval ≥ 475 (cap counts) | env steps/s | adl speed-up |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "\n| tool | seeds solved | median s to eval ≥ 475 (cap counts) | rolling-20 training return then "
+        "(median) | env steps/s | adl speed-up |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for tool, s in summary.items():
         ratio = s["median_s"] / summary["adl"]["median_s"] if "adl" in summary else float("nan")
         bound = "≥ " if s["solved"] < s["runs"] else ""
         print(
-            f"| {tool} | {s['solved']}/{s['runs']} | {s['median_s']:.1f} | {s['env_steps_per_s'] or 0:.0f} | "
-            f"{bound}{ratio:.1f}× |"
+            f"| {tool} | {s['solved']}/{s['runs']} | {s['median_s']:.1f} | {s['train_return'] or 0:.0f} | "
+            f"{s['env_steps_per_s'] or 0:.0f} | {bound}{ratio:.1f}× |"
         )
     Path(args.out).write_text(
         json.dumps(

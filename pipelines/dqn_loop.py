@@ -146,6 +146,7 @@ class LoopResult:
     last_eval: float = float("nan")
     solved_at_s: float | None = None
     solved_at_env_steps: int | None = None
+    train_return: float = float("nan")  # rolling-20 mean of the training episodes, at the end
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     best_state: dict[str, torch.Tensor] | None = None
     interrupted: bool = False  # stopped by a stop request (a signal), not by a budget
@@ -296,6 +297,7 @@ def train_loop(
         if drain := getattr(learner, "drain", None):  # a learner actor's queued calls
             drain()
         res.learner_steps, res.wall_s = learner.steps, time.time() - t0
+        res.train_return = float(np.mean(recent)) if recent else float("nan")
     res.state = state()
     return res
 

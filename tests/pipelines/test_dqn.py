@@ -199,3 +199,32 @@ def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
             np.testing.assert_array_equal(nx[: 4 - n], o[n:])
     finally:
         wiring.stop()
+
+
+def test_local_run_logs_the_epsilon_schedule_and_the_rolling_training_return():
+    """One collector on a decaying ε: every log holds the ε its latest call acted with."""
+    from components.rl.schedules import schedule_value
+
+    cfg = load(
+        DQNConfig,
+        str(REPO / "configs/dqn/cartpole.yaml"),
+        [
+            "local=true",
+            "collectors.num_collectors=1",
+            "collectors.epsilon=schedule",
+            "collectors.schedule.steps=2000",
+            "max_env_steps=3000",
+            "log_every_s=1e-9",  # a log after every collector call
+            "eval.every_env_steps=1000000",
+        ],
+    )
+    tracker = MemoryTracker()
+    res, _ = run_dqn(cfg, tracker, progress=False)
+    per_call = cfg.collectors.envs_per_collector * cfg.collectors.steps_per_call
+    logged = tracker.metrics["epsilon"]
+    sched = cfg.collectors.schedule
+    assert len(logged) > 10 and logged[0][1] == sched.start and logged[-1][1] == pytest.approx(sched.end)
+    for step, eps in logged:  # the ε of the call that ended at `step`, set where that call began
+        assert eps == pytest.approx(schedule_value(sched, step - per_call)), step
+    # The rolling-20 training return the run reports is the one its last log shows.
+    assert res.train_return == tracker.metrics["train_return"][-1][1] and res.train_return > 0
