@@ -209,8 +209,9 @@ def _overlay(base: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of dataclass instance ``base`` as plain data with ``raw`` laid over them, nested
     sections merged key by key (unknown keys pass through, for :func:`build` to report)."""
     out = to_dict(base)
+    names = {f.name for f in dataclasses.fields(base)}
     for key, value in raw.items():
-        current = getattr(base, key, None)
+        current = getattr(base, key) if key in names else None  # YAML keys may be numbers or bools
         if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
             out[key] = _overlay(current, value)
         else:
@@ -325,20 +326,26 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """(key, type, default, doc) for every leaf field, for help texts and docs."""
+def describe(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, doc) for every leaf field, for help texts and docs.
+
+    A section's defaults are the ones its field gives (``defaults``, from a factory), which may
+    differ from the section class's own.
+    """
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         key = f"{prefix}.{f.name}" if prefix else f.name
         tp = hints[f.name]
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
         if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, key))  # type: ignore[arg-type]
+            nested = default if dataclasses.is_dataclass(default) else None
+            rows.extend(describe(tp, key, nested))  # type: ignore[arg-type]
             continue
-        default = (
-            f.default
-            if f.default is not dataclasses.MISSING
-            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        )
         rows.append((key, _type_name(tp), default, f.metadata.get("doc", "")))
     return rows

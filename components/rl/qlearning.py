@@ -15,7 +15,7 @@ import numpy as np
 
 from components.config import ConfigError, param, section
 from components.rl.envs import EnvConfig, make_env, require_discrete
-from components.rl.schedules import ScheduleConfig, schedule_value
+from components.rl.schedules import ScheduleConfig, check_schedule, schedule_value
 from components.rl.tabular import (
     epsilon_greedy,
     greedy_action,
@@ -55,6 +55,8 @@ class QLearnConfig:
         for name, s in (("epsilon.start", self.epsilon.start), ("epsilon.end", self.epsilon.end)):
             if s > 1:
                 raise ConfigError(f"{name}: {s} is out of range; allowed: >= 0 and <= 1")
+        check_schedule(self.alpha, "alpha")
+        check_schedule(self.epsilon, "epsilon")
 
 
 class QLearningTrainer:

@@ -19,6 +19,17 @@ class ScheduleConfig:
     kind: Literal["linear", "exponential", "constant"] = param("linear", "shape of the decay")
 
 
+def check_schedule(cfg: ScheduleConfig, name: str) -> None:
+    """A decaying schedule over 0 steps would sit at ``end`` from step 0: refuse it by name."""
+    from components.config import ConfigError
+
+    if cfg.kind != "constant" and cfg.steps == 0 and cfg.start != cfg.end:
+        raise ConfigError(
+            f"{name}.steps: 0 makes the {cfg.kind} schedule start at its end value {cfg.end}; "
+            f"allowed: {name}.steps >= 1, or {name}.kind: constant"
+        )
+
+
 def schedule_value(cfg: ScheduleConfig, t: int | float) -> float:
     """The scheduled value at step ``t``.
 

@@ -121,3 +121,23 @@ def test_a_partial_section_keeps_the_fields_own_defaults():
     assert (alpha.start, alpha.end, alpha.steps, alpha.kind) == (0.3, 0.5, 0, "constant")
     with pytest.raises(ConfigError, match="collectors.schedule.stpes"):
         load(DQNConfig, overrides=["collectors.schedule.stpes=5"])
+
+
+def test_help_shows_a_sections_defaults_as_its_field_gives_them():
+    from components.rl.dqn.config import DQNConfig
+
+    rows = {key: default for key, _, default, _ in describe(DQNConfig)}
+    assert rows["env.id"] == "CartPole-v1"  # EnvConfig's own default is FrozenLake-v1
+    assert rows["collectors.schedule.end"] == 0.02  # ScheduleConfig's own default is 0.05
+
+
+def test_a_decaying_schedule_over_zero_steps_and_non_string_keys_are_refused_by_name():
+    from components.rl.dqn.config import DQNConfig
+    from components.rl.qlearning import QLearnConfig
+
+    # α defaults to a constant over 0 steps: making it linear without steps would sit at its end.
+    with pytest.raises(ConfigError, match=r"alpha.steps: 0 makes the linear schedule"):
+        load(QLearnConfig, overrides=["alpha.kind=linear", "alpha.end=0.1"])
+    assert load(QLearnConfig, overrides=["alpha.kind=linear", "alpha.end=0.1", "alpha.steps=500"])
+    with pytest.raises(ConfigError, match="unknown key 'collectors.1'"):
+        load(DQNConfig, overrides=["collectors={1: 2}"])

@@ -8,7 +8,7 @@ from typing import Literal
 from components.config import ConfigError, param, section
 from components.replay.buffer import ReplayConfig
 from components.rl.envs import EnvConfig
-from components.rl.schedules import ScheduleConfig
+from components.rl.schedules import ScheduleConfig, check_schedule
 
 
 def _cartpole() -> EnvConfig:
@@ -128,6 +128,7 @@ class DQNConfig:
     address: str | None = param(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
 
     def validate(self) -> None:
+        check_schedule(self.collectors.schedule, "collectors.schedule")
         if self.local and self.learner.placement == "actor":
             raise ConfigError(
                 "learner.placement: actor needs Ray, but local is true; allowed with local: auto, driver"
