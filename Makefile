@@ -33,7 +33,7 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench,sweeps]'
 	$(BIN)/python benchmarks/bench_replay.py
-	$(BIN)/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150
+	$(BIN)/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150 --tools adl,adl-cluster,rllib,sb3
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

@@ -5,12 +5,15 @@ s1, ...), so that a busy spell on the machine hits every tool alike. The clock s
 subprocess is launched (imports, Ray start and env creation count) and stops at the first greedy
 evaluation (ε = 0, 5 episodes on separate envs, every 2,000 env steps) whose mean return is ≥ 475.
 A run that does not get there within the cap counts as the cap (so peer ratios are lower bounds).
-Beside it each run reports the rolling mean of its last 20 *training* episodes at that moment, from
-the episodes each tool collected (exploring), computed the same way for every tool.
+Beside it each run reports the rolling mean of its last 20 *training* episodes at that moment (at
+the cap for a run that did not get there), computed the same way for every tool from the episodes
+it collected while exploring: adl's Ape-X collectors keep ε up to 0.4 on some envs, RLlib and SB3
+end at 0.02 and 0.04, so adl's training return reads lower for the same greedy policy.
 
 ``--tools`` may add ``adl-cluster``: adl joining a Ray that is already running (started by this
 script before the clock starts, stopped after the run), as under ``adl submit`` or ``--address``,
-so that Ray's own start-up is not in its time; everything else (imports, actors, MLflow) still is.
+so that Ray's own start-up (and its idle workers, started with it) is not in its time; everything
+else (imports, actor start, MLflow) still is.
 
     .venv/bin/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -294,7 +298,11 @@ def main() -> None:
         ]
         solved = sum(r.get("solved_s") is not None for r in rows if r["tool"] == tool)
         sps = [r["env_steps"] / r["wall_s"] for r in rows if r["tool"] == tool and r.get("wall_s")]
-        train = [r["train_return"] for r in rows if r["tool"] == tool and "train_return" in r]
+        train = [
+            r["train_return"]
+            for r in rows
+            if r["tool"] == tool and math.isfinite(r.get("train_return", math.nan))
+        ]
         summary[tool] = {
             "median_s": statistics.median(times),
             "solved": solved,
