@@ -258,6 +258,7 @@ def child(tool: str, seed: int, cap: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed to run")
     ap.add_argument("--cap-s", type=float, default=480.0, help="seconds per run before it counts as the cap")
     ap.add_argument("--tools", default="adl,rllib,sb3")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/dqn_cartpole.json"))
@@ -267,7 +268,7 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), args.cap_s)
         return
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for tool in args.tools.split(","):
             with running_ray(tool) as ray_env:
                 env = {**os.environ, **ray_env, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(REPO)}
