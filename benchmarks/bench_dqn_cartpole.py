@@ -64,7 +64,7 @@ def rolling20(returns: list[float]) -> float:
 def run_adl(seed: int, t0: float, cap: float) -> dict:
     from components.config import load
     from components.rl.dqn.config import DQNConfig
-    from pipelines.dqn import run_dqn
+    from pipelines.dqn import prestart_ray, run_dqn
     from pipelines.tracking import open_run
 
     cfg = load(
@@ -79,7 +79,8 @@ def run_adl(seed: int, t0: float, cap: float) -> dict:
             f"eval.stop_at_return={TARGET}",
         ],
     )
-    with tempfile.TemporaryDirectory() as d:  # tracked like a user's run, to a throwaway store
+    with tempfile.TemporaryDirectory() as d:  # tracked like `adl train dqn`, to a throwaway store
+        prestart_ray(cfg)  # as `adl train dqn` does: Ray comes up while the run opens
         tracker = open_run(f"sqlite:///{d}/mlflow.db", "bench")
         res, _ = run_dqn(cfg, tracker, progress=False, t_start=t0)
         tracker.finish()

@@ -37,6 +37,14 @@ from pipelines.tracking import (
 CHECKPOINT_TAG = "adl.checkpoint_dir"
 
 
+def prestart_ray(cfg: DQNConfig) -> None:
+    """Start or join Ray in a thread while the caller opens its MLflow run; ``build_wiring`` waits."""
+    if not cfg.local:
+        from pipelines.distributed.ray_runtime import start_ray_in_background
+
+        start_ray_in_background(cfg.address, cfg.num_cpus)
+
+
 def build_wiring(cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> Any:
     if cfg.local:
         return LocalWiring(cfg, obs_shape, obs_dtype, n_actions)
@@ -157,11 +165,13 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         ckpt_dir = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
         net = build_q_network(cfg.network, obs_shape, n_actions)
         manifest = verify(ckpt_dir, cfg, obs_shape, n_actions, net)
+        prestart_ray(cfg)  # Ray comes up while the run opens
         tracker = open_run(uri, experiment, run_id=resume_id)
         tracker.log_text(dump_yaml(cfg), "config_resumed.yaml")
         print(f"adl: resuming MLflow run {resume_id} from {manifest['path']}", file=sys.stderr)
     else:
         tags = {"adl.family": "dqn", "adl.config": ctx.config_name}
+        prestart_ray(cfg)
         tracker = open_run(uri, ctx.experiment, ctx.run_name, tags=tags)
         assert tracker.run_id is not None
         ckpt_dir = checkpoint_dir(cfg, tracker.run_id)

@@ -3,9 +3,64 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from components.config import ConfigError
+
+
+class _RayStart(threading.Thread):
+    """Runs :func:`_init_ray` and then stays alive: Ray starts its GCS and raylet with a parent-death
+    signal, which Linux sends when the *thread* that started them ends, not the process."""
+
+    def __init__(self, address: str | None, num_cpus: int | None) -> None:
+        super().__init__(name="adl-ray-start", daemon=True)
+        self.args = (address, num_cpus)
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = _init_ray(*self.args)
+        except BaseException as e:  # handed to the thread that waits for it
+            self.error = e
+        finally:
+            self.done.set()
+        threading.Event().wait()  # until the process exits (after Ray's own atexit shutdown)
+
+    def get(self) -> Any:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+_starting: _RayStart | None = None  # a start begun by start_ray_in_background
+
+
+def _not_the_sigterm_warning(record: Any) -> bool:
+    return not str(record.msg).startswith("SIGTERM handler is not set")
+
+
+def start_ray_in_background(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Begin :func:`init_ray` in a thread; the next ``init_ray`` call waits for it (and raises its error).
+
+    Starting a local Ray is ~4 s in which this process mostly waits for Ray's own processes, and
+    opening an MLflow run is ~3 s of Python in this one: on 2 cores, side by side they leave no
+    core idle. ``ray`` is imported here, in the calling thread, because two threads importing big
+    packages at once mostly wait for each other's import locks.
+    """
+    global _starting
+    import logging
+
+    import ray
+
+    # Ray warns that it cannot set its SIGTERM handler off the main thread; adl sets its own.
+    logging.getLogger("ray._private.worker").addFilter(_not_the_sigterm_warning)
+    if _starting is None and not ray.is_initialized():
+        _starting = _RayStart(address, num_cpus)
+        _starting.start()
 
 
 def init_ray(
@@ -19,8 +74,23 @@ def init_ray(
 
     A local Ray binds to 127.0.0.1 and starts its own instance (``address="local"``) rather than
     joining whatever else runs on this host. Trials keep the driver's working directory, so
-    relative paths in configs mean the same thing in every trial.
+    relative paths in configs mean the same thing in every trial. A start begun by
+    :func:`start_ray_in_background` is waited for instead.
     """
+    global _starting
+    if _starting is not None:
+        started, _starting = _starting, None
+        return started.get()
+    return _init_ray(address, num_cpus, num_gpus, dashboard, **kwargs)
+
+
+def _init_ray(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    dashboard: bool = False,
+    **kwargs: Any,
+) -> Any:
     import ray
 
     if ray.is_initialized():
