@@ -50,11 +50,18 @@ def start_ray_in_background(address: str | None = None, num_cpus: int | None = N
     opening an MLflow run is ~3 s of Python in this one: on 2 cores, side by side they leave no
     core idle. ``ray`` is imported here, in the calling thread, because two threads importing big
     packages at once mostly wait for each other's import locks.
+
+    Joining a cluster (``address`` or ``$RAY_ADDRESS``) is left to ``init_ray``: it takes well under
+    a second, and inside a Ray job it may unpack the job's working directory again, which pulls the
+    current directory from under the main thread while it resolves paths.
     """
     global _starting
     import logging
 
     import ray
+
+    if address or os.environ.get("RAY_ADDRESS"):
+        return
 
     # Ray warns that it cannot set its SIGTERM handler off the main thread; adl sets its own.
     logging.getLogger("ray._private.worker").addFilter(_not_the_sigterm_warning)

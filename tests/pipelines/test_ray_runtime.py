@@ -20,15 +20,31 @@ def test_an_error_of_the_background_start_is_raised_by_init_ray(monkeypatch):
     import ray
 
     def refuse(*_args, **_kwargs):
-        raise ConfigError("cannot connect to the Ray cluster at nowhere:1")
+        raise ConfigError("num_cpus: refused")
 
     monkeypatch.setattr(ray_runtime, "_starting", None)
     monkeypatch.setattr(ray_runtime, "_init_ray", refuse)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    ray_runtime.start_ray_in_background("nowhere:1", None)
-    with pytest.raises(ConfigError, match="nowhere:1"):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray_runtime.start_ray_in_background(None, 2)
+    assert ray_runtime._starting is not None
+    with pytest.raises(ConfigError, match="num_cpus: refused"):
         ray_runtime.init_ray()
     assert ray_runtime._starting is None  # a later init_ray starts afresh
+
+
+def test_joining_a_cluster_is_left_to_init_ray(monkeypatch):
+    """Inside a Ray job a join may unpack the working directory again: never from a thread."""
+    import ray
+
+    monkeypatch.setattr(ray_runtime, "_starting", None)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray_runtime.start_ray_in_background("10.0.0.1:6379", None)
+    assert ray_runtime._starting is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    ray_runtime.start_ray_in_background(None, None)
+    assert ray_runtime._starting is None
 
 
 @pytest.mark.ray
