@@ -38,7 +38,9 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 
 
 def prestart_ray(cfg: DQNConfig) -> None:
-    """Start or join Ray in a thread while the caller opens its MLflow run; ``build_wiring`` waits."""
+    """Start a local Ray in a thread while the caller opens its MLflow run; ``build_wiring`` waits.
+
+    A join (``address``, ``$RAY_ADDRESS``) is quick and is left to ``build_wiring``."""
     if not cfg.local:
         from pipelines.distributed.ray_runtime import start_ray_in_background
 
