@@ -13,16 +13,16 @@ class _RayStart(threading.Thread):
     """Runs :func:`_init_ray` and then stays alive: Ray starts its GCS and raylet with a parent-death
     signal, which Linux sends when the *thread* that started them ends, not the process."""
 
-    def __init__(self, address: str | None, num_cpus: int | None) -> None:
+    def __init__(self, num_cpus: int | None) -> None:
         super().__init__(name="adl-ray-start", daemon=True)
-        self.args = (address, num_cpus)
+        self.num_cpus = num_cpus
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = _init_ray(*self.args)
+            self.result = _init_ray(num_cpus=self.num_cpus)  # a local start: joins stay in init_ray
         except BaseException as e:  # handed to the thread that waits for it
             self.error = e
         finally:
@@ -66,7 +66,7 @@ def start_ray_in_background(address: str | None = None, num_cpus: int | None = N
     # Ray warns that it cannot set its SIGTERM handler off the main thread; adl sets its own.
     logging.getLogger("ray._private.worker").addFilter(_not_the_sigterm_warning)
     if _starting is None and not ray.is_initialized():
-        _starting = _RayStart(address, num_cpus)
+        _starting = _RayStart(num_cpus)
         _starting.start()
 
 
