@@ -42,6 +42,17 @@ class ReplayConfig:
         20_000.0, "how far (in samples) the ratio may drift before one side waits", ge=0.0
     )
 
+    def beta(self, learner_step: int) -> float:
+        """β at ``learner_step``: linear from ``beta_start`` to 1 over ``beta_steps``, then 1."""
+        frac = min(1.0, learner_step / self.beta_steps)
+        return self.beta_start + frac * (1.0 - self.beta_start)
+
+
+def importance_weights(probs: np.ndarray, size: int, beta: float) -> np.ndarray:
+    """w_i = (N·P(i))^(−β) / max_j w_j over the batch (float32)."""
+    w = (size * probs) ** (-beta)
+    return (w / w.max()).astype(np.float32)
+
 
 class ReplayBase(ABC):
     """Slots of transitions minus their observations, sampled uniformly or by priority.
@@ -96,10 +107,6 @@ class ReplayBase(ABC):
             self.max_priority = max(self.max_priority, float(p.max()))
             self.tree.set(idx, p**self.cfg.alpha)
 
-    def beta(self, learner_step: int) -> float:
-        frac = min(1.0, learner_step / self.cfg.beta_steps)
-        return self.cfg.beta_start + frac * (1.0 - self.cfg.beta_start)
-
     def sample_indices(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
         """Slots and IS weights: uniform over the filled slots, or proportional to p^α."""
         if self.size == 0:
@@ -107,9 +114,7 @@ class ReplayBase(ABC):
         if self.tree is None:
             return self._uniform(batch_size), np.ones(batch_size, dtype=np.float32)
         idx = self.tree.sample(batch_size, self.rng)
-        probs = self.tree.get(idx) / self.tree.total
-        weights = (self.size * probs) ** (-beta)
-        return idx, (weights / weights.max()).astype(np.float32)
+        return idx, importance_weights(self.tree.get(idx) / self.tree.total, self.size, beta)
 
     def sample(self, batch_size: int, beta: float = 1.0) -> SampledBatch:
         idx, weights = self.sample_indices(batch_size, beta)

@@ -35,12 +35,6 @@ def huber(td_error: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
     return F.huber_loss(td_error, torch.zeros_like(td_error), reduction="none", delta=delta)
 
 
-def importance_weights(probs: torch.Tensor, size: int, beta: float) -> torch.Tensor:
-    """w_i = (N·P(i))^(−β) / max_j w_j over the batch."""
-    w = (size * probs) ** (-beta)
-    return w / w.max()
-
-
 def dqn_loss(
     q_taken: torch.Tensor,  # [B] Q_online(s, a)
     target: torch.Tensor,  # [B] y, no gradient

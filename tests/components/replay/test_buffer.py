@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.replay.batch import Transitions
-from components.replay.buffer import PRIORITY_EPS, ReplayBuffer, ReplayConfig
+from components.replay.buffer import PRIORITY_EPS, ReplayBuffer, ReplayConfig, importance_weights
 
 
 def _transitions(ids: np.ndarray, priority: np.ndarray | None = None) -> Transitions:
@@ -134,10 +134,20 @@ def test_uniform_replay_samples_only_filled_slots_with_unit_weights():
 
 def test_beta_anneals_linearly_to_one():
     cfg = ReplayConfig(beta_start=0.4, beta_steps=100)
-    buf = ReplayBuffer(cfg, (2,), np.dtype(np.float32))
-    assert [buf.beta(s) for s in (0, 50, 100, 1000)] == pytest.approx([0.4, 0.7, 1.0, 1.0])
+    assert [cfg.beta(s) for s in (0, 50, 100, 1000)] == pytest.approx([0.4, 0.7, 1.0, 1.0])
 
 
 def test_empty_buffer_refuses_to_sample():
     with pytest.raises(ValueError, match="empty"):
         _buffer(4).sample(2)
+
+
+def test_importance_weights_formula():
+    probs = np.array([0.1, 0.2, 0.4])
+    # N·P = [1, 2, 4]; β = 1: [1, 1/2, 1/4], already max 1
+    np.testing.assert_allclose(importance_weights(probs, 10, 1.0), np.array([1.0, 0.5, 0.25]))
+    # β = 0.5: [1, 2^−½, 4^−½]
+    np.testing.assert_allclose(importance_weights(probs, 10, 0.5), np.array([1.0, 2**-0.5, 0.5]), rtol=1e-6)
+    # the batch max normalises: N·P = [0.5, 1, 2], β = 1 → [2, 1, 0.5]/2
+    np.testing.assert_allclose(importance_weights(probs, 5, 1.0), np.array([1.0, 0.5, 0.25]))
+    np.testing.assert_allclose(importance_weights(probs, 10, 0.0), np.ones(3))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.rl.dqn.targets import dqn_loss, huber, importance_weights, td_target
+from components.rl.dqn.targets import dqn_loss, huber, td_target
 
 GAMMA = 0.9
 
@@ -62,14 +62,3 @@ def test_dqn_loss_weighted_huber_and_its_gradient_by_hand():
     # ∂L/∂q_i = −w_i·clip(δ_i, −1, 1)/B = −[0.5, −0.5, 0.25, 0]/4
     torch.testing.assert_close(q.grad, torch.tensor([-0.125, 0.125, -0.0625, 0.0]))
     assert y.grad is None
-
-
-def test_importance_weights_formula():
-    probs = torch.tensor([0.1, 0.2, 0.4])
-    # N·P = [1, 2, 4]; β = 1: [1, 1/2, 1/4], already max 1
-    torch.testing.assert_close(importance_weights(probs, 10, 1.0), torch.tensor([1.0, 0.5, 0.25]))
-    # β = 0.5: [1, 2^−½, 4^−½]
-    torch.testing.assert_close(importance_weights(probs, 10, 0.5), torch.tensor([1.0, 2**-0.5, 0.5]))
-    # the batch max normalises: N·P = [0.5, 1, 2], β = 1 → [2, 1, 0.5]/2
-    torch.testing.assert_close(importance_weights(probs, 5, 1.0), torch.tensor([1.0, 0.5, 0.25]))
-    torch.testing.assert_close(importance_weights(probs, 10, 0.0), torch.ones(3))
