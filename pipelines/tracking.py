@@ -1,33 +1,31 @@
 """The tracker: the only module in adl that imports mlflow.
 
-Everything else logs through the small :class:`Tracker` interface, so components never see MLflow
-and unit tests use :class:`NullTracker` (or :class:`MemoryTracker`, which keeps what was logged).
-:class:`MlflowTracker` talks to MLflow through ``MlflowClient`` with an explicit tracking URI
-rather than the fluent API's process-global state: Tune trials run in threads and worker
-processes that change directory, and each must write to the same store.
+Everything else logs through the small :class:`Tracker` interface, so components never see MLflow.
+:func:`tracked_run` is the one way a run is opened (or resumed), has its config logged and is
+closed with the status of what happened: ``adl train``, the DQN pipeline, sweeps and their trials all
+use it. :class:`MlflowTracker` talks to MLflow through ``MlflowClient`` with an explicit tracking URI
+rather than the fluent API's process-global state: Tune trials run in threads and worker processes
+that change directory, and each must write to the same store. :class:`NullTracker` logs nothing, for
+runs without a store (benchmarks, a GPU machine without MLflow); tests keep what was logged with
+``tests/fakes.MemoryTracker``.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import flatten
+from components.config import dump_yaml, flatten, to_dict
+from pipelines.tracking_uri import TrackingError, check_reachable, resolve_tracking_uri
 
 ADL_VERSION = "0.1.0"
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used (unreachable server, bad URI)."""
 
 
 class Tracker(Protocol):
@@ -42,7 +40,7 @@ class Tracker(Protocol):
 
 
 class NullTracker:
-    """Logs nothing. For unit tests and for code paths that run without a store."""
+    """Logs nothing: for runs without a store (benchmarks, a GPU machine without MLflow)."""
 
     run_id: str | None = None
 
@@ -63,95 +61,6 @@ class NullTracker:
 
     def finish(self, status: str = "FINISHED") -> None:
         pass
-
-
-class MemoryTracker(NullTracker):
-    """Keeps everything in memory, for tests that check what a pipeline logs."""
-
-    def __init__(self) -> None:
-        self.params: dict[str, Any] = {}
-        self.metrics: dict[str, list[tuple[int, float]]] = {}
-        self.artifacts: list[str] = []
-        self.texts: dict[str, str] = {}
-        self.tags: dict[str, str] = {}
-        self.status: str | None = None
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        self.params.update(flatten(params))
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        for k, v in metrics.items():
-            self.metrics.setdefault(k, []).append((step, float(v)))
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        name = Path(path).name
-        self.artifacts.append(f"{artifact_path}/{name}" if artifact_path else name)
-
-    def log_text(self, text: str, name: str) -> None:
-        self.texts[name] = text
-        self.artifacts.append(name)
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.tags.update(tags)
-
-    def finish(self, status: str = "FINISHED") -> None:
-        self.status = status
-
-
-# ---------------------------------------------------------------------------------------------
-# Tracking URIs
-
-
-def resolve_tracking_uri(uri: str | None = None, base_dir: str | Path | None = None) -> str:
-    """The URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
-
-    Relative sqlite and file paths are made absolute: Tune trials change directory, and a relative
-    store would silently split a sweep across folders.
-    """
-    base = Path(base_dir or os.getcwd()).resolve()
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{base / 'mlflow.db'}"
-    if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///") :]
-        if not path.startswith("/"):
-            uri = f"sqlite:///{(base / path).resolve()}"
-    elif uri.startswith("file:") or "://" not in uri:
-        path = uri[len("file:") :] if uri.startswith("file:") else uri
-        path = path.lstrip("/") if path.startswith("///") else path
-        uri = Path(path if Path(path).is_absolute() else base / path).resolve().as_uri()
-    return uri
-
-
-def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
-    """Fail fast (seconds, not MLflow's minutes of retries) when a tracking server is not there."""
-    if not uri.startswith(("http://", "https://")):
-        if uri.startswith("sqlite:///"):
-            parent = Path(uri[len("sqlite:///") :]).parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise TrackingError(f"tracking URI {uri}: cannot create folder {parent} ({e})") from None
-        return
-    url = uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
-            return
-    except urllib.error.HTTPError:
-        return  # something answered over HTTP: the server is there
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        reason = getattr(e, "reason", e)
-        raise TrackingError(
-            f"cannot reach the MLflow tracking server at {uri} ({reason}). Start one with "
-            f"`mlflow server --host 127.0.0.1 --port 5000`, or drop --tracking-uri / "
-            f"MLFLOW_TRACKING_URI to use the local store sqlite:///$PWD/mlflow.db"
-        ) from None
-
-
-def ui_command(uri: str) -> str:
-    """The one command that opens the MLflow UI on this store, bound to 127.0.0.1."""
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    return f"{mlflow_bin} ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}"
 
 
 def git_commit(repo: str | Path | None = None) -> str | None:
@@ -221,10 +130,6 @@ class MlflowTracker:
                 raise
             return str(exp.experiment_id)
 
-    @property
-    def run_url_hint(self) -> str:
-        return f"experiment {self.experiment_id}, run {self.run_id}"
-
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -290,3 +195,73 @@ def open_run(
     return MlflowTracker(
         resolve_tracking_uri(tracking_uri), experiment, run_name, tags, parent_run_id, run_id
     )
+
+
+@contextmanager
+def tracked_run(
+    tracking_uri: str | None,
+    experiment: str,
+    *,
+    config: Any = None,
+    config_file: str = "config.yaml",
+    config_text: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+) -> Iterator[MlflowTracker]:
+    """Open a run (or resume ``run_id``), log its config, and close it with what happened.
+
+    ``config`` (a config dataclass, or a plain mapping with its ``config_text``) is logged as
+    flattened params and as ``config_file`` (its YAML); a resumed run logs only the file (the
+    params are the run's already). ``params`` are logged beside it. The run ends FINISHED when the
+    block completes, KILLED on ``KeyboardInterrupt`` and FAILED on any other exception; a block may
+    end it earlier with ``tracker.finish(status)``, which the exit then leaves as it is.
+    """
+    tracker = open_run(tracking_uri, experiment, run_name, tags, parent_run_id, run_id)
+    if config is not None:
+        plain = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
+        if run_id is None:
+            tracker.log_params(plain)
+        tracker.log_text(config_text if config_text is not None else dump_yaml(config), config_file)
+    if params:
+        tracker.log_params(params)
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.finish(status)
+
+
+def find_trial_run(tracking_uri: str, parent_run_id: str, trial_id: str) -> str | None:
+    """The child run of ``parent_run_id`` that a Tune trial opened before (a retried trial continues it)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`adl.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def close_stopped_runs(tracking_uri: str, run_ids: list[str]) -> list[str]:
+    """Close runs a scheduler stopped early (they never reach their own finish): FINISHED, tagged
+    ``adl.early_stopped``. Returns the ones it closed."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    closed = []
+    for run_id in run_ids:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "adl.early_stopped", "true")
+            client.set_terminated(run_id, "FINISHED")
+            closed.append(run_id)
+    return closed

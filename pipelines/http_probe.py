@@ -1,0 +1,36 @@
+"""One quick HTTP GET to tell whether a server is there, before a client library retries for minutes.
+
+Both the MLflow tracking URI check (``pipelines/tracking_uri.py``) and the Ray Jobs address check
+(``pipelines/distributed/jobs.py``) use it.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What came back: an HTTP status (any, errors included) and body, or why nothing did."""
+
+    status: int | None  # None when nothing answered over HTTP
+    body: bytes = b""
+    reason: Any = None  # the network error when nothing answered
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+
+def probe(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> Probe:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as r:
+            return Probe(int(r.status), r.read())
+    except urllib.error.HTTPError as e:
+        return Probe(int(e.code))
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
+        return Probe(None, reason=getattr(e, "reason", e))

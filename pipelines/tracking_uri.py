@@ -1,0 +1,88 @@
+"""Tracking URIs: which store a run goes to, whether it is there, and how to look at it.
+
+No MLflow here: this is what the CLI checks before anything heavy is imported or started.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from components.config import ConfigError
+from pipelines.http_probe import probe
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used (unreachable server, bad URI)."""
+
+
+def resolve_tracking_uri(uri: str | None = None, base_dir: str | Path | None = None) -> str:
+    """The URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+
+    Relative sqlite and file paths are made absolute: Tune trials change directory, and a relative
+    store would silently split a sweep across folders.
+    """
+    base = Path(base_dir or os.getcwd()).resolve()
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{base / 'mlflow.db'}"
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :]
+        if not path.startswith("/"):
+            uri = f"sqlite:///{(base / path).resolve()}"
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri[len("file:") :] if uri.startswith("file:") else uri
+        path = path.lstrip("/") if path.startswith("///") else path
+        uri = Path(path if Path(path).is_absolute() else base / path).resolve().as_uri()
+    return uri
+
+
+def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
+    """Fail fast (seconds, not MLflow's minutes of retries) when a tracking server is not there."""
+    if not uri.startswith(("http://", "https://")):
+        if uri.startswith("sqlite:///"):
+            parent = Path(uri[len("sqlite:///") :]).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise TrackingError(f"tracking URI {uri}: cannot create folder {parent} ({e})") from None
+        return
+    answer = probe(uri.rstrip("/") + "/health", timeout_s)
+    if not answer.answered:  # any HTTP answer means the server is there
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {uri} ({answer.reason}). Start one with "
+            f"`mlflow server --host 127.0.0.1 --port 5000`, or drop --tracking-uri / "
+            f"MLFLOW_TRACKING_URI to use the local store sqlite:///$PWD/mlflow.db"
+        )
+
+
+def check_cluster_tracking_uri(uri: str) -> str:
+    """A tracking URI that means the same thing inside a job as on the laptop, else ConfigError."""
+    hint = (
+        "the job runs in a temporary copy of the working directory on the cluster; use a server "
+        "URL (http://HOST:5000) or an absolute path (sqlite:////abs/mlflow.db on a shared filesystem)"
+    )
+    if uri.startswith("sqlite://"):
+        path = uri[len("sqlite://") :]
+        if not path.startswith("//"):  # sqlite:///rel.db → "/rel.db"; sqlite:////abs.db → "//abs.db"
+            raise ConfigError(f"tracking URI {uri}: relative sqlite path (or in-memory store); {hint}")
+        return uri
+    if uri.startswith("file:"):
+        if not uri.startswith("file:///"):
+            raise ConfigError(f"tracking URI {uri}: relative file store; {hint}")
+        return uri
+    if "://" not in uri and not uri.startswith(("databricks", "uc:")):
+        raise ConfigError(f"tracking URI {uri}: a bare path is not a URI; {hint}")
+    return uri
+
+
+def ui_command(uri: str) -> str:
+    """The one command that opens the MLflow UI on this store, bound to 127.0.0.1."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    return f"{mlflow_bin} ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}"
+
+
+def where_to_look(run_id: str | None, experiment: str, uri: str) -> str:
+    """The two closing lines of every ``adl train``: the run, and how to open it."""
+    return f"adl: run id {run_id} (experiment {experiment!r})\nadl: look at it with: {ui_command(uri)}"
