@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
 
-    from pipelines.submit import add_parsers as add_submit_parsers
+    from pipelines.submit_cli import add_parsers as add_submit_parsers
 
     add_submit_parsers(sub)  # submit, jobs
 
@@ -129,8 +128,6 @@ def _resolve_config_path(family: str, path: str | None) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from components.config import ConfigError, load
-    from pipelines.runner import finish_artifacts, run_trainer
-    from pipelines.tracking import check_reachable, open_run, resolve_tracking_uri, ui_command
 
     family = get_family(args.family)
     cfg_path = _resolve_config_path(args.family, args.config)
@@ -156,39 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         extra={"resume": args.resume} if args.resume else {},
     )
-    if family.train is not None:
-        return family.train(cfg, ctx)
-
-    assert family.build is not None
-    trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
-    uri = resolve_tracking_uri(ctx.tracking_uri)
-    check_reachable(uri)
-    tracker = open_run(
-        uri, ctx.experiment, ctx.run_name, tags={"adl.family": family.name, "adl.config": ctx.config_name}
-    )
-    print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
-    from components.config import dump_yaml, to_dict
-
-    tracker.log_params(to_dict(cfg))
-    tracker.log_text(dump_yaml(cfg), "config.yaml")
-    status = "FAILED"
-    t0 = time.time()
-    try:
-        metrics = run_trainer(trainer, tracker, progress=ctx.progress, show=(family.metric,))
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        try:
-            finish_artifacts(trainer, tracker)
-        finally:
-            tracker.finish(status)
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    print(f"\nadl: finished {family.name} in {time.time() - t0:.1f}s: {summary}")
-    print(f"adl: run id {tracker.run_id} (experiment {ctx.experiment!r})")
-    print(f"adl: look at it with: {ui_command(uri)}")
-    return EXIT_OK
+    return family.run(cfg, ctx)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -223,27 +188,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return export_run_replay(args.run_id, args.out, args.tracking_uri, args.checkpoint_dir)
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "config": cmd_config, "replay": cmd_replay}
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
-    from pipelines.submit import cmd_submit as run
+    from pipelines.submit_cli import cmd_submit as run
 
     return run(args)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from pipelines.submit import cmd_jobs as run
+    from pipelines.submit_cli import cmd_jobs as run
 
     return run(args)
 
 
-COMMANDS.update(submit=cmd_submit, jobs=cmd_jobs)
+COMMANDS = {
+    "train": cmd_train,
+    "sweep": cmd_sweep,
+    "config": cmd_config,
+    "replay": cmd_replay,
+    "submit": cmd_submit,
+    "jobs": cmd_jobs,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from components.config import ConfigError
-    from pipelines.tracking import TrackingError
+    from pipelines.tracking_uri import TrackingError
 
     args = build_parser().parse_args(argv)
     try:

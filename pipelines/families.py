@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.interfaces import Trainer
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS_DIR = REPO_ROOT / "configs"
 
@@ -28,19 +30,27 @@ FAMILIES: dict[str, tuple[str, str]] = {
 class Family:
     """How to configure, build and run one family.
 
-    ``build`` returns a trainer (``position``, ``total``, ``unit``, ``run_chunk()``, ``state_dict()``,
-    ``load_state_dict()``, ``write_artifacts()``) that both ``adl train`` and Tune trials drive.
-    ``train``, when set, replaces the generic local runner (DQN wires Ray actors itself).
+    ``build`` returns a :class:`~components.interfaces.Trainer` that both ``adl train`` and Tune
+    trials drive through ``pipelines/runner.py``. ``train``, when set, replaces that runner for
+    ``adl train`` (DQN wires collectors, replay and learner itself).
     """
 
     name: str
     config_cls: type
     default_config: str
-    build: Callable[[Any], Any] | None = None
+    build: Callable[[Any], Trainer] | None = None
     train: Callable[..., int] | None = None
     metric: str = "eval_return"
     mode: str = "max"
     summarize_sweep: Callable[..., list[Path]] | None = None
+
+    def run(self, cfg: Any, ctx: Any) -> int:
+        """``adl train`` of this family: its own ``train``, else the chunked trainer loop."""
+        if self.train is not None:
+            return self.train(cfg, ctx)
+        from pipelines.runner import train_trainer
+
+        return train_trainer(self, cfg, ctx)
 
 
 def get_family(name: str) -> Family:

@@ -1,19 +1,25 @@
-"""Drives a trainer locally: progress bar, metrics to the tracker, checkpoint and artifacts.
+"""The one chunked trial loop: a :class:`~components.interfaces.Trainer` run to its end, each chunk's
+metrics logged at the trainer's position, with a progress bar.
 
-The same trainer objects run inside Tune trials (see ``pipelines/distributed/tune_trial.py``);
-this is the one-process path behind ``adl train``.
+``adl train qlearn|gan|seq`` drives it in one process (:func:`train_trainer`); a Tune trial
+(``pipelines/distributed/tune_trial.py``) drives the very same loop and reports to Tune from
+``on_report``. Checkpoints are written atomically and read with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from components.interfaces import Trainer
 from pipelines.tracking import Tracker
 
 
@@ -45,7 +51,7 @@ def to_tensors(state: Any) -> Any:
     return state
 
 
-def save_checkpoint(trainer: Any, path: Path) -> Path:
+def save_checkpoint(trainer: Trainer, path: Path) -> Path:
     """Write the trainer's state atomically: a temporary name, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -67,9 +73,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def run_trainer(
-    trainer: Any, tracker: Tracker, *, progress: bool = True, show: tuple[str, ...] = ()
+    trainer: Trainer,
+    tracker: Tracker,
+    *,
+    progress: bool = True,
+    show: tuple[str, ...] = (),
+    clock_from: float | None = None,
+    on_report: Callable[[dict[str, float], bool], None] | None = None,
 ) -> dict[str, float]:
-    """Run ``trainer`` to its end, logging every chunk's metrics at the trainer's position."""
+    """Run ``trainer`` to its end, logging every chunk's metrics at the trainer's position.
+
+    With ``clock_from`` each chunk also reports ``wall_s`` since then; ``on_report(metrics, done)``
+    runs after each chunk is logged (a Tune trial reports and checkpoints there).
+    """
     last: dict[str, float] = {}
     with tqdm(
         total=trainer.total,
@@ -82,15 +98,19 @@ def run_trainer(
         while trainer.position < trainer.total:
             before = trainer.position
             metrics = trainer.run_chunk()
+            if clock_from is not None:
+                metrics["wall_s"] = time.time() - clock_from
             tracker.log_metrics(metrics, step=trainer.position)
             check_finite(metrics, trainer.position)
             bar.update(trainer.position - before)
             bar.set_postfix({k: f"{metrics[k]:.3g}" for k in show if k in metrics}, refresh=False)
+            if on_report is not None:
+                on_report(metrics, trainer.position >= trainer.total)
             last = metrics
     return last
 
 
-def finish_artifacts(trainer: Any, tracker: Tracker, final: bool = True) -> list[str]:
+def finish_artifacts(trainer: Trainer, tracker: Tracker, final: bool = True) -> list[str]:
     """Write the trainer's artifacts and checkpoint to a temp folder and log them."""
     names = []
     with tempfile.TemporaryDirectory() as d:
@@ -101,3 +121,25 @@ def finish_artifacts(trainer: Any, tracker: Tracker, final: bool = True) -> list
             tracker.log_artifact(p)
             names.append(p.name)
     return names
+
+
+def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
+    """``adl train`` for a family with a :class:`Trainer`: one tracked run, the chunked loop, artifacts."""
+    from pipelines.tracking import tracked_run
+    from pipelines.tracking_uri import check_reachable, resolve_tracking_uri, where_to_look
+
+    trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
+    uri = resolve_tracking_uri(ctx.tracking_uri)
+    check_reachable(uri)
+    tags = {"adl.family": family.name, "adl.config": ctx.config_name}
+    with tracked_run(uri, ctx.experiment, config=cfg, run_name=ctx.run_name, tags=tags) as tracker:
+        print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
+        t0 = time.time()
+        try:
+            metrics = run_trainer(trainer, tracker, progress=ctx.progress, show=(family.metric,))
+        finally:
+            finish_artifacts(trainer, tracker)
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    print(f"\nadl: finished {family.name} in {time.time() - t0:.1f}s: {summary}")
+    print(where_to_look(tracker.run_id, ctx.experiment, uri))
+    return 0

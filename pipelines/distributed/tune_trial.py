@@ -1,10 +1,10 @@
 """A Tune function trainable that drives any family's trainer, one MLflow child run per trial.
 
-The trial is the same trainer ``adl train`` runs locally: ``run_chunk()`` → log the metrics to the
-trial's MLflow run → ``tune.report(metrics, checkpoint=...)``. The checkpoint holds the trainer's
-state (loaded with ``weights_only=True``) and the trial's wall clock, so a retried trial
-(FailureConfig) or a PBT exploit continues from it. The trial finds its own MLflow run by the
-``adl.trial_id`` tag, so a retry appends to the same run instead of opening a second one.
+The trial runs the same chunked loop as ``adl train`` (``pipelines/runner.run_trainer``) on the same
+trainer; after each chunk it reports to Tune with a checkpoint of the trainer's state (loaded with
+``weights_only=True``) and the trial's wall clock, so a retried trial (FailureConfig) or a PBT
+exploit continues from it. The trial finds its own MLflow run by the ``adl.trial_id`` tag, so a
+retry appends to the same run instead of opening a second one.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import apply_values, build, dump_yaml, to_dict
+from components.config import apply_values, build
+from components.interfaces import Trainer
 from pipelines.families import get_family
-from pipelines.runner import check_finite, load_checkpoint, save_checkpoint
-from pipelines.tracking import MlflowTracker
+from pipelines.runner import load_checkpoint, run_trainer, save_checkpoint
+from pipelines.tracking import MlflowTracker, find_trial_run, tracked_run
 
 TRAINER_FILE = "trainer.pt"
 META_FILE = "meta.json"
@@ -40,15 +41,37 @@ class TrialSpec:
     artifacts_every: int = 1  # log write_artifacts(final=False) every this many reports
 
 
-def find_trial_run(tracker_uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
-    from mlflow.tracking import MlflowClient
+class TuneReporter:
+    """After each chunk: pictures every ``artifacts_every`` reports, a checkpoint, ``tune.report``.
 
-    runs = MlflowClient(tracker_uri).search_runs(
-        [experiment_id],
-        filter_string=f"tags.`adl.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None
+    The last report first logs the final artifacts and checkpoint and closes the run FINISHED:
+    Tune may stop the trial as soon as it reports."""
+
+    def __init__(self, trainer: Trainer, tracker: MlflowTracker, artifacts_every: int) -> None:
+        self.trainer, self.tracker, self.artifacts_every = trainer, tracker, artifacts_every
+        self.reports = 0
+
+    def __call__(self, metrics: dict[str, float], done: bool) -> None:
+        from ray import tune
+
+        trainer, tracker = self.trainer, self.tracker
+        self.reports += 1
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d)
+            if self.reports % self.artifacts_every == 0:
+                for p in trainer.write_artifacts(out / "artifacts", final=False):
+                    tracker.log_artifact(p, f"reports/step_{trainer.position:08d}")
+            save_checkpoint(trainer, out / "ckpt" / TRAINER_FILE)
+            (out / "ckpt" / META_FILE).write_text(json.dumps({"wall_s": metrics["wall_s"]}))
+            if done:  # final artifacts and checkpoint land on the run before Tune may stop us
+                for p in trainer.write_artifacts(out / "final", final=True):
+                    tracker.log_artifact(p)
+                tracker.log_artifact(out / "ckpt" / TRAINER_FILE)
+                tracker.finish("FINISHED")
+            tune.report(
+                {**metrics, "position": trainer.position, "mlflow_run_id": tracker.run_id},
+                checkpoint=tune.Checkpoint.from_directory(str(out / "ckpt")),
+            )
 
 
 def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
@@ -67,50 +90,22 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
             wall_before = json.loads((Path(d) / META_FILE).read_text())["wall_s"]
 
     ctx = tune.get_context()
-    trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
-    probe = MlflowTracker(spec.tracking_uri, spec.experiment, run_id=spec.parent_run_id)
-    existing = find_trial_run(spec.tracking_uri, probe.experiment_id, spec.parent_run_id, trial_id)
-    tracker = MlflowTracker(
+    trial_id = ctx.get_trial_id()
+    existing = find_trial_run(spec.tracking_uri, spec.parent_run_id, trial_id)
+    with tracked_run(
         spec.tracking_uri,
         spec.experiment,
-        run_name=trial_name,
+        config=cfg if existing is None else None,
+        params={f"sweep.{k}": v for k, v in config.items()} if existing is None else None,
+        run_name=ctx.get_trial_name(),
         parent_run_id=spec.parent_run_id,
         tags={"adl.family": spec.family, "adl.trial_id": trial_id, "adl.sweep": spec.sweep_name},
         run_id=existing,
-    )
-    if existing is None:
-        tracker.log_params(to_dict(cfg))
-        tracker.log_params({f"sweep.{k}": v for k, v in config.items()})
-        tracker.log_text(dump_yaml(cfg), "config.yaml")
-
-    t0 = time.time() - wall_before
-    reports = 0
-    status = "FAILED"
-    try:
-        while trainer.position < trainer.total:
-            metrics = trainer.run_chunk()
-            metrics["wall_s"] = time.time() - t0
-            tracker.log_metrics(metrics, step=trainer.position)
-            check_finite(metrics, trainer.position)
-            reports += 1
-            with tempfile.TemporaryDirectory() as d:
-                out = Path(d)
-                if reports % spec.artifacts_every == 0:
-                    for p in trainer.write_artifacts(out / "artifacts", final=False):
-                        tracker.log_artifact(p, f"reports/step_{trainer.position:08d}")
-                save_checkpoint(trainer, out / "ckpt" / TRAINER_FILE)
-                (out / "ckpt" / META_FILE).write_text(json.dumps({"wall_s": metrics["wall_s"]}))
-                done = trainer.position >= trainer.total
-                if done:  # final artifacts and checkpoint land on the run before Tune may stop us
-                    for p in trainer.write_artifacts(out / "final", final=True):
-                        tracker.log_artifact(p)
-                    tracker.log_artifact(out / "ckpt" / TRAINER_FILE)
-                    tracker.finish("FINISHED")
-                    status = "FINISHED"
-                tune.report(
-                    {**metrics, "position": trainer.position, "mlflow_run_id": tracker.run_id},
-                    checkpoint=tune.Checkpoint.from_directory(str(out / "ckpt")),
-                )
-    finally:
-        if status != "FINISHED":
-            tracker.finish("FAILED")
+    ) as tracker:
+        run_trainer(
+            trainer,
+            tracker,
+            progress=False,
+            clock_from=time.time() - wall_before,
+            on_report=TuneReporter(trainer, tracker, spec.artifacts_every),
+        )
