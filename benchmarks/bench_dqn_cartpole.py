@@ -64,7 +64,7 @@ def rolling20(returns: list[float]) -> float:
 def run_adl(seed: int, t0: float, cap: float) -> dict:
     from components.config import load
     from components.rl.dqn.config import DQNConfig
-    from pipelines.dqn import prestart_ray, run_dqn
+    from pipelines.dqn_run import prestart_ray, run_dqn
     from pipelines.tracking import open_run
 
     cfg = load(

@@ -151,8 +151,8 @@ def bench_adl_collection(seconds: float, steps_per_call: int) -> float:
 
     from components.config import load
     from components.rl.dqn.config import DQNConfig
-    from pipelines.distributed.dqn_actors import RayWiring
     from pipelines.distributed.ray_runtime import init_ray
+    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(
         DQNConfig,

@@ -32,8 +32,7 @@ import torch
 
 from components.config import ConfigError, flatten, to_dict
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.learner import Learner
-from pipelines.dqn_loop import LoopState, Wiring
+from pipelines.dqn_state import LoopLearner, LoopState, Wiring
 
 FORMAT = "adl-dqn-checkpoint-1"
 MANIFEST = "manifest.json"
@@ -95,7 +94,7 @@ class Checkpointer:
         self,
         cfg: DQNConfig,
         directory: Path,
-        learner: Learner,
+        learner: LoopLearner,
         wiring: Wiring,
         spaces: tuple[tuple[int, ...], str, int],
     ) -> None:
@@ -142,7 +141,7 @@ class Checkpointer:
             self.dir.rename(old)
         tmp.rename(self.dir)
         shutil.rmtree(old, ignore_errors=True)
-        if self.cfg.checkpoint.replay and hasattr(self.wiring, "set_snapshot"):
+        if self.cfg.checkpoint.replay:
             self.wiring.set_snapshot(self.dir / "replay.arrow", int(replay_meta["inserts"]))
         self.last_write_s = time.perf_counter() - t0
         return self.dir
@@ -218,7 +217,7 @@ def verify(
     return manifest
 
 
-def restore(manifest: dict[str, Any], learner: Learner, wiring: Wiring) -> LoopState:
+def restore(manifest: dict[str, Any], learner: LoopLearner, wiring: Wiring) -> LoopState:
     """Load a verified checkpoint into the learner and the replay; returns the loop's counters."""
     d = Path(manifest["path"])
     try:
@@ -233,8 +232,7 @@ def restore(manifest: dict[str, Any], learner: Learner, wiring: Wiring) -> LoopS
             torch.cuda.set_rng_state_all(states)
     if (d / "replay.arrow").is_file():
         meta = wiring.load_replay(d / "replay.arrow")
-        if hasattr(wiring, "set_snapshot"):
-            wiring.set_snapshot(d / "replay.arrow", int(meta["inserts"]))
+        wiring.set_snapshot(d / "replay.arrow", int(meta["inserts"]))
     state = LoopState(**payload["loop"])
     state.best_eval = float(np.float64(state.best_eval))
     return state

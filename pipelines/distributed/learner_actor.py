@@ -24,29 +24,41 @@ import torch
 from ray.exceptions import RayActorError, RayTaskError
 
 from components.config import ConfigError
+from components.replay.batch import SampledBatch
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.cycle import learner_cycle
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network, set_flat_weights
 
 
-def uses_learner_actor(cfg: DQNConfig) -> bool:
-    placement = cfg.learner.placement
-    return not cfg.local and (placement == "actor" or (placement == "auto" and cfg.learner.device == "cuda"))
-
-
-def learner_gpus(cfg: DQNConfig) -> float:
-    return cfg.learner.num_gpus if cfg.learner.device == "cuda" else 0.0
-
-
 def check_gpus(cfg: DQNConfig) -> None:
     """Refuse a GPU learner actor the cluster cannot place (it would wait forever)."""
-    gpus, have = learner_gpus(cfg), float(ray.cluster_resources().get("GPU", 0.0))
-    if uses_learner_actor(cfg) and gpus > have:
+    gpus, have = cfg.learner_gpus(), float(ray.cluster_resources().get("GPU", 0.0))
+    if cfg.learner_in_actor() and gpus > have:
         raise ConfigError(
             f"learner.device: cuda on Ray puts the learner in an actor that asks for "
             f"learner.num_gpus={gpus:g} GPU, but the Ray cluster has {have:g}; allowed: "
             f"learner.num_gpus <= {have:g} (a cluster with a GPU), or learner.device: cpu or auto"
         )
+
+
+class PrefetchingReplay:
+    """The replay actor as a batch source: while the learner trains on one call's batches, the next
+    call's are already being sampled."""
+
+    def __init__(self, replay: Any, batch_size: int) -> None:
+        self.replay, self.batch_size = replay, batch_size
+        self.prefetch: Any = None
+
+    def sample(self, count: int, beta: float) -> list[SampledBatch]:
+        if self.prefetch is None:
+            self.prefetch = self.replay.sample_many.remote(self.batch_size, count, beta)
+        batches: list[SampledBatch] = ray.get(self.prefetch)
+        self.prefetch = self.replay.sample_many.remote(self.batch_size, count, beta)
+        return batches
+
+    def update_priorities(self, idx: np.ndarray, priorities: np.ndarray) -> None:
+        self.replay.update_priorities.remote(idx, priorities)
 
 
 @ray.remote(num_cpus=0)
@@ -56,8 +68,7 @@ class LearnerActor:
         torch.manual_seed(cfg.seed)  # the same initial weights as a learner in the driver
         self.learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
         self.batch_size, self.publish_every = cfg.learner.batch_size, cfg.learner.publish_every
-        self.replay: Any = replay
-        self.prefetch: Any = None
+        self.source = PrefetchingReplay(replay, self.batch_size)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -68,25 +79,16 @@ class LearnerActor:
         }
 
     def set_replay(self, replay: Any) -> None:
-        self.replay, self.prefetch = replay, None
+        self.source = PrefetchingReplay(replay, self.batch_size)
 
     def train(self, count: int, beta: float) -> dict[str, Any]:
         """Train on ``count`` batches; returns their metrics, the step count and, when a publish fell
-        due, a reference to the new weights (put once by this actor)."""
-        if self.prefetch is None:
-            self.prefetch = self.replay.sample_many.remote(self.batch_size, count, beta)
-        batches = ray.get(self.prefetch)
-        self.prefetch = self.replay.sample_many.remote(self.batch_size, count, beta)
-        metrics, idx, prio, publish = [], [], [], False
-        for batch in batches:
-            p, m = self.learner.step(batch)
-            idx.append(batch.slots)
-            prio.append(p)
-            metrics.append(m)
-            publish |= self.learner.steps % self.publish_every == 0
-        if batches:
-            self.replay.update_priorities.remote(np.concatenate(idx), np.concatenate(prio))
-        weights = [ray.put(self.learner.get_weights())] if publish else []
+        due, a reference to the new weights (put once per call by this actor)."""
+        due: list[bool] = []
+        metrics = learner_cycle(
+            self.learner, self.source, count, beta, self.publish_every, lambda: due.append(True)
+        )
+        weights = [ray.put(self.learner.get_weights())] if due else []
         return {"metrics": metrics, "steps": self.learner.steps, "weights": weights}
 
     def get_weights(self) -> np.ndarray:
@@ -111,25 +113,32 @@ def _to_cpu(x: Any) -> Any:
 
 
 class RemoteLearner:
-    """The driver's handle on a :class:`LearnerActor`, with the surface of a ``Learner`` the loop uses.
+    """The driver's handle on a :class:`LearnerActor`, with the surface the DQN loop drives
+    (``pipelines/dqn_state.LoopLearner``).
 
-    ``online`` is a CPU mirror of the actor's online network, refreshed on each access (evaluations
-    and checkpoints, not every step); ``train_batches`` replaces the loop's own sample/step cycle.
+    ``online`` is a CPU mirror of the actor's online network (``mirror``, the driver's own copy of
+    the network), refreshed on each access (evaluations and checkpoints, not every step).
     """
 
     device = torch.device("cpu")  # where the mirror lives: greedy evaluation runs in the driver
 
-    def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, wiring: Any) -> None:
-        check_gpus(cfg)
+    def __init__(
+        self,
+        cfg: DQNConfig,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        wiring: Any,
+        mirror: torch.nn.Module | None = None,
+    ) -> None:
         self.cfg, self.wiring = cfg, wiring
-        self.actor = LearnerActor.options(num_gpus=learner_gpus(cfg)).remote(
+        self.actor = LearnerActor.options(num_gpus=cfg.learner_gpus()).remote(
             cfg, obs_shape, n_actions, wiring.replay
         )
         self.replay = wiring.replay
-        self._mirror = build_q_network(cfg.network, obs_shape, n_actions)
+        self._mirror = mirror if mirror is not None else build_q_network(cfg.network, obs_shape, n_actions)
         self.steps = 0
         self.in_flight: list[Any] = []
-        self.done: list[dict[str, float]] = []  # metrics of calls drained between train_batches
+        self.done: list[dict[str, float]] = []  # metrics of calls drained between train calls
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = ray.get(self.actor.info.remote())
@@ -151,14 +160,14 @@ class RemoteLearner:
         return state
 
     def drain(self) -> None:
-        """Wait for the queued ``train`` calls; their metrics come with the next ``train_batches``."""
+        """Wait for the queued ``train`` calls; their metrics come with the next ``train``."""
         while self.in_flight:
             self.done.extend(self._collect(self.in_flight.pop(0)))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = int(ray.get(self.actor.load_state_dict.remote(state)))
 
-    def train_batches(self, count: int, beta: float) -> list[dict[str, float]]:
+    def train(self, count: int, beta: float) -> list[dict[str, float]]:
         """Collect a finished ``train`` call, if any, and keep two queued; returns the metrics of the
         batches trained (empty while the actor is busy or the replay refills after a restart)."""
         if not self.wiring.ready_to_sample():

@@ -107,7 +107,10 @@ def _init_ray(
     target = address or os.environ.get("RAY_ADDRESS")
     try:
         if target:
-            return ray.init(address=target, runtime_env={"env_vars": env}, log_to_driver=True, **kwargs)
+            cwd = os.getcwd()
+            ctx = ray.init(address=target, runtime_env={"env_vars": env}, log_to_driver=True, **kwargs)
+            _reenter(cwd)
+            return ctx
         return ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count(),
@@ -119,6 +122,16 @@ def _init_ray(
         )
     except ConnectionError as e:
         raise ConfigError(f"cannot connect to the Ray cluster at {target}: {e}") from None
+
+
+def _reenter(cwd: str) -> None:
+    """Inside a Ray job, joining the cluster unpacks the job's working dir again at the same path,
+    leaving this process in a deleted folder (``os.getcwd`` raises): step into the new one."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
 
 
 def cluster_cpus() -> float:

@@ -14,13 +14,15 @@ from mlflow.tracking import MlflowClient
 from components.config import load
 from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
 from pipelines.cli import main
-from pipelines.dqn import run_dqn
-from pipelines.dqn_loop import LocalWiring, train_loop
-from pipelines.tracking import MemoryTracker
+from pipelines.dqn_loop import train_loop
+from pipelines.dqn_run import run_dqn
+from pipelines.local_wiring import LocalWiring
+from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +163,7 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
 
 @pytest.mark.ray
 def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
-    from pipelines.distributed.dqn_actors import RayWiring
+    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(
         DQNConfig,
@@ -180,8 +182,9 @@ def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
         ],
     )
     obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
     wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
+    net = build_q_network(cfg.network, obs_shape, n_actions)
+    learner = InProcessLearner(Learner(net, cfg.learner), wiring, cfg.learner.publish_every)
     try:
         res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
         assert res.env_steps >= 400 and learner.steps > 0

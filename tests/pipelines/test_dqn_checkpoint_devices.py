@@ -12,11 +12,14 @@ import torch
 
 from components.config import load
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
 from pipelines.dqn_checkpoint import Checkpointer, restore, verify
-from pipelines.dqn_loop import LocalWiring, LoopControl, train_loop
+from pipelines.dqn_loop import train_loop
+from pipelines.dqn_state import LoopControl
+from pipelines.local_wiring import LocalWiring
 from pipelines.tracking import NullTracker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,8 +37,9 @@ SMALL = [
 def _parts(device: str):
     cfg = load(DQNConfig, REPO / "configs/dqn/cartpole.yaml", [*SMALL, f"learner.device={device}"])
     obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
     wiring = LocalWiring(cfg, obs_shape, obs_dtype, n_actions)
+    net = build_q_network(cfg.network, obs_shape, n_actions)
+    learner = InProcessLearner(Learner(net, cfg.learner), wiring, cfg.learner.publish_every)
     return cfg, learner, wiring, (obs_shape, str(obs_dtype), n_actions)
 
 

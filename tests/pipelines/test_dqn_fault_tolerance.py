@@ -20,13 +20,15 @@ from mlflow.tracking import MlflowClient
 
 from components.config import load
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
 from pipelines.cli import main
 from pipelines.dqn_checkpoint import Checkpointer
-from pipelines.dqn_loop import LoopControl, train_loop
-from pipelines.tracking import MemoryTracker
+from pipelines.dqn_loop import train_loop
+from pipelines.dqn_state import LoopControl
+from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,8 +175,8 @@ class KillingTracker(MemoryTracker):
 @pytest.mark.parametrize("placement", ["driver", "actor"])
 def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, tmp_path, capfd):
     """With the learner in the driver, and in its own actor (which must be pointed at the new replay)."""
-    from pipelines.distributed.dqn_actors import RayWiring
     from pipelines.distributed.learner_actor import RemoteLearner
+    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(
         DQNConfig,
@@ -193,7 +195,11 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
     learner: Any = (
         RemoteLearner(cfg, obs_shape, n_actions, wiring)
         if placement == "actor"
-        else Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
+        else InProcessLearner(
+            Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner),
+            wiring,
+            cfg.learner.publish_every,
+        )
     )
     ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
     tracker = KillingTracker(ckpt.dir)
@@ -219,8 +225,7 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         at_kill = max(v for s, v in steps if s <= tracker.done["replay"])
         assert learner.steps > at_kill
     finally:
-        if placement == "actor":
-            learner.stop()
+        learner.stop()
         wiring.stop()
     err = capfd.readouterr().err
     assert "collector 0 died" in err and "collector 1 died" in err and "restart 2" in err

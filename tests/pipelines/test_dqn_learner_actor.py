@@ -18,8 +18,9 @@ from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.networks import get_flat_weights
 from pipelines.dqn_checkpoint import Checkpointer, restore, verify
-from pipelines.dqn_loop import LoopControl, train_loop
-from pipelines.tracking import MemoryTracker
+from pipelines.dqn_loop import train_loop
+from pipelines.dqn_state import LoopControl
+from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +50,8 @@ def _cli(tracking_uri: str, cwd: Path, *sets: str) -> subprocess.CompletedProces
 
 @pytest.mark.ray
 def test_learner_actor_trains_publishes_by_reference_evaluates_and_checkpoints(ray_local, tmp_path):
-    from pipelines.distributed.dqn_actors import RayWiring
     from pipelines.distributed.learner_actor import RemoteLearner
+    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(DQNConfig, CARTPOLE, [*SMALL, "learner.placement=actor", "learner.device=cpu"])
     obs_shape, obs_dtype, n_actions = check_spaces(cfg)
@@ -120,7 +121,7 @@ def test_cuda_learner_runs_in_an_actor_on_half_a_gpu_and_solves_cartpole(tmp_pat
         "import sys\n"
         "from components.config import load\n"
         "from components.rl.dqn.config import DQNConfig\n"
-        "from pipelines.dqn import run_dqn\n"
+        "from pipelines.dqn_run import run_dqn\n"
         "from pipelines.tracking import NullTracker\n"
         "cfg = load(DQNConfig, sys.argv[1], sys.argv[2:])\n"
         "res, learner = run_dqn(cfg, NullTracker(), progress=False)\n"

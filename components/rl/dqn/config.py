@@ -127,6 +127,17 @@ class DQNConfig:
     num_cpus: int | None = param(None, "CPUs for a local Ray (default: all)", ge=1)
     address: str | None = param(None, "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
 
+    def learner_in_actor(self) -> bool:
+        """On Ray, does the learner run in its own actor (with its GPU share) rather than the driver?"""
+        placement = self.learner.placement
+        return not self.local and (
+            placement == "actor" or (placement == "auto" and self.learner.device == "cuda")
+        )
+
+    def learner_gpus(self) -> float:
+        """The GPU share the learner actor asks Ray for (0 for a CPU learner)."""
+        return self.learner.num_gpus if self.learner.device == "cuda" else 0.0
+
     def validate(self) -> None:
         check_schedule(self.collectors.schedule, "collectors.schedule")
         if self.local and self.learner.placement == "actor":

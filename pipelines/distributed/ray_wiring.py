@@ -1,4 +1,4 @@
-"""The Ray layer of DQN: the pure Collector and ReplayBuffer as actors, and the wiring the loop drives.
+"""The Ray wiring of DQN: collector actors and the replay actor, as the loop drives them.
 
 Collectors push their batches straight into the replay actor (Ape-X's shared buffer), keeping at
 most ``max_in_flight`` adds outstanding so they go on stepping while the last batch travels. The
@@ -17,7 +17,6 @@ Ray's ``max_restarts``, because a restarted actor must be told its weights, posi
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,63 +28,10 @@ from ray.exceptions import RayActorError
 from components.replay.batch import SampledBatch
 from components.replay.rate_limiter import SamplesPerInsert
 from components.replay.snapshot import Compression
-from components.rl.dqn.collector import Collector, EpisodeStats
+from components.rl.dqn.collector import EpisodeStats
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.networks import get_flat_weights
+from pipelines.distributed.collector_actor import CollectorActor
 from pipelines.distributed.replay_actor import ReplayActor
-
-
-@ray.remote(num_cpus=1)
-class CollectorActor:
-    def __init__(
-        self,
-        cfg: DQNConfig,
-        index: int,
-        obs_shape: tuple[int, ...],
-        n_actions: int,
-        replay: Any,
-        generation: int = 0,
-        env_steps: int = 0,
-    ) -> None:
-        import torch
-
-        torch.set_num_threads(1)
-        self.collector = Collector(cfg, index, obs_shape, n_actions, generation)
-        self.replay = replay
-        self.max_in_flight = cfg.collectors.max_in_flight
-        self.in_flight: list[Any] = []
-        self.collector.env_steps = env_steps  # where a replacement resumes the ε schedule
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def set_replay(self, replay: Any) -> None:
-        """Push to a restarted replay actor; adds in flight to the dead one are dropped."""
-        self.replay, self.in_flight = replay, []
-
-    def set_weights(self, flat: np.ndarray) -> None:
-        self.collector.set_weights(flat)
-
-    def weights(self) -> np.ndarray:
-        return get_flat_weights(self.collector.net)
-
-    def set_env_steps(self, env_steps: int) -> None:
-        self.collector.env_steps = env_steps
-
-    def run(self, num_steps: int) -> EpisodeStats:
-        batch, stats = self.collector.run(num_steps)
-        if len(self.in_flight) >= self.max_in_flight:
-            _, self.in_flight = ray.wait(
-                self.in_flight, num_returns=len(self.in_flight) - self.max_in_flight + 1
-            )
-        self.in_flight.append(self.replay.add.remote(batch))
-        return stats
-
-    def flush(self) -> int:
-        """Wait for every outstanding add; returns how many there were."""
-        n = len(ray.get(self.in_flight))
-        self.in_flight = []
-        return n
 
 
 def _log(msg: str) -> None:
@@ -93,6 +39,8 @@ def _log(msg: str) -> None:
 
 
 class RayWiring:
+    """The counterpart of ``LocalWiring`` (``pipelines/local_wiring.py``) with every part an actor."""
+
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
         self.cfg = cfg
         self.spaces = (obs_shape, np.dtype(obs_dtype).str, n_actions)

@@ -1,0 +1,68 @@
+"""A collector as a Ray actor: the pure :class:`~components.rl.dqn.collector.Collector`, pushing its
+batches straight into the replay actor with at most ``max_in_flight`` adds outstanding, so it goes on
+stepping while its last batch travels."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import ray
+
+from components.rl.dqn.collector import Collector, EpisodeStats
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.networks import get_flat_weights
+
+
+@ray.remote(num_cpus=1)
+class CollectorActor:
+    def __init__(
+        self,
+        cfg: DQNConfig,
+        index: int,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        replay: Any,
+        generation: int = 0,
+        env_steps: int = 0,
+    ) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.collector = Collector(cfg, index, obs_shape, n_actions, generation)
+        self.replay = replay
+        self.max_in_flight = cfg.collectors.max_in_flight
+        self.in_flight: list[Any] = []
+        self.collector.env_steps = env_steps  # where a replacement resumes the ε schedule
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def set_replay(self, replay: Any) -> None:
+        """Push to a restarted replay actor; adds in flight to the dead one are dropped."""
+        self.replay, self.in_flight = replay, []
+
+    def set_weights(self, flat: np.ndarray) -> None:
+        self.collector.set_weights(flat)
+
+    def weights(self) -> np.ndarray:
+        return get_flat_weights(self.collector.net)
+
+    def set_env_steps(self, env_steps: int) -> None:
+        self.collector.env_steps = env_steps
+
+    def run(self, num_steps: int) -> EpisodeStats:
+        batch, stats = self.collector.run(num_steps)
+        if len(self.in_flight) >= self.max_in_flight:
+            _, self.in_flight = ray.wait(
+                self.in_flight, num_returns=len(self.in_flight) - self.max_in_flight + 1
+            )
+        self.in_flight.append(self.replay.add.remote(batch))
+        return stats
+
+    def flush(self) -> int:
+        """Wait for every outstanding add; returns how many there were."""
+        n = len(ray.get(self.in_flight))
+        self.in_flight = []
+        return n

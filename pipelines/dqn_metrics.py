@@ -1,0 +1,74 @@
+"""What the DQN loop logs every ``log_every_s``: the training episodes' statistics, the learner's
+metrics since the last log, rates, the replay and the fault counters, and the progress-bar line."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from components.rl.dqn.collector import EpisodeStats
+
+
+class LoopMetrics:
+    """Running statistics between two logs; :meth:`collect` turns them into one row of metrics."""
+
+    def __init__(self, env_steps: int, learner_steps: int) -> None:
+        self.recent: deque[float] = deque(maxlen=20)  # last 20 training returns (the "rolling-20 mean")
+        self.overest: deque[tuple[float, float]] = deque(maxlen=100)  # (Q at s_0, return from s_0)
+        self.epsilon: dict[int, float] = {}  # each collector's latest mean ε
+        self.learner_rows: list[dict[str, float]] = []
+        self.last_t, self.last_env_steps, self.last_updates = time.time(), env_steps, learner_steps
+
+    def add_episodes(self, stats: EpisodeStats) -> None:
+        self.recent.extend(stats.returns)
+        self.overest.extend(zip(stats.q_start, stats.mc_return))
+        self.epsilon[stats.collector] = stats.epsilon
+
+    def add_updates(self, rows: list[dict[str, float]]) -> None:
+        self.learner_rows.extend(rows)
+
+    @property
+    def train_return(self) -> float:
+        return float(np.mean(self.recent)) if self.recent else float("nan")
+
+    def collect(
+        self,
+        now: float,
+        env_steps: int,
+        episodes: int,
+        learner_steps: int,
+        extra: dict[str, float],
+    ) -> dict[str, float]:
+        """The metrics since the last call (means of the updates, rates), with ``extra`` merged in."""
+        dt = now - self.last_t
+        rows, self.learner_rows = self.learner_rows, []
+        metrics = {
+            **({k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}),
+            "train_return": self.train_return,
+            "episodes": float(episodes),
+            "env_steps_per_s": (env_steps - self.last_env_steps) / dt,
+            "updates_per_s": (learner_steps - self.last_updates) / dt,
+            "learner_steps": float(learner_steps),
+            **extra,
+        }
+        if self.epsilon:  # the collectors' mean exploration rate (all envs weigh alike)
+            metrics["epsilon"] = float(np.mean(list(self.epsilon.values())))
+        if self.overest:
+            metrics["q_start"] = float(np.mean([q for q, _ in self.overest]))
+            metrics["mc_return"] = float(np.mean([g for _, g in self.overest]))
+            metrics["q_overestimation"] = metrics["q_start"] - metrics["mc_return"]
+        self.last_t, self.last_env_steps, self.last_updates = now, env_steps, learner_steps
+        return metrics
+
+
+def progress_postfix(metrics: dict[str, float], episodes: int, last_eval: float) -> dict[str, object]:
+    """The short line beside the progress bar: episodes, returns, speeds."""
+    return {
+        "ep": episodes,
+        "ret20": f"{metrics['train_return']:.0f}",
+        "eval": f"{last_eval:.0f}",
+        "sps": f"{metrics['env_steps_per_s']:.0f}",
+        "ups": f"{metrics['updates_per_s']:.0f}",
+    }

@@ -1,0 +1,178 @@
+"""One DQN training, built from its config: spaces checked, the network built once, the learner and
+the wiring (local or Ray) put together, the loop run with checkpoints, everything stopped at the end.
+
+``pipelines/dqn.py`` (``adl train dqn``) opens the MLflow run around :func:`run_dqn`; tests and
+benchmarks call it directly with any tracker.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from components.config import ConfigError
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.cycle import InProcessLearner
+from components.rl.dqn.env_factory import check_spaces
+from components.rl.dqn.learner import Learner
+from components.rl.dqn.networks import build_q_network
+from pipelines.dqn_checkpoint import Checkpointer, restore
+from pipelines.dqn_loop import train_loop
+from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, Wiring
+from pipelines.stop_signals import StopSignals
+from pipelines.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class DQNSetup:
+    """What a run is built from, worked out once per process: the env's spaces, checked against the
+    network kind, and this process's copy of the Q-network (the learner's, or the mirror of a learner
+    actor's), initialised from ``seed``. A resume verifies its checkpoint against this very network."""
+
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    n_actions: int
+    net: nn.Module
+
+    @classmethod
+    def from_config(cls, cfg: DQNConfig) -> DQNSetup:
+        obs_shape, obs_dtype, n_actions = check_spaces(cfg)  # bad env ids and spaces: exit 2, now
+        torch.manual_seed(cfg.seed)
+        return cls(obs_shape, obs_dtype, n_actions, build_q_network(cfg.network, obs_shape, n_actions))
+
+    @property
+    def spaces(self) -> tuple[tuple[int, ...], str, int]:
+        return self.obs_shape, str(self.obs_dtype), self.n_actions
+
+
+def prestart_ray(cfg: DQNConfig) -> None:
+    """Start a local Ray in a thread while the caller opens its MLflow run; ``build_wiring`` waits.
+
+    A join (``address``, ``$RAY_ADDRESS``) is quick and is left to ``build_wiring``."""
+    if not cfg.local:
+        from pipelines.distributed.ray_runtime import start_ray_in_background
+
+        start_ray_in_background(cfg.address, cfg.num_cpus)
+
+
+def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
+    """Collectors and replay in this process, or as Ray actors once the cluster can hold them."""
+    args = (cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
+    if cfg.local:
+        from pipelines.local_wiring import LocalWiring
+
+        return LocalWiring(*args)
+    from pipelines.distributed.learner_actor import check_gpus
+    from pipelines.distributed.ray_runtime import cluster_cpus, init_ray
+    from pipelines.distributed.ray_wiring import RayWiring
+
+    init_ray(address=cfg.address, num_cpus=cfg.num_cpus)
+    cpus = cluster_cpus()
+    if cfg.collectors.num_collectors > cpus:
+        raise ConfigError(
+            f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
+            f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
+        )
+    check_gpus(cfg)
+    return RayWiring(*args)
+
+
+def build_learner(cfg: DQNConfig, setup: DQNSetup, wiring: Wiring, local: Learner | None) -> LoopLearner:
+    """``local`` fed by the wiring, or a learner in its own actor (``learner.placement``/``device``)."""
+    if local is not None:
+        return InProcessLearner(local, wiring, cfg.learner.publish_every)
+    # With its GPU share: pipelines/distributed/learner_actor.py; setup.net mirrors it here.
+    from pipelines.distributed.learner_actor import RemoteLearner
+
+    remote = RemoteLearner(cfg, setup.obs_shape, setup.n_actions, wiring, mirror=setup.net)
+    print(f"adl: learner actor on {remote.info()['device']}", file=sys.stderr)
+    return remote
+
+
+def run_dqn(
+    cfg: DQNConfig,
+    tracker: Tracker,
+    progress: bool = True,
+    t_start: float | None = None,
+    stop: StopSignals | None = None,
+    ckpt_dir: Path | None = None,
+    resume: dict[str, Any] | None = None,
+    setup: DQNSetup | None = None,
+) -> tuple[LoopResult, LoopLearner]:
+    """Build everything from ``cfg`` (or ``setup``) and train; ``t_start`` is when the clock started.
+
+    With ``ckpt_dir`` it checkpoints there every ``checkpoint.every_s`` and at exit; ``resume`` is a
+    verified manifest (:func:`pipelines.dqn_checkpoint.verify`) to continue from.
+    """
+    t0 = t_start if t_start is not None else time.time()
+    setup = setup or DQNSetup.from_config(cfg)
+    torch.set_num_threads(cfg.learner.num_threads)
+    # A learner in the driver is built before Ray: Adam's constructor imports torch._dynamo, which
+    # reads the cwd, and inside a Ray job joining the cluster unpacks the working dir again under us.
+    local = None if cfg.learner_in_actor() else Learner(setup.net, cfg.learner)
+    wiring = build_wiring(cfg, setup)
+    learner: LoopLearner | None = None
+    try:
+        learner = build_learner(cfg, setup, wiring, local)
+        with stop or StopSignals() as signals:  # after ray.init, which replaces the SIGTERM handler
+            ckpt = Checkpointer(cfg, ckpt_dir, learner, wiring, setup.spaces) if ckpt_dir else None
+            start = restore(resume, learner, wiring) if resume else None
+            if start is not None:
+                size = wiring.replay_size()
+                tracker.log_metrics(
+                    {"resumed_replay_size": size, "resumed_learner_steps": learner.steps},
+                    step=start.env_steps,
+                )
+                print(
+                    f"adl: resumed at {start.env_steps} env steps, learner step {learner.steps}, "
+                    f"replay size {size}",
+                    file=sys.stderr,
+                )
+            control = LoopControl(
+                start, cfg.checkpoint.every_s, ckpt.save if ckpt else None, signals.requested
+            )
+            res = train_loop(cfg, wiring, learner, tracker, progress=progress, t_start=t0, control=control)
+            if ckpt is not None and res.state is not None:
+                ckpt.save(res.state)
+                print(f"adl: checkpoint written to {ckpt.dir} ({ckpt.last_write_s:.2f}s)", file=sys.stderr)
+        return res, learner
+    finally:
+        if learner is not None:
+            learner.stop()
+        wiring.stop()
+
+
+def log_results(res: LoopResult, learner: LoopLearner, tracker: Tracker) -> None:
+    """The final and best networks, the learning curves, and the run's summary numbers."""
+    from components.rl.dqn.plots import plot_dqn_curves  # matplotlib: 0.5 s of import, only needed here
+
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)
+        torch.save(learner.online.state_dict(), out / "final_model.pt")
+        paths = [out / "final_model.pt", plot_dqn_curves(res.history, out / "learning_curve.png")]
+        if res.best_state is not None:
+            torch.save(res.best_state, out / "best_model.pt")
+            paths.append(out / "best_model.pt")
+        for p in paths:
+            tracker.log_artifact(p)
+    summary = {
+        "final_env_steps": res.env_steps,
+        "final_learner_steps": res.learner_steps,
+        "wall_s_total": res.wall_s,
+    }
+    if res.best_state is not None:
+        summary["best_eval_return"] = res.best_eval
+    if res.solved_at_s is not None:
+        summary |= {
+            "solved_at_s": res.solved_at_s,
+            "solved_at_env_steps": float(res.solved_at_env_steps or 0),
+        }
+    tracker.log_metrics(summary, step=res.env_steps)
