@@ -16,65 +16,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from components.config import ConfigError, apply_overrides, apply_values, build, param, read_yaml, section
-from pipelines.families import FAMILIES, get_family
+from components.config import ConfigError, apply_overrides, apply_values, build, read_yaml
+from pipelines.families import get_family
+from pipelines.sweep_config import SweepConfig
 
 SWEEP_STATE = "adl_sweep.json"
-
-
-@dataclass
-class SchedulerConfig:
-    """Which Tune scheduler stops or exploits trials."""
-
-    kind: Literal["asha", "pbt", "fifo"] = param("asha", "ASHA early stopping, PBT exploit/explore, or none")
-    grace_period: int = param(1, "ASHA: reports a trial gets before it may be stopped", ge=1)
-    reduction_factor: float = param(2.0, "ASHA: keep 1/reduction_factor of trials at each rung", gt=1.0)
-    perturbation_interval: int = param(2, "PBT: reports between exploit/explore steps", ge=1)
-
-
-@dataclass
-class ResourcesConfig:
-    """Resources one trial asks Ray for."""
-
-    cpu: float = param(1.0, "CPUs per trial", ge=0.0)
-    gpu: float = param(0.0, "GPUs per trial; fractions share a GPU between trials", ge=0.0)
-    custom: dict[str, float] = param(
-        factory=dict, doc="custom Ray resources per trial, e.g. {worker_node: 1}"
-    )
-
-
-@dataclass
-class SweepConfig:
-    """A Tune sweep over one family's config."""
-
-    family: str = param(doc="which family's trainer every trial runs")
-    base_config: str = param(doc="the family YAML every trial starts from (path)")
-    overrides: dict[str, Any] = param(factory=dict, doc="fixed dotted-key values applied to the base config")
-    search_space: dict[str, Any] = param(
-        factory=dict, doc="dotted key → {choice|grid|uniform|loguniform|randint}"
-    )
-    name: str | None = param(None, "sweep name (default: the sweep file's name); folder under storage_path")
-    num_samples: int = param(1, "samples of the space (each grid point is repeated this often)", ge=1)
-    metric: str | None = param(None, "metric to optimise (default: the family's)")
-    mode: Literal["min", "max"] | None = param(None, "min or max (default: the family's)")
-    scheduler: SchedulerConfig = section(SchedulerConfig)
-    search: Literal["random", "optuna"] = param("random", "search algorithm: random/grid or Optuna TPE")
-    max_concurrent: int = param(2, "trials running at once", ge=1)
-    resources: ResourcesConfig = section(ResourcesConfig)
-    max_failures: int = param(1, "retries of a failed trial from its last checkpoint", ge=0)
-    storage_path: str | None = param(
-        None, "where Tune keeps trial state: a folder or any URI Tune accepts (default: ./.adl/sweeps)"
-    )
-    artifacts_every: int = param(1, "log the trainer's pictures every this many reports", ge=1)
-    seed: int = param(0, "seed of the search algorithm")
-
-    def validate(self) -> None:
-        if self.family not in FAMILIES:
-            raise ConfigError(f"family: unknown family {self.family!r}; known: {', '.join(FAMILIES)}")
 
 
 def _dotted_set(overrides: dict[str, Any]) -> list[str]:
@@ -104,62 +54,34 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> tuple[SweepConfig
     return sweep, base
 
 
-def _scheduler(sweep: SweepConfig, metric: str, mode: str) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+@dataclass
+class SweepPlan:
+    """Everything a sweep run is built from, resolved and validated before Ray starts."""
 
-    from pipelines.distributed.search_space import to_tune
-
-    s = sweep.scheduler
-    if s.kind == "asha":
-        return ASHAScheduler(
-            metric=metric,
-            mode=mode,
-            max_t=100_000,
-            grace_period=s.grace_period,
-            reduction_factor=s.reduction_factor,
-        )
-    if s.kind == "pbt":
-        mutations = {k: v for k, v in to_tune(sweep.search_space).items() if not isinstance(v, dict)}
-        return PopulationBasedTraining(
-            time_attr="training_iteration",  # perturbation_interval counts reports, not seconds
-            metric=metric,
-            mode=mode,
-            perturbation_interval=s.perturbation_interval,
-            hyperparam_mutations=mutations,
-            seed=sweep.seed,
-        )
-    return FIFOScheduler()
+    sweep: SweepConfig
+    base: dict[str, Any]  # the family config as plain data, sweep overrides applied
+    sweep_path: Path
+    overrides: list[str]
+    metric: str
+    mode: str
+    uri: str
+    experiment: str
+    exp_dir: Path  # where adl_sweep.json lives
+    storage: str  # Tune's storage_path (a folder or a URI)
+    tune_path: str  # the Tune experiment inside it
+    driver_cwd: Path
+    in_job: bool  # under `adl submit`: the working dir is a temporary copy
+    parent_run_id: str | None = None  # set when resuming
 
 
-def _search_alg(sweep: SweepConfig, metric: str, mode: str) -> Any:
-    if sweep.search == "random":
-        return None
-    try:
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError as e:
-        raise ConfigError("search: optuna needs the optuna package (pip install optuna)") from e
-    from ray.tune.search import ConcurrencyLimiter
-
-    return ConcurrencyLimiter(
-        OptunaSearch(metric=metric, mode=mode, seed=sweep.seed), max_concurrent=sweep.max_concurrent
-    )
-
-
-def run_sweep(
-    sweep_path: str | Path,
+def plan_sweep(
+    sweep_path: str | Path | None,
     overrides: list[str],
     tracking_uri: str | None,
     experiment: str | None,
-    resume: str | None = None,
-    num_cpus: int | None = None,
-    address: str | None = None,
-) -> int:
-    from ray import tune
-
-    from pipelines.distributed.ray_runtime import init_ray
-    from pipelines.distributed.search_space import to_tune
-    from pipelines.distributed.tune_trial import TrialSpec, sweep_trial
-    from pipelines.tracking import MlflowTracker, check_reachable, resolve_tracking_uri, ui_command
+    resume: str | None,
+) -> SweepPlan:
+    from pipelines.tracking_uri import check_reachable, resolve_tracking_uri
 
     # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
     # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
@@ -172,133 +94,124 @@ def run_sweep(
         if not state_file.is_file():
             raise ConfigError(f"--resume {resume}: no sweep state at {state_file}")
         state = json.loads(state_file.read_text())
-        sweep_path = state["sweep_file"]
-        overrides = state["overrides"]
+        sweep_path, overrides = state["sweep_file"], state["overrides"]
+    assert sweep_path is not None
     # Absolute now, and the cwd taken now: under `adl submit` the job's working dir is unpacked
     # again when the driver's ray.init joins the cluster, and relative paths to the old directory
     # fail afterwards (seen as FileNotFoundError on the sweep file).
-    sweep_path = Path(sweep_path).resolve()
-    driver_cwd = Path.cwd()
-    sweep, base = load_sweep(sweep_path, list(overrides))
+    path = Path(sweep_path).resolve()
+    sweep, base = load_sweep(path, list(overrides))
     family = get_family(sweep.family)
-    metric, mode = sweep.metric or family.metric, sweep.mode or family.mode
     # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.
     remote = bool(sweep.storage_path and "://" in sweep.storage_path)
     storage = Path(sweep.storage_path).resolve() if sweep.storage_path and not remote else storage_root
     storage_str = str(sweep.storage_path).rstrip("/") if remote else str(storage)
     uri = resolve_tracking_uri(state.get("tracking_uri") or tracking_uri)
     check_reachable(uri)
-    experiment = state.get("experiment") or experiment or f"adl-{sweep.family}"
-    exp_dir = (storage_root if remote else storage) / str(sweep.name)  # where adl_sweep.json lives
-    tune_path = state.get("tune_path") or f"{storage_str}/{sweep.name}"
+    exp_dir = (storage_root if remote else storage) / str(sweep.name)
     if resume is None and (exp_dir / SWEEP_STATE).exists():
         raise ConfigError(
             f"sweep {sweep.name!r} already exists at {exp_dir}; resume it with "
             f"`adl sweep --resume {sweep.name}` or set name: to something new"
         )
+    return SweepPlan(
+        sweep=sweep,
+        base=base,
+        sweep_path=path,
+        overrides=list(overrides),
+        metric=sweep.metric or family.metric,
+        mode=sweep.mode or family.mode,
+        uri=uri,
+        experiment=state.get("experiment") or experiment or f"adl-{sweep.family}",
+        exp_dir=exp_dir,
+        storage=storage_str,
+        tune_path=state.get("tune_path") or f"{storage_str}/{sweep.name}",
+        driver_cwd=Path.cwd(),
+        in_job=in_job,
+        parent_run_id=state.get("parent_run_id"),
+    )
 
+
+def run_sweep(
+    sweep_path: str | Path | None,
+    overrides: list[str],
+    tracking_uri: str | None,
+    experiment: str | None,
+    resume: str | None = None,
+    num_cpus: int | None = None,
+    address: str | None = None,
+) -> int:
+    from pipelines.distributed.ray_runtime import init_ray
+    from pipelines.distributed.tune_sweep import make_tuner, trial_rows
+    from pipelines.distributed.tune_trial import TrialSpec
+    from pipelines.tracking import tracked_run
+    from pipelines.tracking_uri import ui_command
+
+    plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume)
+    sweep, uri = plan.sweep, plan.uri
     init_ray(address=address, num_cpus=num_cpus)
-    if in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
-        storage.mkdir(parents=True, exist_ok=True)
-        os.chdir(storage)
-    parent = MlflowTracker(
-        uri,
-        experiment,
-        run_name=f"sweep-{sweep.name}",
-        run_id=state.get("parent_run_id"),
-        tags={"adl.family": sweep.family, "adl.sweep": str(sweep.name), "adl.kind": "sweep"},
-    )
-    if resume is None:
-        parent.log_params({"sweep": {k: v for k, v in yaml.safe_load(Path(sweep_path).read_text()).items()}})
-        parent.log_text(Path(sweep_path).read_text(), "sweep.yaml")
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / SWEEP_STATE).write_text(
-            json.dumps(
-                {
-                    "sweep_file": str(Path(sweep_path).resolve()),
-                    "overrides": list(overrides),
-                    "tracking_uri": uri,
-                    "experiment": experiment,
-                    "tune_path": tune_path,
-                    "parent_run_id": parent.run_id,
-                }
-            )
-        )
-    print(f"adl: sweep {sweep.name!r}: parent MLflow run {parent.run_id} ({uri})", file=sys.stderr)
-
-    spec = TrialSpec(
-        family=sweep.family,
-        base_config=base,
-        tracking_uri=uri,
-        experiment=experiment,
-        parent_run_id=str(parent.run_id),
-        sweep_name=str(sweep.name),
-        driver_cwd=str(driver_cwd),
-        artifacts_every=sweep.artifacts_every,
-    )
-    resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
-    trainable = tune.with_resources(tune.with_parameters(sweep_trial, spec=spec), resources)
+    if plan.in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
+        Path(plan.storage).mkdir(parents=True, exist_ok=True)
+        os.chdir(plan.storage)
+    text = plan.sweep_path.read_text()
     t0 = time.time()
-    status = "FAILED"
-    try:
-        if resume is not None:
-            tuner = tune.Tuner.restore(tune_path, trainable, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=to_tune(sweep.search_space),
-                tune_config=tune.TuneConfig(
-                    metric=None if sweep.search == "random" and sweep.scheduler.kind != "fifo" else metric,
-                    mode=None if sweep.search == "random" and sweep.scheduler.kind != "fifo" else mode,
-                    scheduler=_scheduler(sweep, metric, mode),
-                    search_alg=_search_alg(sweep, metric, mode),
-                    num_samples=sweep.num_samples,
-                    max_concurrent_trials=sweep.max_concurrent,
-                ),
-                run_config=tune.RunConfig(
-                    name=str(sweep.name),
-                    storage_path=storage_str,
-                    verbose=1,
-                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                ),
-            )
+    with tracked_run(
+        uri,
+        plan.experiment,
+        config={"sweep": dict(yaml.safe_load(text))} if resume is None else None,
+        config_file="sweep.yaml",
+        config_text=text,
+        run_name=f"sweep-{sweep.name}",
+        run_id=plan.parent_run_id,
+        tags={"adl.family": sweep.family, "adl.sweep": str(sweep.name), "adl.kind": "sweep"},
+    ) as parent:
+        if resume is None:
+            _write_state(plan, str(parent.run_id))
+        print(f"adl: sweep {sweep.name!r}: parent MLflow run {parent.run_id} ({uri})", file=sys.stderr)
+        spec = TrialSpec(
+            family=sweep.family,
+            base_config=plan.base,
+            tracking_uri=uri,
+            experiment=plan.experiment,
+            parent_run_id=str(parent.run_id),
+            sweep_name=str(sweep.name),
+            driver_cwd=str(plan.driver_cwd),
+            artifacts_every=sweep.artifacts_every,
+        )
+        tuner = make_tuner(
+            sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None
+        )
         results = tuner.fit()
-        status = "FINISHED" if results.num_errors == 0 else "FAILED"
-        _finish_parent(parent, family, results, metric, mode, uri)
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        parent.finish(status)
+        _finish_parent(parent, get_family(sweep.family), trial_rows(results, plan.metric), plan)
+        if results.num_errors:
+            parent.finish("FAILED")
     print(f"adl: sweep {sweep.name!r} done in {time.time() - t0:.0f}s, {results.num_errors} errored trial(s)")
     print(f"adl: parent run {parent.run_id}; look at it with: {ui_command(uri)}")
     return 0 if results.num_errors == 0 else 1
 
 
-def _finish_parent(parent: Any, family: Any, results: Any, metric: str, mode: str, uri: str) -> None:
+def _write_state(plan: SweepPlan, parent_run_id: str) -> None:
+    """What ``adl sweep --resume NAME`` needs to pick the sweep up again."""
+    plan.exp_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        "sweep_file": str(plan.sweep_path),
+        "overrides": plan.overrides,
+        "tracking_uri": plan.uri,
+        "experiment": plan.experiment,
+        "tune_path": plan.tune_path,
+        "parent_run_id": parent_run_id,
+    }
+    (plan.exp_dir / SWEEP_STATE).write_text(json.dumps(state))
+
+
+def _finish_parent(parent: Any, family: Any, trials: list[dict[str, Any]], plan: SweepPlan) -> None:
     """Best config, best run id, a scatter of the sweep, the family's own summary; close stopped runs."""
-    from mlflow.tracking import MlflowClient
-
     from pipelines.sweep_plots import plot_sweep
+    from pipelines.tracking import close_stopped_runs
 
-    trials = []
-    for r in results:
-        if r.metrics is None or metric not in r.metrics:
-            continue
-        history = r.metrics_dataframe.to_dict("records") if r.metrics_dataframe is not None else []
-        trials.append(
-            {
-                "config": dict(r.config),
-                "metrics": dict(r.metrics),
-                "history": history,
-                "run_id": r.metrics.get("mlflow_run_id"),
-            }
-        )
-    client = MlflowClient(uri)
-    for t in trials:  # ASHA-stopped trials never reach their own finish(): close them here
-        if t["run_id"] and client.get_run(t["run_id"]).info.status == "RUNNING":
-            client.set_tag(t["run_id"], "adl.early_stopped", "true")
-            client.set_terminated(t["run_id"], "FINISHED")
+    metric, mode = plan.metric, plan.mode
+    # ASHA-stopped trials never reach their own finish(): close them here.
+    close_stopped_runs(plan.uri, [t["run_id"] for t in trials if t["run_id"]])
     if not trials:
         return
     best_fn = min if mode == "min" else max

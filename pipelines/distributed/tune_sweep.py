@@ -1,0 +1,100 @@
+"""The Ray Tune half of ``adl sweep``: scheduler, search algorithm, the Tuner (new or restored), and
+its results as plain data for the parent run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config import ConfigError
+from pipelines.distributed.search_space import to_tune
+from pipelines.distributed.tune_trial import TrialSpec, sweep_trial
+
+
+def _scheduler(sweep: Any, metric: str, mode: str) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    s = sweep.scheduler
+    if s.kind == "asha":
+        return ASHAScheduler(
+            metric=metric,
+            mode=mode,
+            max_t=100_000,
+            grace_period=s.grace_period,
+            reduction_factor=s.reduction_factor,
+        )
+    if s.kind == "pbt":
+        mutations = {k: v for k, v in to_tune(sweep.search_space).items() if not isinstance(v, dict)}
+        return PopulationBasedTraining(
+            time_attr="training_iteration",  # perturbation_interval counts reports, not seconds
+            metric=metric,
+            mode=mode,
+            perturbation_interval=s.perturbation_interval,
+            hyperparam_mutations=mutations,
+            seed=sweep.seed,
+        )
+    return FIFOScheduler()
+
+
+def _search_alg(sweep: Any, metric: str, mode: str) -> Any:
+    if sweep.search == "random":
+        return None
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as e:
+        raise ConfigError("search: optuna needs the optuna package (pip install optuna)") from e
+    from ray.tune.search import ConcurrencyLimiter
+
+    return ConcurrencyLimiter(
+        OptunaSearch(metric=metric, mode=mode, seed=sweep.seed), max_concurrent=sweep.max_concurrent
+    )
+
+
+def make_tuner(
+    sweep: Any, spec: TrialSpec, metric: str, mode: str, storage: str, tune_path: str, resume: bool
+) -> Any:
+    """A Tuner over ``sweep``'s search space whose trials run :func:`sweep_trial` with ``spec``;
+    with ``resume``, the interrupted one at ``tune_path``, errored trials retried."""
+    from ray import tune
+
+    resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
+    trainable = tune.with_resources(tune.with_parameters(sweep_trial, spec=spec), resources)
+    if resume:
+        return tune.Tuner.restore(tune_path, trainable, resume_errored=True)
+    # Random search under a scheduler lets the scheduler hold the metric (Tune refuses it twice).
+    searched = not (sweep.search == "random" and sweep.scheduler.kind != "fifo")
+    return tune.Tuner(
+        trainable,
+        param_space=to_tune(sweep.search_space),
+        tune_config=tune.TuneConfig(
+            metric=metric if searched else None,
+            mode=mode if searched else None,
+            scheduler=_scheduler(sweep, metric, mode),
+            search_alg=_search_alg(sweep, metric, mode),
+            num_samples=sweep.num_samples,
+            max_concurrent_trials=sweep.max_concurrent,
+        ),
+        run_config=tune.RunConfig(
+            name=str(sweep.name),
+            storage_path=storage,
+            verbose=1,
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+        ),
+    )
+
+
+def trial_rows(results: Any, metric: str) -> list[dict[str, Any]]:
+    """Every trial that reported ``metric``: its config, last metrics, history and MLflow run id."""
+    trials = []
+    for r in results:
+        if r.metrics is None or metric not in r.metrics:
+            continue
+        history = r.metrics_dataframe.to_dict("records") if r.metrics_dataframe is not None else []
+        trials.append(
+            {
+                "config": dict(r.config),
+                "metrics": dict(r.metrics),
+                "history": history,
+                "run_id": r.metrics.get("mlflow_run_id"),
+            }
+        )
+    return trials

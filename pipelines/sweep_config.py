@@ -1,0 +1,61 @@
+"""The typed config of ``adl sweep``: which family, its base config, the search space, the scheduler,
+the search algorithm and the resources of each trial. Values live in ``configs/sweeps/*.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from components.config import ConfigError, param, section
+from pipelines.families import FAMILIES
+
+
+@dataclass
+class SchedulerConfig:
+    """Which Tune scheduler stops or exploits trials."""
+
+    kind: Literal["asha", "pbt", "fifo"] = param("asha", "ASHA early stopping, PBT exploit/explore, or none")
+    grace_period: int = param(1, "ASHA: reports a trial gets before it may be stopped", ge=1)
+    reduction_factor: float = param(2.0, "ASHA: keep 1/reduction_factor of trials at each rung", gt=1.0)
+    perturbation_interval: int = param(2, "PBT: reports between exploit/explore steps", ge=1)
+
+
+@dataclass
+class ResourcesConfig:
+    """Resources one trial asks Ray for."""
+
+    cpu: float = param(1.0, "CPUs per trial", ge=0.0)
+    gpu: float = param(0.0, "GPUs per trial; fractions share a GPU between trials", ge=0.0)
+    custom: dict[str, float] = param(
+        factory=dict, doc="custom Ray resources per trial, e.g. {worker_node: 1}"
+    )
+
+
+@dataclass
+class SweepConfig:
+    """A Tune sweep over one family's config."""
+
+    family: str = param(doc="which family's trainer every trial runs")
+    base_config: str = param(doc="the family YAML every trial starts from (path)")
+    overrides: dict[str, Any] = param(factory=dict, doc="fixed dotted-key values applied to the base config")
+    search_space: dict[str, Any] = param(
+        factory=dict, doc="dotted key → {choice|grid|uniform|loguniform|randint}"
+    )
+    name: str | None = param(None, "sweep name (default: the sweep file's name); folder under storage_path")
+    num_samples: int = param(1, "samples of the space (each grid point is repeated this often)", ge=1)
+    metric: str | None = param(None, "metric to optimise (default: the family's)")
+    mode: Literal["min", "max"] | None = param(None, "min or max (default: the family's)")
+    scheduler: SchedulerConfig = section(SchedulerConfig)
+    search: Literal["random", "optuna"] = param("random", "search algorithm: random/grid or Optuna TPE")
+    max_concurrent: int = param(2, "trials running at once", ge=1)
+    resources: ResourcesConfig = section(ResourcesConfig)
+    max_failures: int = param(1, "retries of a failed trial from its last checkpoint", ge=0)
+    storage_path: str | None = param(
+        None, "where Tune keeps trial state: a folder or any URI Tune accepts (default: ./.adl/sweeps)"
+    )
+    artifacts_every: int = param(1, "log the trainer's pictures every this many reports", ge=1)
+    seed: int = param(0, "seed of the search algorithm")
+
+    def validate(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"family: unknown family {self.family!r}; known: {', '.join(FAMILIES)}")
