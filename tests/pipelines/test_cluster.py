@@ -27,7 +27,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
-from pipelines.submit import check_address
+from pipelines.distributed.jobs import check_address
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

@@ -11,14 +11,13 @@ import pytest
 
 from components.config import ConfigError
 from pipelines.cli import build_parser, main
+from pipelines.distributed.preflight import package_limit, working_dir_size
 from pipelines.submit import (
     DEFAULT_EXCLUDES,
     build_submission,
-    check_cluster_tracking_uri,
     entrypoint_for,
-    package_limit,
-    working_dir_size,
 )
+from pipelines.tracking_uri import check_cluster_tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -210,7 +209,7 @@ def test_bad_env_and_resources_exit_2(capsys):
 
 
 def test_default_address_comes_from_the_environment(monkeypatch):
-    from pipelines.submit import resolve_address
+    from pipelines.distributed.jobs import resolve_address
 
     monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # a GCS address is not a Jobs server
