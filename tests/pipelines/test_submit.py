@@ -17,7 +17,7 @@ from pipelines.submit import (
     build_submission,
     entrypoint_for,
 )
-from pipelines.tracking_uri import check_cluster_tracking_uri
+from pipelines.tracking.uri import check_cluster_tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
 

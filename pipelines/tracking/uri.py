@@ -6,11 +6,14 @@ No MLflow here: this is what the CLI checks before anything heavy is imported or
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 from components.config import ConfigError
 from pipelines.http_probe import probe
+
+_VERSION = re.compile(r"\d+\.\d+")
 
 
 class TrackingError(RuntimeError):
@@ -46,12 +49,22 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
             except OSError as e:
                 raise TrackingError(f"tracking URI {uri}: cannot create folder {parent} ({e})") from None
         return
-    answer = probe(uri.rstrip("/") + "/health", timeout_s)
-    if not answer.answered:  # any HTTP answer means the server is there
+    base = uri.rstrip("/")
+    health = probe(base + "/health", timeout_s)
+    if not health.answered:
         raise TrackingError(
-            f"cannot reach the MLflow tracking server at {uri} ({answer.reason}). Start one with "
+            f"cannot reach the MLflow tracking server at {uri} ({health.reason}). Start one with "
             f"`mlflow server --host 127.0.0.1 --port 5000`, or drop --tracking-uri / "
             f"MLFLOW_TRACKING_URI to use the local store sqlite:///$PWD/mlflow.db"
+        )
+    if health.status in (401, 403):  # an authenticating proxy: MLflow's client brings the credentials
+        return
+    version = probe(base + "/version", timeout_s) if health.status == 200 else health
+    if version.status != 200 or not _VERSION.match(version.body.decode(errors="replace").strip()):
+        raise TrackingError(
+            f"{uri} answers over HTTP but is not an MLflow tracking server (GET /health: HTTP "
+            f"{health.status}, GET /version: HTTP {version.status}); check the host and port of "
+            f"--tracking-uri / MLFLOW_TRACKING_URI"
         )
 
 

@@ -1,0 +1,65 @@
+"""Questions about runs already in the store: what a run is, which child run a Tune trial opened,
+closing runs a scheduler stopped, fetching a run's artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.tracking.uri import TrackingError, check_reachable, resolve_tracking_uri
+
+
+def run_info(tracking_uri: str | None, run_id: str) -> tuple[str, str, dict[str, str]]:
+    """(experiment name, status, tags) of an existing run; :class:`TrackingError` if there is none."""
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise TrackingError(f"no MLflow run {run_id!r} in {uri}") from None
+    exp = client.get_experiment(run.info.experiment_id)
+    return exp.name, run.info.status, dict(run.data.tags)
+
+
+def find_trial_run(tracking_uri: str, parent_run_id: str, trial_id: str) -> str | None:
+    """The child run of ``parent_run_id`` that a Tune trial opened before (a retried trial continues it)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`adl.trial_id` = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def close_stopped_runs(tracking_uri: str, run_ids: list[str]) -> list[str]:
+    """Close runs a scheduler stopped early (they never reach their own finish): FINISHED, tagged
+    ``adl.early_stopped``. Returns the ones it closed."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    closed = []
+    for run_id in run_ids:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "adl.early_stopped", "true")
+            client.set_terminated(run_id, "FINISHED")
+            closed.append(run_id)
+    return closed
+
+
+def download_artifacts(tracking_uri: str, run_id: str, artifact_path: str, dst: Path) -> bool:
+    """Download ``artifact_path`` of a run into ``dst`` (as ``dst/<artifact_path>``); False if the
+    run has no such artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if not client.list_artifacts(run_id, artifact_path):
+        return False
+    dst.mkdir(parents=True, exist_ok=True)
+    client.download_artifacts(run_id, artifact_path, str(dst))
+    return True

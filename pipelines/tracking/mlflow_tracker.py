@@ -1,0 +1,122 @@
+"""One MLflow run as adl writes it: params, step-indexed metrics (batched), tags, artifacts, logged
+models and system metrics.
+
+:class:`MlflowTracker` talks to MLflow through ``MlflowClient`` with an explicit tracking URI rather
+than the fluent API's process-global state: Tune trials run in threads and worker processes that
+change directory, and each must write to the same store.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from components.config import flatten
+from pipelines.tracking.provenance import run_tags
+from pipelines.tracking.uri import check_reachable
+
+RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class MlflowTracker:
+    """One MLflow run: params, step-indexed metrics (batched), tags, artifacts."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        check_reachable(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.experiment_id = self._experiment_id(experiment)
+        if run_id is not None:  # resume an existing run
+            self.client.update_run(run_id, status="RUNNING")
+            self.run_id: str | None = run_id
+        else:
+            all_tags = {**run_tags(), **(tags or {})}
+            if parent_run_id:
+                all_tags["mlflow.parentRunId"] = parent_run_id
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            self.run_id = run.info.run_id
+        self._finished = False
+        self._system: Any = None
+
+    def _experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            # Artifacts beside the database, as an absolute path: trials change directory.
+            location = (Path(self.tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except Exception:  # created concurrently by another trial
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return str(exp.experiment_id)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(flat), 100):
+            self.client.log_batch(self.run_id, params=flat[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / Path(name).name
+            p.write_text(text)
+            parent = str(Path(name).parent)
+            self.log_artifact(p, None if parent == "." else parent)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
+
+    def start_system_metrics(self, every_s: float = 5.0) -> None:
+        """MLflow's system metrics (CPU, memory, disk, network; GPU where NVML sees one) every
+        ``every_s`` seconds, as ``system/*`` in this run, until :meth:`finish`."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._system = SystemMetricsMonitor(
+            self.run_id, sampling_interval=every_s, resume_logging=True, tracking_uri=self.tracking_uri
+        )
+        self._system.start()
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self._finished:
+            return
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        if self._system is not None:
+            self._system.finish()
+        self.client.set_terminated(self.run_id, status=status)
+        self._finished = True
