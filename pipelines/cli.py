@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.families import CONFIGS_DIR, FAMILIES, get_family, shipped_configs
+from pipelines.families import CONFIGS_DIR, FAMILIES, family_spec, get_family, shipped_configs
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,7 +24,7 @@ class TrainContext:
     """What every family's ``train`` gets besides its config: where to log and how to show it."""
 
     config_name: str
-    tracking_uri: str | None
+    tracking_uri: str  # resolved and checked reachable
     experiment: str
     run_name: str | None = None
     progress: bool = True
@@ -33,8 +33,8 @@ class TrainContext:
 
 def _family_epilog() -> str:
     lines = ["families:"]
-    for name, (_, doc) in FAMILIES.items():
-        lines.append(f"  {name:<8} {doc}")
+    for name, spec in FAMILIES.items():
+        lines.append(f"  {name:<8} {spec.doc}")
         for p in shipped_configs(name):
             lines.append(f"             configs/{p.relative_to(CONFIGS_DIR)}")
     lines.append("")
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--address", help="Ray cluster to join, e.g. auto (dqn; default: a local Ray)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the run's best model in the MLflow model registry as NAME",
+    )
+    train.add_argument(
         "--resume", metavar="RUN_ID", help="continue this MLflow run from its last checkpoint (dqn)"
     )
     _add_tracking_args(train)
@@ -123,16 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _resolve_config_path(family: str, path: str | None) -> Path:
     if path is not None:
         return Path(path)
-    return CONFIGS_DIR / get_family(family).default_config
+    return CONFIGS_DIR / family_spec(family).default_config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from components.config import ConfigError, load
+    from pipelines.tracking.lookups import run_info
+    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
 
-    family = get_family(args.family)
+    spec = family_spec(args.family)
+    config_cls = spec.config_cls()  # light: the config is checked before torch, Ray or MLflow load
     cfg_path = _resolve_config_path(args.family, args.config)
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    fields = {f.name for f in dataclasses.fields(family.config_cls)}
+    fields = {f.name for f in dataclasses.fields(config_cls)}
     for flag, key, value in (
         ("--local", "local", "true" if args.local else None),
         ("--address", "address", args.address),
@@ -140,20 +148,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is None:
             continue
         if key not in fields:
-            raise ConfigError(f"{flag} does not apply to {family.name}; it runs in one process")
+            raise ConfigError(f"{flag} does not apply to {args.family}; it runs in one process")
         overrides.append(f"{key}={value}")
-    cfg = load(family.config_cls, cfg_path, overrides)
-    if args.resume and family.train is None:
-        raise ConfigError(f"--resume does not apply to {family.name}")
+    cfg = load(config_cls, cfg_path, overrides)
+    if args.resume and not spec.resumable:
+        raise ConfigError(f"--resume does not apply to {args.family}")
+    uri = resolve_tracking_uri(args.tracking_uri)
+    check_reachable(uri)
+    extra: dict[str, Any] = {"register": args.register} if args.register else {}
+    if args.resume:  # a made-up id is refused before torch or Ray load
+        extra |= {"resume": args.resume, "resume_info": run_info(uri, args.resume)}
     ctx = TrainContext(
         config_name=cfg_path.stem,
-        tracking_uri=args.tracking_uri,
-        experiment=args.experiment or f"adl-{family.name}",
+        tracking_uri=uri,
+        experiment=args.experiment or f"adl-{args.family}",
         run_name=args.run_name,
         progress=not args.no_progress,
-        extra={"resume": args.resume} if args.resume else {},
+        extra=extra,
     )
-    return family.run(cfg, ctx)
+    return get_family(args.family).run(cfg, ctx)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -176,8 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from components.config import describe
 
-    family = get_family(args.family)
-    for key, tp, default, doc in describe(family.config_cls):
+    for key, tp, default, doc in describe(family_spec(args.family).config_cls()):
         print(f"{key:<32} {tp:<28} {default!r:<14} {doc}")
     return EXIT_OK
 
@@ -212,7 +224,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     from components.config import ConfigError
-    from pipelines.tracking_uri import TrackingError
+    from pipelines.tracking.uri import TrackingError
 
     args = build_parser().parse_args(argv)
     try:

@@ -13,7 +13,8 @@ from typing import Any
 
 from components.gan.config import GanConfig
 from components.gan.trainer import GanTrainer
-from pipelines.families import Family
+from pipelines.families import Family, slug
+from pipelines.tracking.metric_names import GAN
 
 METRIC = "eval_distance"
 
@@ -43,10 +44,14 @@ def summarize_sweep(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Pa
     return [table, plot_sweep(results, METRIC, out_dir / "sweep_curves.png")]
 
 
+def run_name(cfg: GanConfig) -> str:
+    return slug("gan", cfg.data.kind, cfg.train.loss, f"s{cfg.seed}")
+
+
 FAMILY = Family(
     name="gan",
-    config_cls=GanConfig,
-    default_config="gan/ring8_wgan_gp.yaml",
+    names=GAN,
+    run_name=run_name,
     build=GanTrainer,
     metric=METRIC,
     mode="min",

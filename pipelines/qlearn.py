@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from components.rl.qlearning import QLearnConfig, QLearningTrainer
-from pipelines.families import Family
+from pipelines.families import Family, slug
+from pipelines.tracking.metric_names import QLEARN
+
+
+def run_name(cfg: QLearnConfig) -> str:
+    return slug("qlearn", cfg.env.id, f"s{cfg.seed}")
+
 
 FAMILY = Family(
     name="qlearn",
-    config_cls=QLearnConfig,
-    default_config="qlearn/frozenlake.yaml",
+    names=QLEARN,
+    run_name=run_name,
     build=QLearningTrainer,
     metric="eval_return",
     mode="max",

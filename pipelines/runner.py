@@ -110,6 +110,42 @@ def run_trainer(
     return last
 
 
+class ReportBudget:
+    """When a trial may write pictures and a checkpoint: at most every ``every`` reports, and only
+    while the time spent on them, the next one included (estimated by the last), stays within
+    ``share`` × the training time so far. A chunk of a fast trainer takes milliseconds, a picture
+    and a checkpoint seconds: at every report they would be most of the trial.
+
+    ``allows`` is called once per report (it counts the time since the previous call as training);
+    ``spent`` tells it what the heavy report cost.
+    """
+
+    FIRST_COST_S = 1.0  # the estimate before one has been measured
+
+    def __init__(self, share: float, every: int = 1, always: bool = False) -> None:
+        self.share, self.every, self.always = share, every, always
+        self.reports = 0
+        self.train_s = self.spent_s = 0.0
+        self.cost_s = self.FIRST_COST_S
+        self.since = time.perf_counter()
+
+    def allows(self, done: bool, now: float | None = None) -> bool:
+        now = time.perf_counter() if now is None else now
+        self.train_s += now - self.since
+        self.since = now
+        self.reports += 1
+        if done or self.always:
+            return True
+        due = self.reports % self.every == 0
+        return due and self.spent_s + self.cost_s <= self.share * self.train_s
+
+    def spent(self, seconds: float, now: float | None = None) -> None:
+        """A heavy report took ``seconds`` (not training time: the clock restarts after it)."""
+        self.cost_s = seconds
+        self.spent_s += seconds
+        self.since = time.perf_counter() if now is None else now
+
+
 def finish_artifacts(trainer: Trainer, tracker: Tracker, final: bool = True) -> list[str]:
     """Write the trainer's artifacts and checkpoint to a temp folder and log them."""
     names = []
@@ -126,13 +162,19 @@ def finish_artifacts(trainer: Trainer, tracker: Tracker, final: bool = True) -> 
 def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
     """``adl train`` for a family with a :class:`Trainer`: one tracked run, the chunked loop, artifacts."""
     from pipelines.tracking import tracked_run
-    from pipelines.tracking_uri import check_reachable, resolve_tracking_uri, where_to_look
+    from pipelines.tracking.uri import where_to_look
 
     trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
-    uri = resolve_tracking_uri(ctx.tracking_uri)
-    check_reachable(uri)
+    uri = ctx.tracking_uri
     tags = {"adl.family": family.name, "adl.config": ctx.config_name}
-    with tracked_run(uri, ctx.experiment, config=cfg, run_name=ctx.run_name, tags=tags) as tracker:
+    with tracked_run(
+        uri,
+        ctx.experiment,
+        config=cfg,
+        run_name=ctx.run_name or family.run_name(cfg),
+        tags=tags,
+        names=family.names,
+    ) as tracker:
         print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
         t0 = time.time()
         try:

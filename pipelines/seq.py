@@ -11,7 +11,8 @@ from typing import Any
 
 from components.seq.config import SeqConfig
 from components.seq.trainer import SeqTrainer
-from pipelines.families import Family
+from pipelines.families import Family, slug
+from pipelines.tracking.metric_names import SEQ
 
 
 def summarize_sweep(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -21,10 +22,14 @@ def summarize_sweep(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     return summarize(results, out_dir)
 
 
+def run_name(cfg: SeqConfig) -> str:
+    return slug("seq", cfg.task, cfg.model.cell, cfg.model.impl, f"s{cfg.seed}")
+
+
 FAMILY = Family(
     name="seq",
-    config_cls=SeqConfig,
-    default_config="seq/char_lstm.yaml",
+    names=SEQ,
+    run_name=run_name,
     build=SeqTrainer,
     metric="val_loss",
     mode="min",
