@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.learner import resolve_device
+from pipelines.dqn_artifacts import fetch_checkpoint, log_results, upload_checkpoint
 from pipelines.dqn_checkpoint import checkpoint_dir, verify
-from pipelines.dqn_run import DQNSetup, log_results, prestart_ray, run_dqn
+from pipelines.dqn_run import DQNSetup, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
-from pipelines.families import Family
+from pipelines.families import Family, slug
 from pipelines.stop_signals import StopSignals
-from pipelines.tracking import run_info, tracked_run
-from pipelines.tracking_uri import check_reachable, resolve_tracking_uri, where_to_look
+from pipelines.tracking import tracked_run
+from pipelines.tracking.metric_names import DQN
+from pipelines.tracking.uri import where_to_look
 
 CHECKPOINT_TAG = "adl.checkpoint_dir"
 
@@ -28,34 +31,34 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 def train(cfg: DQNConfig, ctx: Any) -> int:
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
-    uri = resolve_tracking_uri(ctx.tracking_uri)
-    check_reachable(uri)
+    uri, register = ctx.tracking_uri, ctx.extra.get("register")
     if resume_id := ctx.extra.get("resume"):
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.
-        experiment, _, tags = run_info(uri, resume_id)
-        ckpt_dir = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
+        experiment, _, tags = ctx.extra["resume_info"]
+        tagged = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
+        ckpt_dir = fetch_checkpoint(cfg, uri, resume_id, tagged)
         manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net)
         opened = {"run_id": resume_id, "config_file": "config_resumed.yaml"}
     else:
         experiment, manifest = ctx.experiment, None
-        tags = {"adl.family": "dqn", "adl.config": ctx.config_name}
-        opened = {"run_name": ctx.run_name, "tags": tags}
+        device = resolve_device(cfg.learner.device).type
+        tags = {"adl.family": "dqn", "adl.config": ctx.config_name, "adl.device": device}
+        opened = {"run_name": ctx.run_name or run_name(cfg), "tags": tags}
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
-    with tracked_run(uri, experiment, config=cfg, **opened) as tracker:
+    with tracked_run(uri, experiment, config=cfg, names=DQN, **opened) as tracker:
         assert tracker.run_id is not None
-        if manifest is not None:
-            print(f"adl: resuming MLflow run {resume_id} from {manifest['path']}", file=sys.stderr)
-        else:
+        if manifest is None:
             ckpt_dir = checkpoint_dir(cfg, tracker.run_id)
-            tracker.set_tags({CHECKPOINT_TAG: str(ckpt_dir)})
             print(f"adl: MLflow run {tracker.run_id} in experiment {experiment!r} ({uri})", file=sys.stderr)
+        else:
+            print(f"adl: resuming MLflow run {resume_id} from {manifest['path']}", file=sys.stderr)
+        tracker.set_tags({CHECKPOINT_TAG: str(ckpt_dir)})
         res, learner = run_dqn(
             cfg, tracker, ctx.progress, stop=stop, ckpt_dir=ckpt_dir, resume=manifest, setup=setup
         )
-        log_results(res, learner, tracker)
-        if (ckpt_dir / "manifest.json").is_file():
-            tracker.log_artifact(ckpt_dir / "manifest.json", "checkpoint")
+        upload_checkpoint(cfg, ckpt_dir, tracker)
+        log_results(cfg, res, learner, setup, tracker, register)
         if res.interrupted:
             tracker.finish("KILLED")
     if res.interrupted:
@@ -83,10 +86,14 @@ def summary(cfg: DQNConfig, res: LoopResult) -> str:
     )
 
 
+def run_name(cfg: DQNConfig) -> str:
+    return slug("dqn", cfg.env.id, f"s{cfg.seed}")
+
+
 FAMILY = Family(
     name="dqn",
-    config_cls=DQNConfig,
-    default_config="dqn/cartpole.yaml",
+    names=DQN,
+    run_name=run_name,
     train=train,
     metric="eval_return",
     mode="max",

@@ -8,7 +8,6 @@ benchmarks call it directly with any tracker.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,31 +147,3 @@ def run_dqn(
         if learner is not None:
             learner.stop()
         wiring.stop()
-
-
-def log_results(res: LoopResult, learner: LoopLearner, tracker: Tracker) -> None:
-    """The final and best networks, the learning curves, and the run's summary numbers."""
-    from components.rl.dqn.plots import plot_dqn_curves  # matplotlib: 0.5 s of import, only needed here
-
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d)
-        torch.save(learner.online.state_dict(), out / "final_model.pt")
-        paths = [out / "final_model.pt", plot_dqn_curves(res.history, out / "learning_curve.png")]
-        if res.best_state is not None:
-            torch.save(res.best_state, out / "best_model.pt")
-            paths.append(out / "best_model.pt")
-        for p in paths:
-            tracker.log_artifact(p)
-    summary = {
-        "final_env_steps": res.env_steps,
-        "final_learner_steps": res.learner_steps,
-        "wall_s_total": res.wall_s,
-    }
-    if res.best_state is not None:
-        summary["best_eval_return"] = res.best_eval
-    if res.solved_at_s is not None:
-        summary |= {
-            "solved_at_s": res.solved_at_s,
-            "solved_at_env_steps": float(res.solved_at_env_steps or 0),
-        }
-    tracker.log_metrics(summary, step=res.env_steps)

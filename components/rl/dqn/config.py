@@ -105,6 +105,11 @@ class CheckpointConfig:
     compression: Literal["none", "lz4", "zstd"] = param(
         "none", "Arrow IPC compression of the replay snapshot"
     )
+    upload: Literal["all", "learner", "none"] = param(
+        "all",
+        "copy the last checkpoint to the run's artifacts at the end and on interrupt, so --resume works "
+        "from any machine that reaches the tracking server: all, learner (no replay), none",
+    )
 
 
 @dataclass

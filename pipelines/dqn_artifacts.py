@@ -1,0 +1,111 @@
+"""What a DQN run leaves in MLflow, and how a resume gets it back.
+
+At the end: the final and best networks as MLflow models (signature, input example, optionally
+registered), ``final_model.pt``/``best_model.pt`` state dicts and the learning curves, the summary
+numbers, and a copy of the last checkpoint (``checkpoint.upload``). ``--resume RUN_ID`` on a
+machine without the local checkpoint folder downloads that copy and verifies it like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.env_factory import env_fn
+from pipelines.dqn_checkpoint import MANIFEST, CheckpointError, checkpoint_dir
+from pipelines.dqn_run import DQNSetup
+from pipelines.dqn_state import LoopLearner, LoopResult
+from pipelines.tracking import Tracker
+
+
+def example_observations(cfg: DQNConfig, n: int = 2) -> np.ndarray:
+    """``n`` real observations (a reset and random steps), the input example of the logged models."""
+    env = env_fn(cfg, cfg.seed)()
+    try:
+        obs, _ = env.reset(seed=cfg.seed)
+        rows = [np.asarray(obs)]
+        while len(rows) < n:
+            obs, *_ = env.step(env.action_space.sample())
+            rows.append(np.asarray(obs))
+        return np.stack(rows)
+    finally:
+        env.close()
+
+
+def log_results(
+    cfg: DQNConfig,
+    res: LoopResult,
+    learner: LoopLearner,
+    setup: DQNSetup,
+    tracker: Tracker,
+    register: str | None = None,
+) -> None:
+    """Networks (as MLflow models and as state dicts), learning curves and the summary numbers."""
+    from components.rl.dqn.plots import plot_dqn_curves  # matplotlib: 0.5 s of import, only needed here
+    from pipelines.tracking.models import log_torch_model
+
+    best = None
+    if res.best_state is not None:
+        best = copy.deepcopy(setup.net).cpu()
+        best.load_state_dict(res.best_state)
+    example = example_observations(cfg)
+    log_torch_model(tracker, learner.online, "final_model", example, None if best else register)  # type: ignore[arg-type]
+    if best is not None:
+        log_torch_model(tracker, best, "best_model", example, register)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)
+        torch.save(learner.online.state_dict(), out / "final_model.pt")
+        paths = [out / "final_model.pt", plot_dqn_curves(res.history, out / "learning_curve.png")]
+        if res.best_state is not None:
+            torch.save(res.best_state, out / "best_model.pt")
+            paths.append(out / "best_model.pt")
+        for p in paths:
+            tracker.log_artifact(p)
+    summary = {
+        "final_env_steps": res.env_steps,
+        "final_learner_steps": res.learner_steps,
+        "wall_s_total": res.wall_s,
+    }
+    if res.best_state is not None:
+        summary["best_eval_return"] = res.best_eval
+    if res.solved_at_s is not None:
+        summary |= {
+            "solved_at_s": res.solved_at_s,
+            "solved_at_env_steps": float(res.solved_at_env_steps or 0),
+        }
+    tracker.log_metrics(summary, step=res.env_steps)
+
+
+def upload_checkpoint(cfg: DQNConfig, ckpt_dir: Path, tracker: Any) -> None:
+    """Copy the checkpoint to the run's ``checkpoint/`` artifacts (``checkpoint.upload``)."""
+    if cfg.checkpoint.upload == "none" or not (ckpt_dir / MANIFEST).is_file():
+        return
+    if cfg.checkpoint.upload == "all":
+        tracker.log_artifacts(ckpt_dir, "checkpoint")
+        return
+    for name in ("learner.pt", MANIFEST):  # the manifest lists the replay: a resume must refill it
+        tracker.log_artifact(ckpt_dir / name, "checkpoint")
+
+
+def fetch_checkpoint(cfg: DQNConfig, uri: str, run_id: str, tagged: Path) -> Path:
+    """The checkpoint folder to resume from: the tagged one if it holds a checkpoint, else the run's
+    uploaded copy, downloaded to this machine's ``checkpoint.dir``."""
+    if any((d / MANIFEST).is_file() for d in (tagged, tagged.with_name("checkpoint.old"))):
+        return tagged
+    from pipelines.tracking.lookups import download_artifacts
+
+    local = checkpoint_dir(cfg, run_id)
+    if not download_artifacts(uri, run_id, "checkpoint", local.parent):
+        raise CheckpointError(
+            f"no checkpoint at {tagged}, and run {run_id} has no uploaded checkpoint artifacts "
+            f"(checkpoint.upload was none, or the run stopped before its first checkpoint)"
+        )
+    print(f"adl: downloaded run {run_id}'s checkpoint from the tracking server to {local}", file=sys.stderr)
+    return local
