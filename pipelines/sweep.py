@@ -81,7 +81,7 @@ def plan_sweep(
     experiment: str | None,
     resume: str | None,
 ) -> SweepPlan:
-    from pipelines.tracking_uri import check_reachable, resolve_tracking_uri
+    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
 
     # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
     # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
@@ -145,7 +145,7 @@ def run_sweep(
     from pipelines.distributed.tune_sweep import make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
     from pipelines.tracking import tracked_run
-    from pipelines.tracking_uri import ui_command
+    from pipelines.tracking.uri import ui_command
 
     plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume)
     sweep, uri = plan.sweep, plan.uri
@@ -177,6 +177,8 @@ def run_sweep(
             sweep_name=str(sweep.name),
             driver_cwd=str(plan.driver_cwd),
             artifacts_every=sweep.artifacts_every,
+            overhead=sweep.overhead,
+            checkpoint_every_report=sweep.scheduler.kind == "pbt",
         )
         tuner = make_tuner(
             sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None
@@ -204,31 +206,60 @@ def _write_state(plan: SweepPlan, parent_run_id: str) -> None:
     (plan.exp_dir / SWEEP_STATE).write_text(json.dumps(state))
 
 
+def best_trial(
+    trials: list[dict[str, Any]], metric: str, mode: str, tiebreak: str | None, tiebreak_mode: str
+) -> dict[str, Any]:
+    """The best trial by ``metric``; among trials tied on it, the best by ``tiebreak``."""
+
+    def key(t: dict[str, Any]) -> tuple[float, float]:
+        m = t["metrics"]
+        first = m[metric] if mode == "max" else -m[metric]
+        second = m.get(tiebreak, float("nan")) if tiebreak else 0.0
+        second = second if tiebreak_mode == "max" else -second
+        return first, (second if second == second else -float("inf"))  # NaN loses a tie
+
+    return max(trials, key=key)
+
+
 def _finish_parent(parent: Any, family: Any, trials: list[dict[str, Any]], plan: SweepPlan) -> None:
-    """Best config, best run id, a scatter of the sweep, the family's own summary; close stopped runs."""
-    from pipelines.sweep_plots import plot_sweep
+    """Best trial (tags, a linked description, its config), a table of every trial, a scatter of the
+    sweep, the family's own summary; close runs a scheduler stopped."""
+    from pipelines.sweep_plots import plot_sweep, write_results_table
     from pipelines.tracking import close_stopped_runs
 
-    metric, mode = plan.metric, plan.mode
+    metric, sweep = plan.metric, plan.sweep
     # ASHA-stopped trials never reach their own finish(): close them here.
     close_stopped_runs(plan.uri, [t["run_id"] for t in trials if t["run_id"]])
     if not trials:
         return
-    best_fn = min if mode == "min" else max
-    best = best_fn(trials, key=lambda t: t["metrics"][metric])
+    best = best_trial(trials, metric, plan.mode, sweep.metric_tiebreak, sweep.mode_tiebreak)
+    value = best["metrics"][metric]
+    link = f"#/experiments/{parent.experiment_id}/runs/{best['run_id']}"
     parent.set_tags(
-        {"adl.best_run_id": str(best["run_id"]), f"adl.best_{metric}": str(best["metrics"][metric])}
+        {
+            "adl.best_run_id": str(best["run_id"]),
+            f"adl.best_{metric}": str(value),
+            "mlflow.note.content": (
+                f"Sweep **{sweep.name}** of `{sweep.family}`: {len(trials)} trials over "
+                f"{', '.join(f'`{k}`' for k in sweep.search_space)}, ranked by `{metric}` ({plan.mode})"
+                + (
+                    f", ties by `{sweep.metric_tiebreak}` ({sweep.mode_tiebreak})"
+                    if sweep.metric_tiebreak
+                    else ""
+                )
+                + f".\n\nBest trial: [{best['run_id']}]({link}) with `{metric}` = {value:.4g} and "
+                + ", ".join(f"`{k}` = {v}" for k, v in best["config"].items())
+                + ".\n\nEvery trial's config and final metrics: `sweep_results.csv` / `.parquet`."
+            ),
+        }
     )
-    parent.log_metrics({f"best_{metric}": float(best["metrics"][metric])}, step=0)
+    parent.log_metrics({f"sweep/best_{metric}": float(value)}, step=0)
     parent.log_text(yaml.safe_dump(best["config"], sort_keys=False), "best_config.yaml")
     with tempfile.TemporaryDirectory() as d:
         out = Path(d)
-        paths = [plot_sweep(trials, metric, out / "sweep_scatter.png")]
+        paths = [plot_sweep(trials, metric, out / "sweep_scatter.png"), *write_results_table(trials, out)]
         if family.summarize_sweep is not None:
             paths += list(family.summarize_sweep(trials, out))
         for p in paths:
             parent.log_artifact(p)
-    print(
-        f"adl: best trial: {metric}={best['metrics'][metric]:.4g} with {best['config']} "
-        f"(MLflow run {best['run_id']})"
-    )
+    print(f"adl: best trial: {metric}={value:.4g} with {best['config']} (MLflow run {best['run_id']})")

@@ -45,6 +45,10 @@ class SweepConfig:
     num_samples: int = param(1, "samples of the space (each grid point is repeated this often)", ge=1)
     metric: str | None = param(None, "metric to optimise (default: the family's)")
     mode: Literal["min", "max"] | None = param(None, "min or max (default: the family's)")
+    metric_tiebreak: str | None = param(
+        None, "second metric that decides between trials tied on metric (e.g. max_abs_q_error)"
+    )
+    mode_tiebreak: Literal["min", "max"] = param("min", "min or max for metric_tiebreak")
     scheduler: SchedulerConfig = section(SchedulerConfig)
     search: Literal["random", "optuna"] = param("random", "search algorithm: random/grid or Optuna TPE")
     max_concurrent: int = param(2, "trials running at once", ge=1)
@@ -53,7 +57,15 @@ class SweepConfig:
     storage_path: str | None = param(
         None, "where Tune keeps trial state: a folder or any URI Tune accepts (default: ./.adl/sweeps)"
     )
-    artifacts_every: int = param(1, "log the trainer's pictures every this many reports", ge=1)
+    artifacts_every: int = param(
+        1, "pictures and checkpoints at most every this many reports (and within overhead)", ge=1
+    )
+    overhead: float = param(
+        0.1,
+        "share of a trial's training time its pictures and checkpoints may take; the last report always "
+        "has both (PBT checkpoints every report: it exploits them)",
+        gt=0.0,
+    )
     seed: int = param(0, "seed of the search algorithm")
 
     def validate(self) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 from components.config import apply_values, build
 from components.interfaces import Trainer
 from pipelines.families import get_family
-from pipelines.runner import load_checkpoint, run_trainer, save_checkpoint
-from pipelines.tracking import MlflowTracker, find_trial_run, tracked_run
+from pipelines.runner import ReportBudget, load_checkpoint, run_trainer, save_checkpoint
+from pipelines.tracking import find_trial_run, tracked_run
 
 TRAINER_FILE = "trainer.pt"
 META_FILE = "meta.json"
@@ -38,39 +38,55 @@ class TrialSpec:
     parent_run_id: str
     sweep_name: str
     driver_cwd: str
-    artifacts_every: int = 1  # log write_artifacts(final=False) every this many reports
+    artifacts_every: int = 1  # pictures and checkpoints at most every this many reports
+    overhead: float = 0.1  # ... and only while they cost at most this share of the training time
+    checkpoint_every_report: bool = False  # PBT exploits checkpoints: it needs one at every report
+
+
+def trial_run_name(config: dict[str, Any], trial_name: str) -> str:
+    """``#3 alpha.start=0.1 gamma=0.9``: the trial's number and its swept values."""
+    number = trial_name.rsplit("_", 1)[-1].lstrip("0") or "0"
+    values = " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(config.items())
+    )
+    return f"#{number} {values}"[:200]
 
 
 class TuneReporter:
-    """After each chunk: pictures every ``artifacts_every`` reports, a checkpoint, ``tune.report``.
+    """After each chunk: ``tune.report``, with a checkpoint and pictures when the budget allows
+    (:class:`~pipelines.runner.ReportBudget`). The last report always logs the final artifacts and
+    checkpoint and closes the run FINISHED first: Tune may stop the trial as soon as it reports."""
 
-    The last report first logs the final artifacts and checkpoint and closes the run FINISHED:
-    Tune may stop the trial as soon as it reports."""
-
-    def __init__(self, trainer: Trainer, tracker: MlflowTracker, artifacts_every: int) -> None:
-        self.trainer, self.tracker, self.artifacts_every = trainer, tracker, artifacts_every
-        self.reports = 0
+    def __init__(self, trainer: Trainer, tracker: Any, spec: TrialSpec) -> None:
+        self.trainer, self.tracker = trainer, tracker
+        self.budget = ReportBudget(spec.overhead, spec.artifacts_every, spec.checkpoint_every_report)
 
     def __call__(self, metrics: dict[str, float], done: bool) -> None:
         from ray import tune
 
+        heavy = self.budget.allows(done)
+        start = time.perf_counter()
         trainer, tracker = self.trainer, self.tracker
-        self.reports += 1
         with tempfile.TemporaryDirectory() as d:
             out = Path(d)
-            if self.reports % self.artifacts_every == 0:
-                for p in trainer.write_artifacts(out / "artifacts", final=False):
-                    tracker.log_artifact(p, f"reports/step_{trainer.position:08d}")
-            save_checkpoint(trainer, out / "ckpt" / TRAINER_FILE)
-            (out / "ckpt" / META_FILE).write_text(json.dumps({"wall_s": metrics["wall_s"]}))
+            checkpoint = None
+            if heavy:
+                if not done:
+                    for p in trainer.write_artifacts(out / "artifacts", final=False):
+                        tracker.log_artifact(p, f"reports/step_{trainer.position:08d}")
+                save_checkpoint(trainer, out / "ckpt" / TRAINER_FILE)
+                (out / "ckpt" / META_FILE).write_text(json.dumps({"wall_s": metrics["wall_s"]}))
+                checkpoint = tune.Checkpoint.from_directory(str(out / "ckpt"))
             if done:  # final artifacts and checkpoint land on the run before Tune may stop us
                 for p in trainer.write_artifacts(out / "final", final=True):
                     tracker.log_artifact(p)
                 tracker.log_artifact(out / "ckpt" / TRAINER_FILE)
                 tracker.finish("FINISHED")
+            if heavy:
+                self.budget.spent(time.perf_counter() - start)
             tune.report(
                 {**metrics, "position": trainer.position, "mlflow_run_id": tracker.run_id},
-                checkpoint=tune.Checkpoint.from_directory(str(out / "ckpt")),
+                checkpoint=checkpoint,
             )
 
 
@@ -90,22 +106,31 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
             wall_before = json.loads((Path(d) / META_FILE).read_text())["wall_s"]
 
     ctx = tune.get_context()
-    trial_id = ctx.get_trial_id()
+    trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
     existing = find_trial_run(spec.tracking_uri, spec.parent_run_id, trial_id)
+    tags = {
+        "adl.family": spec.family,
+        "adl.trial_id": trial_id,
+        "adl.trial_name": trial_name,
+        "adl.sweep": spec.sweep_name,
+        "adl.swept": ",".join(sorted(config)),
+        "mlflow.source.name": f"adl sweep {spec.sweep_name} ({trial_name})",
+    }
     with tracked_run(
         spec.tracking_uri,
         spec.experiment,
         config=cfg if existing is None else None,
-        params={f"sweep.{k}": v for k, v in config.items()} if existing is None else None,
-        run_name=ctx.get_trial_name(),
+        run_name=trial_run_name(config, trial_name),
         parent_run_id=spec.parent_run_id,
-        tags={"adl.family": spec.family, "adl.trial_id": trial_id, "adl.sweep": spec.sweep_name},
+        tags=tags,
         run_id=existing,
+        names=family.names,
+        system_metrics=False,  # the parent samples the driver's machine
     ) as tracker:
         run_trainer(
             trainer,
             tracker,
             progress=False,
             clock_from=time.time() - wall_before,
-            on_report=TuneReporter(trainer, tracker, spec.artifacts_every),
+            on_report=TuneReporter(trainer, tracker, spec),
         )

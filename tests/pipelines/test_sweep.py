@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
+from pipelines.sweep import best_trial
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
@@ -39,6 +41,8 @@ def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monk
         tracking_uri,
         "search_space={alpha.start: {grid: [0.1, 0.5]}}",
         "overrides={episodes: 200, eval_every: 100}",
+        "metric_tiebreak=max_abs_q_error",
+        "overhead=1000",  # pictures and a checkpoint at every report, whatever they cost
         experiment="sw",
     )
     assert code == 0
@@ -53,16 +57,49 @@ def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monk
     assert sorted(float(c.data.params["alpha.start"]) for c in children) == [0.1, 0.5]
     for child in children:
         assert child.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval_return")] == [100, 200]
+        # Named by what was swept; the swept value is the config's own param, not a sweep.* copy.
+        alpha = child.data.params["alpha.start"]
+        assert child.info.run_name.endswith(f"alpha.start={float(alpha):.4g}"), child.info.run_name
+        assert not any(k.startswith("sweep.") for k in child.data.params)
+        assert child.data.tags["adl.swept"] == "alpha.start"
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/return")] == [100, 200]
         top = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"learning_curves.png", "trainer.pt", "config.yaml"} <= top
         reports = {a.path for a in client.list_artifacts(child.info.run_id, "reports/step_00000100")}
         assert "reports/step_00000100/learning_curves.png" in reports
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["adl.best_run_id"] in {c.info.run_id for c in children}
-    assert {"sweep_scatter.png", "best_config.yaml", "sweep.yaml"} <= {
-        a.path for a in client.list_artifacts(parent.info.run_id)
-    }
+    assert parent.info.run_name == "sweep-qlearn_frozenlake"
+    # The best child by eval_return, ties broken by the smaller max |Q − Q*|, linked from the parent.
+    by_id = {c.info.run_id: c.data.metrics for c in children}
+    expected = max(by_id, key=lambda r: (by_id[r]["eval/return"], -by_id[r]["eval/max_abs_q_error"]))
+    assert parent.data.tags["adl.best_run_id"] == expected
+    assert f"#/experiments/{exp.experiment_id}/runs/{expected}" in parent.data.tags["mlflow.note.content"]
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep_scatter.png", "best_config.yaml", "sweep.yaml", "sweep_results.csv"} <= arts
+    table = pq.read_table(
+        client.download_artifacts(parent.info.run_id, "sweep_results.parquet", str(tmp_path))
+    )
+    rows = table.to_pylist()
+    assert sorted(r["run_id"] for r in rows) == sorted(by_id)
+    for r in rows:
+        assert r["config.alpha.start"] == pytest.approx(
+            float(client.get_run(r["run_id"]).data.params["alpha.start"])
+        )
+        assert r["eval_return"] == pytest.approx(by_id[r["run_id"]]["eval/return"])
+
+
+def test_best_trial_breaks_ties_by_the_second_metric():
+    trials = [
+        {"run_id": "a", "metrics": {"eval_return": 1.0, "max_abs_q_error": 0.63}},
+        {"run_id": "b", "metrics": {"eval_return": 1.0, "max_abs_q_error": 0.01}},
+        {"run_id": "c", "metrics": {"eval_return": 0.5, "max_abs_q_error": 0.0}},
+    ]
+    assert best_trial(trials, "eval_return", "max", None, "min")["run_id"] == "a"  # trial order
+    assert best_trial(trials, "eval_return", "max", "max_abs_q_error", "min")["run_id"] == "b"
+    assert best_trial(trials, "eval_return", "max", "max_abs_q_error", "max")["run_id"] == "a"
+    assert best_trial(trials, "eval_return", "min", "max_abs_q_error", "min")["run_id"] == "c"
+    no_second = [{"run_id": "x", "metrics": {"eval_return": 1.0}}, trials[1]]
+    assert best_trial(no_second, "eval_return", "max", "max_abs_q_error", "min")["run_id"] == "b"
 
 
 @pytest.mark.slow
