@@ -29,7 +29,7 @@ from typing import Any
 
 from components.config import ConfigError
 from pipelines.distributed.preflight import check_working_dir
-from pipelines.tracking_uri import check_cluster_tracking_uri
+from pipelines.tracking.uri import check_cluster_tracking_uri
 
 # Never uploaded: VCS, environments, local MLflow stores, sweep state, caches, data.
 DEFAULT_EXCLUDES = (

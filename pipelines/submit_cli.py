@@ -7,7 +7,16 @@ import sys
 from typing import Any
 
 from components.config import ConfigError
-from pipelines.distributed.jobs import DEFAULT_ADDRESS, client, follow, list_jobs, resolve_address, submit
+from pipelines.distributed.jobs import (
+    DEFAULT_ADDRESS,
+    REQUIRED_MODULES,
+    client,
+    follow,
+    list_jobs,
+    missing_modules,
+    resolve_address,
+    submit,
+)
 from pipelines.submit import build_submission, parse_env
 
 EPILOG = """\
@@ -56,6 +65,18 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--follow", action="store_true", help="stream logs; exit 0 if the job SUCCEEDED, else 1")
     p.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also check that the cluster's python imports MODULE (adl's own needs are always checked)",
+    )
+    p.add_argument(
+        "--no-package-check",
+        action="store_true",
+        help="skip the check (a probe job, ~2 s) that the cluster's python has the packages the job needs",
+    )
+    p.add_argument(
         "job_command",
         metavar="COMMAND",
         nargs=argparse.REMAINDER,
@@ -68,11 +89,20 @@ def add_parsers(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    j.add_argument("--address", help=f"Ray Jobs server (default: {DEFAULT_ADDRESS})")
+    address_help = f"Ray Jobs server (default: $RAY_API_SERVER_ADDRESS, else {DEFAULT_ADDRESS})"
+    j.add_argument("--address", help=address_help)
     jsub = j.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
-    jsub.add_parser("list", help="every job: id, status, entrypoint")
-    for name, doc in (("status", "a job's status"), ("logs", "a job's logs"), ("stop", "stop a job")):
+    for name, doc in (
+        ("list", "every job: id, status, entrypoint"),
+        ("status", "a job's status"),
+        ("logs", "a job's logs"),
+        ("stop", "stop a job"),
+    ):
         a = jsub.add_parser(name, help=doc)
+        # Accepted after the action too (adl jobs list --address X); SUPPRESS keeps one given before it.
+        a.add_argument("--address", default=argparse.SUPPRESS, help=address_help)
+        if name == "list":
+            continue
         a.add_argument("job_id", metavar="ID")
         if name == "logs":
             a.add_argument("--follow", action="store_true", help="stream until the job ends")
@@ -95,6 +125,14 @@ def cmd_submit(args: Any) -> int:
         resources=resources,
     )
     addr = resolve_address(args.address)
+    if not args.no_package_check:
+        modules = (*REQUIRED_MODULES, *args.require)
+        if missing := missing_modules(client(addr), modules):
+            raise ConfigError(
+                f"the cluster at {addr} cannot import {', '.join(missing)} in the python that runs jobs; "
+                f"install them on the cluster's nodes (the project's pins: pyproject.toml), or use an "
+                f"image that has them (docker/); nothing was uploaded"
+            )
     try:
         c, job_id = submit(addr, sub)
     except RuntimeError as e:  # the Jobs server refused it (duplicate id, bad runtime_env, ...)

@@ -119,3 +119,44 @@ def list_jobs(c: Any) -> list[tuple[str, str, str]]:
     """(submission id, status, entrypoint) per job, newest first."""
     jobs = sorted(c.list_jobs(), key=lambda j: j.start_time or 0, reverse=True)
     return [(str(j.submission_id or j.job_id), str(j.status.value), j.entrypoint) for j in jobs]
+
+
+# The modules every adl job imports on the cluster (its driver and its actors).
+REQUIRED_MODULES = (
+    "torch",
+    "gymnasium",
+    "mlflow",
+    "pyarrow",
+    "numpy",
+    "yaml",
+    "tqdm",
+    "matplotlib",
+    "sklearn",
+)
+_PROBE = (
+    "import importlib.util as u; "
+    "print('ADL_MISSING=' + ','.join(m for m in {mods!r} if u.find_spec(m) is None))"
+)
+
+
+def missing_modules(c: Any, modules: tuple[str, ...], timeout_s: float = 60.0) -> list[str]:
+    """Run a one-line probe job (no upload) with the cluster's own ``python``; return the modules of
+    ``modules`` it cannot find. Raises ConfigError if the probe itself does not finish."""
+    import shlex
+
+    probe_id = f"adl-probe-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    code = _PROBE.format(mods=tuple(modules))
+    c.submit_job(entrypoint=f"python -c {shlex.quote(code)}", submission_id=probe_id)
+    t0 = time.time()
+    while (status := str(c.get_job_status(probe_id).value)) not in TERMINAL:
+        if time.time() - t0 > timeout_s:
+            c.stop_job(probe_id)
+            raise ConfigError(
+                f"the package check on the cluster (job {probe_id}) did not finish in {timeout_s:.0f}s"
+            )
+        time.sleep(0.25)
+    logs = c.get_job_logs(probe_id)
+    line = next((ln for ln in logs.splitlines() if ln.startswith("ADL_MISSING=")), None)
+    if status != "SUCCEEDED" or line is None:
+        raise ConfigError(f"the package check on the cluster (job {probe_id}) {status}: {logs[-500:]}")
+    return [m for m in line.split("=", 1)[1].split(",") if m]
