@@ -42,7 +42,7 @@ def test_cli_run_writes_a_real_mlflow_run(tracking_uri, tmp_path, capsys):
     assert run.info.status == "FINISHED"
     assert run.data.params["env.id"] == "FrozenLake-v1" and run.data.params["episodes"] == "300"
     assert run.data.tags["adl.family"] == "qlearn" and run.data.tags["adl.config"] == "frozenlake"
-    history = client.get_metric_history(run.info.run_id, "max_abs_q_error")
+    history = client.get_metric_history(run.info.run_id, "eval/max_abs_q_error")
     assert [m.step for m in history] == [50, 100, 150, 200, 250, 300]
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {

@@ -346,7 +346,7 @@ def test_submit_follow_dqn_run_lands_on_the_mlflow_server(cluster, capsys, tmp_p
     assert run.info.status == "FINISHED"
     assert run.data.params["collectors.num_collectors"] == "1"
     assert run.data.params["max_env_steps"] == "3000"
-    assert run.data.metrics["final_env_steps"] >= 3000
+    assert run.data.metrics["final/final_env_steps"] >= 3000
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # uploaded over HTTP, not to a path
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"final_model.pt", "learning_curve.png"} <= names
@@ -384,7 +384,7 @@ def test_submit_follow_two_trial_sweep_children_of_one_parent(cluster, capsys):
     assert sorted(float(c.data.params["alpha.start"]) for c in children) == [0.1, 0.5]
     for c in children:
         assert c.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(c.info.run_id, "eval_return")] == [100, 200]
+        assert [m.step for m in client.get_metric_history(c.info.run_id, "eval/return")] == [100, 200]
         assert {"config.yaml", "trainer.pt"} <= {a.path for a in client.list_artifacts(c.info.run_id)}
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["adl.best_run_id"] in {c.info.run_id for c in children}
@@ -472,7 +472,7 @@ def test_sweep_resumed_after_its_driver_is_killed_reruns_only_unfinished_trials(
         runs = client.search_runs([e.experiment_id], "attributes.status = 'FINISHED'")
         return {
             r.info.run_id: [
-                (m.step, m.timestamp) for m in client.get_metric_history(r.info.run_id, "eval_return")
+                (m.step, m.timestamp) for m in client.get_metric_history(r.info.run_id, "eval/return")
             ]
             for r in runs
             if "mlflow.parentRunId" in r.data.tags
@@ -505,7 +505,7 @@ def test_sweep_resumed_after_its_driver_is_killed_reruns_only_unfinished_trials(
     for run_id, history in done.items():  # the trials that had finished were not run again
         assert after[run_id] == history
     for c in children:
-        assert client.get_metric_history(c.info.run_id, "eval_return")[-1].step == 3000
+        assert client.get_metric_history(c.info.run_id, "eval/return")[-1].step == 3000
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["adl.best_run_id"] in {c.info.run_id for c in children}
     state = json.loads((tmp_path / "sweeps" / "resume-me" / "adl_sweep.json").read_text())

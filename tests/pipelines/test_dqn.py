@@ -134,25 +134,25 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     client = MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["best_eval_return"] >= 475
-    evals = client.get_metric_history(run.info.run_id, "eval_return")
+    assert run.data.metrics["final/best_eval_return"] >= 475
+    evals = client.get_metric_history(run.info.run_id, "eval/return")
     assert len(evals) >= 2 and max(m.value for m in evals) >= 475
     for key in (
-        "loss",
-        "mean_q",
-        "mean_abs_td",
-        "train_return",
-        "replay_size",
-        "env_steps_per_s",
-        "updates_per_s",
-        "samples_per_insert",
-        "q_start",
-        "mc_return",
-        "epsilon",
+        "learner/loss",
+        "learner/mean_q",
+        "learner/mean_abs_td",
+        "train/return",
+        "replay/size",
+        "perf/env_steps_per_s",
+        "perf/updates_per_s",
+        "replay/samples_per_insert",
+        "train/q_start",
+        "train/mc_return",
+        "collect/epsilon",
     ):
         assert key in run.data.metrics, key
     # 2 collectors × 8 envs at Ape-X ε_i = 0.4^(1 + 7i/15): the mean over all 16 envs.
-    assert run.data.metrics["epsilon"] == pytest.approx(np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)))
+    assert run.data.metrics["collect/epsilon"] == pytest.approx(np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)))
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "final_model.pt", "best_model.pt", "learning_curve.png"} <= names
     state = torch.load(

@@ -85,19 +85,19 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     assert {"collector", "episode", "step"} <= set(df.columns) and (df["priority"] > 0).all()
 
     # Resume: the same run, counters continue, metrics at later steps.
-    last_step = max(s for s, _ in _steps(client, run_id, "learner_steps"))
+    last_step = max(s for s, _ in _steps(client, run_id, "learner/steps"))
     assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "max_env_steps=5000"])]) == 0
     client, run = _only_run(tracking_uri)
     assert run.info.status == "FINISHED"
-    assert _steps(client, run_id, "resumed_learner_steps") == [
+    assert _steps(client, run_id, "resume/learner_steps") == [
         (manifest["loop"]["env_steps"], float(manifest["learner_steps"]))
     ]
-    assert _steps(client, run_id, "resumed_replay_size")[0][1] == 2000
-    learner_steps = _steps(client, run_id, "learner_steps")
+    assert _steps(client, run_id, "resume/replay_size")[0][1] == 2000
+    learner_steps = _steps(client, run_id, "learner/steps")
     after = [(s, v) for s, v in learner_steps if s > last_step]
     assert after and min(v for _, v in after) > manifest["learner_steps"]
     assert all(b[1] >= a[1] for a, b in zip(learner_steps, learner_steps[1:]))  # never restarts at 0
-    assert run.data.metrics["final_env_steps"] >= 5000
+    assert run.data.metrics["final/final_env_steps"] >= 5000
 
     # A truncated learner.pt is refused with its name, and the run is left as it was.
     manifest2 = json.loads((ckpt / "manifest.json").read_text())
@@ -108,7 +108,7 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     err = capsys.readouterr().err
     assert f"checkpoint file {pt} is truncated" in err and "Traceback" not in err
     client, run = _only_run(tracking_uri)
-    assert run.info.status == "FINISHED" and run.data.metrics["final_env_steps"] < 9000
+    assert run.info.status == "FINISHED" and run.data.metrics["final/final_env_steps"] < 9000
     assert pt.stat().st_size == 1000 and json.loads((ckpt / "manifest.json").read_text()) == manifest2
 
     # A checkpoint from another config names the keys that differ.
@@ -266,7 +266,7 @@ def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
     manifest = json.loads((tmp_path / ".adl/runs" / run_id / "checkpoint/manifest.json").read_text())
     saved_steps, saved_env = manifest["learner_steps"], manifest["loop"]["env_steps"]
     assert saved_steps > 0 and manifest["replay"]["size"] > 0
-    before = _steps(client, run_id, "learner_steps")
+    before = _steps(client, run_id, "learner/steps")
     assert before[-1][0] <= saved_env  # the exit checkpoint is after the last metric
 
     resume = [*cmd[:-2], "--set", f"max_env_steps={saved_env + 1500}", "--resume", run_id]
@@ -274,11 +274,11 @@ def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
     assert proc2.returncode == 0, proc2.stderr[-3000:]
     client, run = _only_run(tracking_uri)
     assert run.info.status == "FINISHED"
-    assert _steps(client, run_id, "resumed_replay_size") == [(saved_env, float(manifest["replay"]["size"]))]
-    assert _steps(client, run_id, "resumed_learner_steps") == [(saved_env, float(saved_steps))]
-    history = _steps(client, run_id, "learner_steps")
+    assert _steps(client, run_id, "resume/replay_size") == [(saved_env, float(manifest["replay"]["size"]))]
+    assert _steps(client, run_id, "resume/learner_steps") == [(saved_env, float(saved_steps))]
+    history = _steps(client, run_id, "learner/steps")
     after = [(s, v) for s, v in history if s > saved_env]
     assert after and after[0][1] >= saved_steps  # continues from the saved learner step
-    logged = sorted(client.get_metric_history(run_id, "learner_steps"), key=lambda m: m.timestamp)
+    logged = sorted(client.get_metric_history(run_id, "learner/steps"), key=lambda m: m.timestamp)
     assert all(b.step >= a.step and b.value >= a.value for a, b in zip(logged, logged[1:]))  # continuous
-    assert run.data.metrics["final_env_steps"] >= saved_env + 1500
+    assert run.data.metrics["final/final_env_steps"] >= saved_env + 1500

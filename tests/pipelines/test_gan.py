@@ -60,8 +60,11 @@ def test_adl_train_gan_logs_metrics_samples_and_a_loadable_checkpoint(
     (run,) = client.search_runs([client.get_experiment_by_name("gan-e2e").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["train.loss"] == "wgan_gp" and run.data.params["train.steps"] == "20"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "wasserstein_estimate")] == [10, 20]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval_distance")] == [10, 20]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "gan/wasserstein_estimate")] == [
+        10,
+        20,
+    ]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/distance")] == [10, 20]
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"samples.png", "curves.png", "generator.pt", "checkpoint.pt", "config.yaml"} <= arts
     ckpt = client.download_artifacts(run.info.run_id, "checkpoint.pt", str(tmp_path))

@@ -59,7 +59,7 @@ def test_two_trial_gan_sweep_writes_parent_and_children(
     assert sorted(c.data.params["train.loss"] for c in children) == ["nonsaturating", "wgan_gp"]
     for child in children:
         assert child.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval_distance")] == [20, 40]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/distance")] == [20, 40]
         top = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"samples.png", "generator.pt"} <= top
         reports = {a.path for a in client.list_artifacts(child.info.run_id, "reports/step_00000020")}
@@ -69,9 +69,9 @@ def test_two_trial_gan_sweep_writes_parent_and_children(
     assert best in {c.info.run_id for c in children}
     best_child = next(c for c in children if c.info.run_id == best)
     assert float(parent.data.tags["adl.best_eval_distance"]) == pytest.approx(
-        min(c.data.metrics["eval_distance"] for c in children)
+        min(c.data.metrics["eval/distance"] for c in children)
     )
-    assert best_child.data.metrics["eval_distance"] == pytest.approx(
+    assert best_child.data.metrics["eval/distance"] == pytest.approx(
         float(parent.data.tags["adl.best_eval_distance"])
     )
     assert {"sweep_summary.json", "sweep_curves.png"} <= {

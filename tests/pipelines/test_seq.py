@@ -82,8 +82,8 @@ def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys):
     (run,) = client.search_runs([client.get_experiment_by_name("seq-e2e").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["adl.family"] == "seq"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_bpc")] == [20, 40]
-    assert run.data.metrics["val_loss"] == run.data.metrics["val_bpc"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/bpc")] == [20, 40]
+    assert run.data.metrics["eval/loss"] == run.data.metrics["eval/bpc"]
     assert run.data.params["model.cell"] == "lstm"
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
