@@ -101,6 +101,28 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def fused_optimizer(device: torch.device) -> bool | None:
+    """``fused=`` for Adam/AdamW on ``device``: one kernel for the whole update on CUDA; torch's default
+    (foreach or per-tensor) on the CPU, where adl's numbers were measured."""
+    return True if device.type == "cuda" else None
+
+
+def keep_optimizer_settings(optimizer: torch.optim.Optimizer, fused: bool | None) -> None:
+    """Call after ``optimizer.load_state_dict``: a checkpoint's param groups carry the *writer's* ``fused``
+    flag (a GPU run's True, a CPU run's None) and replace this optimizer's. Put this device's flag back
+    and host each step counter where it then belongs (on the parameter's device for a fused update,
+    on the CPU otherwise)."""
+    for group in optimizer.param_groups:
+        if "fused" not in group:
+            continue  # an optimizer without a fused implementation (RMSprop)
+        group["fused"] = fused
+        on_param = bool(fused or group.get("capturable"))
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state and torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(p.device if on_param else "cpu", torch.float32)
+
+
 def to_cpu(state: Any) -> Any:
     """A copy of a (nested) state dict with every tensor on the CPU, as checkpoints are stored."""
     if isinstance(state, torch.Tensor):

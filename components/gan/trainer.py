@@ -35,6 +35,8 @@ from components.config import ConfigError
 from components.device import (
     autocast,
     check_precision,
+    fused_optimizer,
+    keep_optimizer_settings,
     prefers_channels_last,
     resolve_device,
     setup_process,
@@ -130,9 +132,9 @@ class GanTrainer:
     def _optimizer(self, net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "rmsprop":
             return torch.optim.RMSprop(net.parameters(), lr=lr)
-        # CUDA: one fused kernel for the whole update instead of a few per parameter tensor.
-        fused = True if self.device.type == "cuda" else None
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=self.cfg.betas, fused=fused)
+        return torch.optim.Adam(
+            net.parameters(), lr=lr, betas=self.cfg.betas, fused=fused_optimizer(self.device)
+        )
 
     def _autocast(self) -> Any:
         return autocast(self.device, self.cfg.train.precision)
@@ -318,6 +320,9 @@ class GanTrainer:
             if self.opt_g is not None:
                 self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
+            for opt in (self.opt_g, self.opt_d):
+                if opt is not None:
+                    keep_optimizer_settings(opt, fused_optimizer(self.device))
         except (KeyError, RuntimeError, ValueError) as e:
             raise ConfigError(
                 f"GAN checkpoint does not fit this config's networks ({type(e).__name__}: {e})"

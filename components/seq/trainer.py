@@ -21,7 +21,16 @@ from typing import Any
 
 import torch
 
-from components.device import autocast, check_precision, resolve_device, setup_process, synchronize, to_cpu
+from components.device import (
+    autocast,
+    check_precision,
+    fused_optimizer,
+    keep_optimizer_settings,
+    resolve_device,
+    setup_process,
+    synchronize,
+    to_cpu,
+)
 from components.seq.config import SeqConfig
 from components.seq.recurrent import count_params
 from components.seq.tasks import make_task
@@ -42,9 +51,8 @@ class SeqTrainer:
         self.task = make_task(cfg, self.device)
         self.model = self.task.model
         self.model.train()
-        fused = True if self.device.type == "cuda" else None  # one kernel for the whole update
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused
+            self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused_optimizer(self.device)
         )
         self.target = t.target or self.task.default_target
         self.params = count_params(self.model)
@@ -137,6 +145,7 @@ class SeqTrainer:
                 f"checkpoint does not fit this model (cell, sizes or vocabulary differ): {e}"
             ) from e
         self.optimizer.load_state_dict(state["optimizer"])
+        keep_optimizer_settings(self.optimizer, fused_optimizer(self.device))
         self.task.load_state_dict(state["task"], position=int(state["position"]))
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:  # from a CPU run: dropout keeps its seed

@@ -4,17 +4,21 @@ of components/ for tensor factories that would fall back to torch's default devi
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from components.config import ConfigError
 from components.device import (
     autocast,
     check_device_name,
     check_precision,
+    fused_optimizer,
+    keep_optimizer_settings,
     resolve_device,
     setup_process,
     to_cpu,
@@ -133,6 +137,30 @@ def test_to_cpu_keeps_the_structure() -> None:
     state = {"a": torch.ones(2, device="cpu"), "b": [torch.zeros(1, device="cpu"), 3], "c": (1.5, "x")}
     out = to_cpu(state)
     assert out["b"][1] == 3 and out["c"] == (1.5, "x") and torch.equal(out["a"], state["a"])
+
+
+def test_a_loaded_optimizer_keeps_its_own_fused_setting() -> None:
+    """A GPU run's Adam is fused; torch's load_state_dict hands that flag to the loading optimizer.
+    On the CPU the trainer puts its own back (None) and the step counter where that path keeps it."""
+    assert fused_optimizer(torch.device("cpu")) is None and fused_optimizer(torch.device("cuda", 0)) is True
+    p = nn.Parameter(torch.ones(3, device="cpu"))
+    writer = torch.optim.Adam([p], lr=0.1, fused=True)  # the fused kernel, here on the CPU
+    p.grad = torch.ones(3, device="cpu")
+    writer.step()
+    q = nn.Parameter(p.detach().clone())
+    reader = torch.optim.Adam([q], lr=0.1)
+    reader.load_state_dict(copy.deepcopy(writer.state_dict()))  # as through torch.save / torch.load
+    assert reader.param_groups[0]["fused"] is True  # the writer's flag
+    keep_optimizer_settings(reader, None)
+    assert reader.param_groups[0]["fused"] is None and reader.state[q]["step"].device.type == "cpu"
+    for param, opt in ((p, writer), (q, reader)):
+        param.grad = torch.full((3,), 0.5, device="cpu")
+        opt.step()
+    torch.testing.assert_close(q, p)  # the same update, by either path
+    assert reader.state[q]["step"].item() == 2
+    rms = torch.optim.RMSprop([nn.Parameter(torch.ones(1, device="cpu"))])
+    keep_optimizer_settings(rms, True)  # no fused implementation: left alone
+    assert "fused" not in rms.param_groups[0]
 
 
 def _factory_calls_without_device(path: Path) -> list[str]:
