@@ -17,6 +17,7 @@ from components.device import (
     autocast,
     check_device_name,
     check_precision,
+    describe_device,
     fused_optimizer,
     keep_optimizer_settings,
     resolve_device,
@@ -131,6 +132,12 @@ def test_bf16_autocast_lowers_matmuls_and_fp32_changes_nothing() -> None:
     with autocast(torch.device("cpu"), "fp32"):
         assert (a @ a).dtype == torch.float32
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_describe_device_names_the_gpu(one_fake_gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert describe_device(torch.device("cuda", 0)) == {"device": "cuda:0", "gpu_name": "NVIDIA H200"}
+    assert describe_device(torch.device("cpu")) == {"device": "cpu"}
 
 
 def test_to_cpu_keeps_the_structure() -> None:
