@@ -95,7 +95,8 @@ def adl_trainer(cfg: GanConfig, steps: int) -> tuple[float, float, float]:
 
 def part_loop(reps: int, steps: int) -> None:
     data = yaml.safe_load(CONFIG.read_text())
-    data.update({"threads": 1, "report_every": 250})
+    data.update({"report_every": 250})
+    data["train"].update({"threads": 1, "device": "cpu"})  # the bare loop runs on the CPU
     data["train"]["steps"] = steps
     cfg = build(GanConfig, data)
     bare, train, run, bare_cpu, run_cpu = [], [], [], [], []
@@ -130,7 +131,8 @@ def part_tune(steps: int, reps: int) -> None:
     from pipelines.cli import main
 
     data = yaml.safe_load(CONFIG.read_text())
-    data.update({"threads": 1, "report_every": max(steps // 10, 1)})
+    data.update({"report_every": max(steps // 10, 1)})
+    data["train"].update({"threads": 1, "device": "cpu"})
     data["train"]["steps"] = steps
     direct, trial, command = [], [], []
     with tempfile.TemporaryDirectory() as d:
@@ -148,7 +150,12 @@ def part_tune(steps: int, reps: int) -> None:
                 "family": "gan",
                 "base_config": str(CONFIG),
                 "name": f"bench{i}",
-                "overrides": {"train.steps": steps, "report_every": data["report_every"], "threads": 1},
+                "overrides": {
+                    "train.steps": steps,
+                    "report_every": data["report_every"],
+                    "train.threads": 1,
+                    "train.device": "cpu",
+                },
                 "search_space": {"seed": {"grid": [0]}},
                 "scheduler": {"kind": "fifo"},
                 "max_concurrent": 1,

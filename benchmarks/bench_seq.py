@@ -90,6 +90,8 @@ def adl_loop(cell: str, impl: str) -> Callable[[int], int]:
         f"train.bptt={BPTT}",
         f"train.lr={LR}",
         f"train.clip_grad_norm={CLIP}",
+        "train.device=cpu",  # the bare loop runs on the CPU
+        f"train.threads={torch.get_num_threads()}",  # what --threads (or torch's default) set
     ]
     trainer = SeqTrainer(load(SeqConfig, None, overrides))
 

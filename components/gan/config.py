@@ -2,6 +2,8 @@
 
 Defaults follow the papers: WGAN's RMSProp 5e-5, clip 0.01, n_critic 5; WGAN-GP's Adam 1e-4,
 β = (0, 0.9), λ = 10. The shipped YAMLs under ``configs/gan/`` change only what a dataset needs.
+Where the trainer runs (``train.device``, ``train.precision``, ``train.threads``) is part of the
+same config, so a sweep can vary it like any other key.
 """
 
 from __future__ import annotations
@@ -10,19 +12,33 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.config import ConfigError, param, section
+from components.device import DEVICE_NAMES, check_device_name
+from components.nets.conv_arithmetic import conv_output_size, conv_transpose_output_size
 
 Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
 
 
 @dataclass
 class DataConfig:
-    """What the GAN learns: a generated 2-D mixture, sklearn's digits, or the user's own file."""
+    """What the GAN learns: a generated mixture, sklearn's digits, the user's own file or images."""
 
-    kind: Literal["ring8", "grid25", "digits", "file"] = param("ring8", "dataset")
+    kind: Literal["ring8", "grid25", "gaussian", "digits", "file", "images"] = param(
+        "ring8",
+        "dataset: ring8 / grid25 mixtures, a 1-D gaussian, sklearn's digits, a .npy/.parquet file, or "
+        "a folder of PNG/JPEG images",
+    )
     sigma: float = param(0.02, "std of each mixture component (ring8 / grid25)", gt=0.0)
     radius: float = param(2.0, "radius of the ring8 circle", gt=0.0)
     spacing: float = param(2.0, "distance between neighbouring grid25 modes", gt=0.0)
-    path: str = param("", "a .npy or .parquet file of samples (kind: file)")
+    mean: float = param(0.0, "mean of the 1-D normal data (kind: gaussian)")
+    std: float = param(1.0, "standard deviation of the 1-D normal data (kind: gaussian)", gt=0.0)
+    path: str = param(
+        "", "a .npy or .parquet file of samples (kind: file), or a folder searched for images (kind: images)"
+    )
+    image_size: int = param(
+        32, "kind: images: each image is centre-cropped to a square and resized to this many pixels", ge=1
+    )
+    channels: int = param(3, "kind: images: 1 (grayscale) or 3 (RGB)", ge=1, le=3)
     image_shape: list[int] = param(
         factory=list, doc="[C, H, W] to reshape Parquet rows into images (kind: file)"
     )
@@ -36,6 +52,13 @@ class ModelConfig:
     """Generator and discriminator/critic shapes."""
 
     arch: Literal["auto", "mlp", "dcgan"] = param("auto", "auto: dcgan for images, mlp for vectors")
+    generator: Literal["learned", "fixed_gaussian"] = param(
+        "learned",
+        "learned: a trained network; fixed_gaussian: G(z) = generator_mean + generator_std·z₁, never "
+        "trained, so only the discriminator learns (1-D gaussian data; the optimal-discriminator check)",
+    )
+    generator_mean: float = param(2.0, "mean of the fixed_gaussian generator's samples")
+    generator_std: float = param(1.0, "standard deviation of the fixed_gaussian generator's samples", gt=0.0)
     z_dim: int = param(2, "latent dimension", ge=1)
     hidden: int = param(128, "MLP width (mlp) or base channel count (dcgan)", ge=1)
     layers: int = param(3, "hidden layers of each MLP", ge=1)
@@ -52,7 +75,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Objective and optimisers."""
+    """Objective, optimisers, and where and how fast the trainer runs."""
 
     loss: Loss = param("wgan_gp", "minimax (saturating G), nonsaturating, wgan (weight clip), wgan_gp")
     steps: int = param(5000, "generator steps", ge=1)
@@ -79,6 +102,12 @@ class TrainConfig:
         ge=0.0,
         lt=1.0,
     )
+    device: str = param("auto", f"{DEVICE_NAMES}; auto = the GPU this process can see, else the CPU")
+    precision: Literal["fp32", "bf16"] = param(
+        "fp32", "bf16: forward passes under bf16 autocast (losses and the penalty's norm stay fp32)"
+    )
+    tf32: bool = param(True, "on CUDA: let fp32 matmuls and convolutions use TF32 (process-wide)")
+    threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)
 
 
 @dataclass
@@ -112,11 +141,23 @@ class GanConfig:
     train: TrainConfig = section(TrainConfig)
     eval: EvalConfig = section(EvalConfig)
     report_every: int = param(250, "generator steps between metric reports", ge=1)
-    threads: int = param(0, "torch intra-op threads; 0 leaves torch's default", ge=0)
 
     def validate(self) -> None:
+        check_device_name(self.train.device, "train.device")
         if self.data.kind == "file" and not self.data.path:
             raise ConfigError("data.path: kind 'file' needs a path to a .npy or .parquet file")
+        if self.data.kind == "images":
+            if not self.data.path:
+                raise ConfigError("data.path: kind 'images' needs a folder of PNG or JPEG files")
+            if self.data.channels not in (1, 3):
+                raise ConfigError(f"data.channels: {self.data.channels} is not allowed; allowed: 1, 3")
+            if self.model.arch != "mlp":
+                check_image_size(self.data.image_size, self.model.conv_stages)
+        if self.model.generator == "fixed_gaussian" and self.data.kind != "gaussian":
+            raise ConfigError(
+                f"model.generator: 'fixed_gaussian' needs data.kind 'gaussian' (D* needs both "
+                f"densities), not {self.data.kind!r}; allowed with {self.data.kind!r}: learned"
+            )
         if self.data.image_shape and len(self.data.image_shape) != 3:
             raise ConfigError(f"data.image_shape: {self.data.image_shape} must be [C, H, W]")
         if self.train.loss == "wgan_gp" and self.model.d_norm == "batch":
@@ -156,3 +197,28 @@ class GanConfig:
         if self.train.betas:
             return (self.train.betas[0], self.train.betas[1])
         return (0.0, 0.9) if self.train.loss == "wgan_gp" else (0.5, 0.999)
+
+
+def check_image_size(size: int, stages: int) -> None:
+    """Refuse an image size the DCGAN stages cannot take down and bring back exactly.
+
+    The critic's 4×4 stride-2 convolutions map s to ⌊s/2⌋ each (conv arithmetic), and the generator's
+    transposed ones double; the two agree only for multiples of 2^stages.
+    """
+    sizes, s = [size], size
+    try:
+        for _ in range(stages):
+            s = int(conv_output_size(s, 4, 2, 1))  # type: ignore[arg-type]
+            sizes.append(s)
+    except ValueError:
+        sizes.append(0)
+    back = sizes[-1]
+    for _ in range(stages):
+        back = int(conv_transpose_output_size(back, 4, 2, 1)) if back else 0  # type: ignore[arg-type]
+    if back != size:
+        path = " → ".join(map(str, sizes))
+        raise ConfigError(
+            f"data.image_size: {size} does not fit model.conv_stages={stages}: the critic's stride-2 "
+            f"convolutions take it {path} and the generator doubles back to {back}; allowed: multiples "
+            f"of {2**stages} (at least {2**stages}), or fewer model.conv_stages"
+        )

@@ -1,12 +1,15 @@
-"""Training data: 2-D Gaussian mixtures drawn on the fly, sklearn's digits, or a user's file.
+"""Training data: Gaussian mixtures drawn on the fly, sklearn's digits, a user's file or image folder.
 
 Every source is a :class:`DataSource` with ``sample(n, generator)`` so the trainer never knows which
-one it has. Mixtures are sampled fresh each batch (an infinite dataset, as in the Unrolled-GAN and
-PacGAN experiments); finite sets are sampled with replacement by index, which costs one gather.
+one it has. Mixtures (and the 1-D normal) are sampled fresh each batch (an infinite dataset, as in the
+Unrolled-GAN and PacGAN experiments); finite sets are sampled with replacement by index, which costs
+one gather. A source lives on one device (:meth:`DataSource.to`): mixtures are then drawn there and
+finite sets are copied there once, so no training step waits on a host-to-device copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,34 +26,50 @@ class DataSource:
     """Samples of one dataset. ``modes`` and ``sigma`` are set for mixtures (for the quality metrics)."""
 
     name: str
-    sample_shape: tuple[int, ...]  # [2] for points, [C, H, W] for images
+    sample_shape: tuple[int, ...]  # [2] for points, [1] for the 1-D normal, [C, H, W] for images
     data: torch.Tensor | None = None  # [N, *sample_shape] for finite sets
-    modes: torch.Tensor | None = None  # [K, 2] mixture centres
-    sigma: float = 0.0
+    modes: torch.Tensor | None = None  # [K, D] mixture centres (one centre, D = 1, for the normal)
+    sigma: float = 0.0  # std of every mixture component
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_image(self) -> bool:
         return len(self.sample_shape) == 3
 
+    def to(self, device: torch.device, channels_last: bool = False) -> DataSource:
+        """The same source on ``device``; images stored channels-last if asked (for CUDA convs)."""
+        data = self.data
+        if data is not None:
+            data = data.to(device)
+            if channels_last and data.dim() == 4:
+                data = data.contiguous(memory_format=torch.channels_last)
+        modes = None if self.modes is None else self.modes.to(device)
+        return dataclasses.replace(self, data=data, modes=modes, device=device)
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` samples, [n, *sample_shape]."""
+        """``n`` samples, [n, *sample_shape], on the source's device (``generator`` must be there too)."""
         if self.modes is not None:
-            idx = torch.randint(len(self.modes), (n,), generator=generator)
-            return self.modes[idx] + self.sigma * torch.randn(n, self.modes.shape[1], generator=generator)
+            k, dim = self.modes.shape
+            if k == 1:  # one component: no index to draw
+                return self.modes[0] + self.sigma * torch.randn(
+                    n, dim, generator=generator, device=self.device
+                )
+            idx = torch.randint(k, (n,), generator=generator, device=self.device)
+            return self.modes[idx] + self.sigma * torch.randn(n, dim, generator=generator, device=self.device)
         assert self.data is not None
-        idx = torch.randint(len(self.data), (n,), generator=generator)
+        idx = torch.randint(len(self.data), (n,), generator=generator, device=self.device)
         return self.data[idx]
 
 
 def ring_modes(k: int = 8, radius: float = 2.0) -> torch.Tensor:
     """``k`` centres evenly spaced on a circle, [k, 2]."""
-    angles = torch.arange(k, dtype=torch.float64) * (2 * math.pi / k)
+    angles = torch.arange(k, dtype=torch.float64, device="cpu") * (2 * math.pi / k)
     return (radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)).float()
 
 
 def grid_modes(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
     """``side²`` centres on a square grid centred at the origin, [side², 2] (PacGAN's 25 at −4…4)."""
-    ticks = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
+    ticks = (torch.arange(side, dtype=torch.float32, device="cpu") - (side - 1) / 2) * spacing
     gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
@@ -133,13 +152,21 @@ def load_file(cfg: DataConfig) -> torch.Tensor:
 
 
 def make_source(cfg: DataConfig) -> DataSource:
-    """The :class:`DataSource` a config names."""
+    """The :class:`DataSource` a config names, on the CPU (move it with :meth:`DataSource.to`)."""
     if cfg.kind == "ring8":
         return DataSource("ring8", (2,), modes=ring_modes(8, cfg.radius), sigma=cfg.sigma)
     if cfg.kind == "grid25":
         return DataSource("grid25", (2,), modes=grid_modes(5, cfg.spacing), sigma=cfg.sigma)
+    if cfg.kind == "gaussian":
+        centre = torch.full((1, 1), cfg.mean, device="cpu")
+        return DataSource("gaussian", (1,), modes=centre, sigma=cfg.std)
     if cfg.kind == "digits":
         x, _ = load_digits_images()
         return DataSource("digits", (1, 8, 8), data=x)
+    if cfg.kind == "images":
+        from components.gan.images import load_image_folder
+
+        x = load_image_folder(cfg.path, cfg.image_size, cfg.channels)
+        return DataSource(Path(cfg.path).expanduser().name or "images", tuple(x.shape[1:]), data=x)
     x = load_file(cfg)
     return DataSource(Path(cfg.path).stem, tuple(x.shape[1:]), data=x)

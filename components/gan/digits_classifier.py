@@ -4,7 +4,9 @@ There is no Inception network offline, so adl trains its own feature extractor o
 a two-conv CNN on a stratified 80 % split of sklearn's 1,797 digits (seed 0), Adam 1e-3, batch 64,
 30 epochs, on [−1, 1] inputs. It reaches 97.5 % on the held-out 20 %. The weights are cached under
 ``$ADL_CACHE_DIR`` (default ``~/.cache/adl``), keyed by a hash of this recipe, and reused; training
-takes ~5 s of CPU on one core. Features are the 64-d penultimate activations.
+takes ~5 s of CPU on one core. Features are the 64-d penultimate activations. The classifier is
+always trained on the CPU (the cache is the same file for every device) and moved to the scoring
+device afterwards.
 """
 
 from __future__ import annotations
@@ -84,17 +86,17 @@ def train_classifier() -> DigitsClassifier:
     One thread because the model is tiny: on a busy 2-core machine two threads spent 6× longer.
     """
     split = digits_split()
-    gen = torch.Generator().manual_seed(RECIPE.seed)
+    gen = torch.Generator(device="cpu").manual_seed(RECIPE.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RECIPE.seed)
+        with torch.device("cpu"), torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(RECIPE.seed)
             model = DigitsClassifier()
         opt = torch.optim.Adam(model.parameters(), lr=RECIPE.lr)
         n = len(split.y_train)
         for _ in range(RECIPE.epochs):
-            perm = torch.randperm(n, generator=gen)
+            perm = torch.randperm(n, generator=gen, device="cpu")
             for i in range(0, n, RECIPE.batch):
                 b = perm[i : i + RECIPE.batch]
                 loss = nn.functional.cross_entropy(model(split.x_train[b]), split.y_train[b])
@@ -115,7 +117,8 @@ def cache_path() -> Path:
 def load_classifier() -> DigitsClassifier:
     """The cached classifier, training and caching it on first use (atomic write)."""
     path = cache_path()
-    model = DigitsClassifier()
+    with torch.device("cpu"):
+        model = DigitsClassifier()
     if path.is_file():
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -131,20 +134,23 @@ def load_classifier() -> DigitsClassifier:
 
 
 class DigitsScorer:
-    """Fréchet distance and class coverage of generated digits against all 1,797 real ones."""
+    """Fréchet distance and class coverage of generated digits against all 1,797 real ones, with the
+    classifier on ``device`` (features are computed where the samples are; the 64×64 covariance and
+    its matrix square root are computed on the host)."""
 
-    def __init__(self, model: DigitsClassifier | None = None) -> None:
-        self.model = model or load_classifier()
+    def __init__(self, model: DigitsClassifier | None = None, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = (model or load_classifier()).to(self.device)
         x, _ = load_digits_images()
         self.mu, self.cov = gaussian_stats(self.features(x))
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.features(x.float())
+        return self.model.features(x.to(self.device, torch.float32))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.head(self.model.features(x.float())).argmax(1)
+        return self.model.head(self.features(x)).argmax(1)
 
     def frechet(self, x: torch.Tensor) -> float:
         mu, cov = gaussian_stats(self.features(x))

@@ -5,6 +5,10 @@ log D = logσ(l) and log(1 − D) = logσ(−l) every term is computed stably fr
 WGAN (Arjovsky et al. 2017): the critic's score f(x) is unbounded and the critic maximises
 E[f(x)] − E[f(G(z))], its estimate of W1 once f is (kept) 1-Lipschitz, by weight clipping (WGAN) or
 a gradient penalty (WGAN-GP, Gulrajani et al. 2017).
+
+Precision: every function reduces in at least fp32. Scores that come out of a bf16 (or fp16)
+autocast region are upcast first, so a mean over a batch and the log-sigmoids keep fp32 accuracy;
+float64 inputs stay float64.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
+def fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in fp32 if it is in a half type (bf16, fp16); float32/float64 unchanged."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 # -- classic GAN --------------------------------------------------------------------------------
 
 
 def minimax_value(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """V(D, G) = E[log D(x)] + E[log(1 − D(G(z)))], which D maximises; −log 4 + 2·JSD at D*."""
-    return F.logsigmoid(real_logits).mean() + F.logsigmoid(-fake_logits).mean()
+    return F.logsigmoid(fp32(real_logits)).mean() + F.logsigmoid(-fp32(fake_logits)).mean()
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -28,12 +38,12 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 
 def saturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """E[log(1 − D(G(z)))], the minimax generator loss; its gradient vanishes when D rejects fakes."""
-    return F.logsigmoid(-fake_logits).mean()
+    return F.logsigmoid(-fp32(fake_logits)).mean()
 
 
 def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """−E[log D(G(z))], the paper's practical alternative: same fixed point, strong early gradients."""
-    return -F.logsigmoid(fake_logits).mean()
+    return -F.logsigmoid(fp32(fake_logits)).mean()
 
 
 # -- Wasserstein GAN ------------------------------------------------------------------------------
@@ -41,7 +51,7 @@ def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 def wasserstein_estimate(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     """E[f(x)] − E[f(G(z))]: the critic's estimate of W1 (its Wasserstein curve)."""
-    return real_scores.mean() - fake_scores.mean()
+    return fp32(real_scores).mean() - fp32(fake_scores).mean()
 
 
 def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -51,7 +61,7 @@ def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.T
 
 def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """−E[f(G(z))]: the generator moves its samples up the critic."""
-    return -fake_scores.mean()
+    return -fp32(fake_scores).mean()
 
 
 # -- Lipschitz constraints ----------------------------------------------------------------------
@@ -73,15 +83,20 @@ def gradient_penalty(
     """E[(‖∇f(x̂)‖₂ − 1)²] on random interpolates, for samples of any shape ([B, D] or [B, C, H, W]).
 
     Multiply by λ in the critic loss. The graph is kept (``create_graph``) so the penalty trains the
-    critic. ``alpha`` [B] fixes the interpolation weights (tests); by default α ~ U[0, 1] per sample.
-    ``fake`` is detached: the penalty constrains the critic only.
+    critic. ``alpha`` [B] fixes the interpolation weights (tests); by default α ~ U[0, 1] per sample,
+    drawn on ``real``'s device in its dtype (pass a ``generator`` on that device, or none). ``fake``
+    is detached and cast to ``real``'s dtype: the penalty constrains the critic only.
+
+    Under bf16 autocast the critic's forward runs in bf16, but x̂, its gradient, the norms and the
+    mean are fp32 (or ``real``'s dtype if wider), so the penalty keeps fp32 accuracy in its reduction.
     """
     if alpha is None:
-        alpha = torch.rand(len(real), generator=generator, dtype=real.dtype)
-    x_hat = interpolates(real.detach(), fake.detach(), alpha.to(real.dtype)).requires_grad_(True)
-    scores = critic(x_hat)
+        alpha = torch.rand(len(real), generator=generator, dtype=real.dtype, device=real.device)
+    fake = fake.detach().to(real.dtype)
+    x_hat = interpolates(real.detach(), fake, alpha.to(real.device, real.dtype)).requires_grad_(True)
+    scores = fp32(critic(x_hat))
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(2, dim=1)
+    norms = fp32(grad).flatten(1).norm(2, dim=1)
     return ((norms - 1) ** 2).mean()
 
 

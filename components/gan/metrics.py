@@ -5,6 +5,8 @@ it lies within ``k``·σ (k = 3) of its nearest mode, and a mode is *covered* wh
 high-quality sample is nearest to it. A diffuse generator can land one sample in each mode's disk by
 chance, which its low high-quality share then shows; ``cover_fraction`` > 0 asks for more, at least
 that fraction of a uniform share, n/K, per mode.
+
+Every metric runs on the device its inputs are on; only the final numbers come back to the host.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def mode_stats(
     dist = torch.cdist(samples.double(), modes.double())  # [N, K]
     nearest_d, nearest = dist.min(dim=1)
     hq = nearest_d <= k_sigma * sigma
-    counts = torch.bincount(nearest[hq], minlength=len(modes)).numpy()
+    counts = torch.bincount(nearest[hq], minlength=len(modes)).cpu().numpy()
     threshold = max(1.0, cover_fraction * len(samples) / len(modes))
     return ModeStats(int((counts >= threshold).sum()), float(hq.double().mean()), counts)
 
@@ -54,17 +56,17 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, projections: int = 256,
     if len(x) != len(y):
         raise ValueError(f"sliced_wasserstein needs equal sample counts, got {len(x)} and {len(y)}")
     x, y = x.flatten(1).double(), y.flatten(1).double()
-    g = torch.Generator().manual_seed(seed)
-    theta = torch.randn(x.shape[1], projections, generator=g, dtype=torch.float64)
-    theta /= theta.norm(dim=0, keepdim=True)
+    g = torch.Generator(device="cpu").manual_seed(seed)  # the same directions on every device
+    theta = torch.randn(x.shape[1], projections, generator=g, dtype=torch.float64, device="cpu")
+    theta = (theta / theta.norm(dim=0, keepdim=True)).to(x.device)
     px, _ = (x @ theta).sort(dim=0)
     py, _ = (y @ theta).sort(dim=0)
     return float((px - py).abs().mean())
 
 
 def gaussian_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [F] and covariance [F, F] of features [N, F], in float64."""
-    f = features.double().numpy()
+    """Mean [F] and covariance [F, F] of features [N, F], in float64 (numpy, on the host)."""
+    f = features.double().cpu().numpy()
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 

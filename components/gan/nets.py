@@ -56,6 +56,21 @@ class MLPDiscriminator(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
+class FixedGaussianGenerator(nn.Module):
+    """G(z) = mean + std·z₁ [B, 1]: N(mean, std²) from the first latent coordinate, with no parameters.
+
+    A generator that never learns, so a discriminator can be trained alone against a known p_G and
+    compared with the optimal D* (see :mod:`components.gan.optimal`).
+    """
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mean + self.std * z[:, :1]
+
+
 class _LeakyReLU(nn.LeakyReLU):
     def __init__(self) -> None:
         super().__init__(0.2)
@@ -163,8 +178,14 @@ def build_networks(
     g_norm: str,
     d_norm: str,
     loss: str,
+    generator: str = "learned",
+    fixed: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[nn.Module, nn.Module]:
-    """(generator, discriminator) for a sample shape, with 'auto' choices resolved (see ModelConfig)."""
+    """(generator, discriminator) for a sample shape, with 'auto' choices resolved (see ModelConfig).
+
+    ``generator="fixed_gaussian"`` returns :class:`FixedGaussianGenerator` with (mean, std) ``fixed``
+    for 1-D samples, beside the usual discriminator.
+    """
     is_image = len(sample_shape) == 3
     if arch == "auto":
         arch = "dcgan" if is_image else "mlp"
@@ -173,6 +194,14 @@ def build_networks(
             f"model.arch: 'dcgan' needs [C, H, W] images; this data has samples of shape "
             f"{list(sample_shape)}; allowed: mlp, auto"
         )
+    if generator == "fixed_gaussian":
+        if sample_shape != (1,):
+            raise ConfigError(
+                f"model.generator: 'fixed_gaussian' draws 1-D samples; this data has samples of shape "
+                f"{list(sample_shape)}; allowed: learned"
+            )
+        critic = MLPDiscriminator(sample_shape, hidden, layers, "none" if d_norm == "auto" else d_norm)
+        return FixedGaussianGenerator(*fixed), critic
     if g_norm == "auto":
         g_norm = "batch" if arch == "dcgan" else "none"
     if d_norm == "auto":

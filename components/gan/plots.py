@@ -1,7 +1,8 @@
 """Figures of a GAN run: sample scatters over the mixture, digit grids, learning curves, sweep summaries.
 
 Built on ``matplotlib.figure.Figure`` rather than pyplot: no global figure state, so trials running
-in threads can draw at the same time, and no display backend is needed.
+in threads can draw at the same time, and no display backend is needed. Tensors may come from any
+device and dtype; each figure copies what it draws to the host as float32.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ def plot_points(
     """Generated points over real ones, with each mode's high-quality disk (radius k·σ) drawn."""
     fig = Figure(figsize=(5, 5), dpi=110)
     ax = fig.add_subplot()
-    r, s = real.numpy(), samples.numpy()
+    r, s = _host(real), _host(samples)
     ax.scatter(r[:, 0], r[:, 1], s=3, c="tab:blue", alpha=0.25, label="data", linewidths=0)
     ax.scatter(s[:, 0], s[:, 1], s=3, c="tab:orange", alpha=0.5, label="generated", linewidths=0)
     if modes is not None:
-        for m in modes.numpy():
+        for m in _host(modes):
             ax.add_patch(Circle((float(m[0]), float(m[1])), radius, fill=False, lw=0.6, color="k"))
         span = float(modes.abs().max()) + 1.0
         ax.set_xlim(-span, span)
@@ -49,7 +50,7 @@ def plot_image_grid(images: torch.Tensor, path: Path, title: str, columns: int =
     """A grid of images [N, C, H, W] in [−1, 1] (one channel shown grey, three as RGB)."""
     n = len(images)
     rows = math.ceil(n / columns)
-    x = ((images.clamp(-1, 1) + 1) / 2).numpy()
+    x = _host((images.clamp(-1, 1) + 1) / 2)
     c, h, w = x.shape[1:]
     canvas = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), dtype=np.float32)
     for i in range(n):
@@ -114,6 +115,37 @@ def plot_sweep(results: Sequence[Mapping[str, Any]], metric: str, path: Path) ->
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def plot_discriminator(
+    x: torch.Tensor,
+    d: torch.Tensor,
+    d_star: torch.Tensor,
+    p_data: torch.Tensor,
+    p_g: torch.Tensor,
+    path: Path,
+    title: str,
+) -> Path:
+    """D(x) against the optimal D*(x) over a 1-D grid, with both densities drawn underneath."""
+    xs = _host(x).reshape(-1)
+    fig = Figure(figsize=(6, 4), dpi=110)
+    ax = fig.add_subplot()
+    ax.fill_between(xs, _host(p_data), color="tab:blue", alpha=0.15, label="p_data")
+    ax.fill_between(xs, _host(p_g), color="tab:orange", alpha=0.15, label="p_G")
+    ax.plot(xs, _host(d_star), color="k", lw=1.5, ls="--", label="D* = p_data / (p_data + p_G)")
+    ax.plot(xs, _host(d), color="tab:red", lw=1.5, label="D (trained)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("x")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
 
 
 def _short(v: Any) -> str:

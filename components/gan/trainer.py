@@ -5,10 +5,21 @@ happens after a critic step (weight clipping for WGAN); mimicry does the same. I
 trainer protocol, so ``adl train gan`` drives it with the local runner and ``adl sweep`` drives the
 very same object inside Tune trials.
 
-Randomness: network initialisation uses ``seed`` inside a forked global RNG (nothing leaks to the
-caller); data, latent noise and interpolation weights come from one ``torch.Generator`` that is
-checkpointed, so a resumed run continues the same stream. Evaluation uses a fixed latent batch, so
-the reported curves move only because the generator does.
+Devices: everything the trainer owns lives on ``train.device`` — networks, optimiser state, the data
+(mixtures drawn there, finite sets copied there once), latent noise, the penalty's α, the metrics and
+the tensors behind the figures; only final numbers and pictures come back to the host. On CUDA the
+conv nets and image batches are channels-last, Adam is fused, and TF32 is on unless ``train.tf32``
+is false; ``train.precision: bf16`` runs the forward passes under autocast on either device.
+
+Randomness: network initialisation uses ``seed`` inside a forked CPU RNG (nothing leaks to the caller)
+on the CPU, so a run starts from the same weights on every device. Data, latent noise and
+interpolation weights come from one ``torch.Generator`` on the device (a CPU generator would cost a
+host-to-device copy, and on CUDA a synchronisation, per draw); it is checkpointed, so a resumed run
+continues the same stream on the same kind of device. CPU and CUDA generators are different
+algorithms, so a checkpoint resumed on the other kind of device continues the weights, optimisers and
+position exactly but re-seeds the stream from (seed, position). The evaluation batch (latents and real
+samples) is drawn once from a CPU generator and moved, so it is the same on every device and the
+reported curves move only because the generator does.
 """
 
 from __future__ import annotations
@@ -21,13 +32,40 @@ from typing import Any
 import torch
 
 from components.config import ConfigError
+from components.device import (
+    autocast,
+    check_precision,
+    fused_optimizer,
+    keep_optimizer_settings,
+    prefers_channels_last,
+    resolve_device,
+    setup_process,
+    synchronize,
+    to_cpu,
+)
 from components.gan import losses
 from components.gan.config import GanConfig
 from components.gan.data import DataSource, make_source
 from components.gan.metrics import class_coverage, energy_distance, mode_stats
 from components.gan.nets import build_networks
+from components.gan.optimal import (
+    NormalPair,
+    evaluation_grid,
+    normal_log_pdf,
+    optimal_discriminator,
+    optimal_value,
+)
 
-CURVE_KEYS = ("d_loss", "g_loss", "wasserstein_estimate", "minimax_value", "eval_distance", "hq_fraction")
+CURVE_KEYS = (
+    "d_loss",
+    "g_loss",
+    "wasserstein_estimate",
+    "minimax_value",
+    "d_star_error",
+    "eval_distance",
+    "hq_fraction",
+)
+D_STAR_POINTS = 601  # grid points of the D* comparison
 
 
 class GanTrainer:
@@ -37,17 +75,18 @@ class GanTrainer:
 
     def __init__(self, cfg: GanConfig, source: DataSource | None = None) -> None:
         self.cfg = cfg
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.source = source or make_source(cfg.data)
-        self.loss = cfg.train.loss
+        t, m = cfg.train, cfg.model
+        self.device = resolve_device(t.device, "train.device")
+        check_precision(t.precision, self.device)
+        setup_process(self.device, t.threads, t.tf32)
+        cpu_source = source or make_source(cfg.data)
+        self.loss = t.loss
         self.wgan = self.loss in ("wgan", "wgan_gp")
-        m = cfg.model
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        with torch.device("cpu"), torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(cfg.seed)
             self.generator, self.critic = build_networks(
                 m.arch,
-                self.source.sample_shape,
+                cpu_source.sample_shape,
                 m.z_dim,
                 m.hidden,
                 m.layers,
@@ -55,55 +94,79 @@ class GanTrainer:
                 m.g_norm,
                 m.d_norm,
                 self.loss,
+                m.generator,
+                (m.generator_mean, m.generator_std),
             )
+        self.channels_last = cpu_source.is_image and prefers_channels_last(self.device)
+        for net in (self.generator, self.critic):
+            net.to(self.device)
+            if self.channels_last:  # 4-d weights only; torch's stubs omit this keyword
+                net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # A fixed generator (model.generator: fixed_gaussian) has no parameters: only D is trained.
+        self.fixed_generator = not any(True for _ in self.generator.parameters())
         # Weight averaging damps the mode hopping of GAN training (Yazıcı et al. 2019); the average is
         # only read (evaluation, samples, generator.pt), never trained.
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if cfg.train.ema else None
-        self.opt_g, self.opt_d = (
-            self._optimizer(self.generator, cfg.lr_g),
-            self._optimizer(self.critic, cfg.lr_d),
+        self.generator_ema = (
+            copy.deepcopy(self.generator).requires_grad_(False)
+            if t.ema and not self.fixed_generator
+            else None
         )
-        self.rng = torch.Generator().manual_seed(cfg.seed)
-        eval_rng = torch.Generator().manual_seed(cfg.seed + 1_000_003)
-        self.eval_z = torch.randn(cfg.eval.samples, m.z_dim, generator=eval_rng)
-        self.eval_real = self.source.sample(min(cfg.eval.samples, 2000), eval_rng)
+        self.opt_g = None if self.fixed_generator else self._optimizer(self.generator, cfg.lr_g)
+        self.opt_d = self._optimizer(self.critic, cfg.lr_d)
+        self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        eval_rng = torch.Generator(device="cpu").manual_seed(cfg.seed + 1_000_003)
+        self.eval_z = torch.randn(cfg.eval.samples, m.z_dim, generator=eval_rng, device="cpu").to(self.device)
+        self.eval_real = cpu_source.sample(min(cfg.eval.samples, 2000), eval_rng).to(self.device)
+        self.source = cpu_source.to(self.device, self.channels_last)
+        self.normals: NormalPair | None = None
+        if self.fixed_generator and cfg.data.kind == "gaussian":
+            self.normals = NormalPair(cfg.data.mean, cfg.data.std, m.generator_mean, m.generator_std)
+            self.d_grid = evaluation_grid(self.normals, D_STAR_POINTS, self.device)  # [G, 1]
+            self.d_star = optimal_discriminator(self.d_grid, self.normals).squeeze(1)  # [G]
+            self.v_star = optimal_value(self.normals)
         self.position = 0
-        self.total = cfg.train.steps
+        self.total = t.steps
         self.history: dict[str, list[list[float]]] = {}
         self._scorer: Any = None
 
     def _optimizer(self, net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "rmsprop":
             return torch.optim.RMSprop(net.parameters(), lr=lr)
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=self.cfg.betas)
+        return torch.optim.Adam(
+            net.parameters(), lr=lr, betas=self.cfg.betas, fused=fused_optimizer(self.device)
+        )
+
+    def _autocast(self) -> Any:
+        return autocast(self.device, self.cfg.train.precision)
 
     # -- one step each ------------------------------------------------------------------------
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, generator=self.rng)
+        return torch.randn(n, self.cfg.model.z_dim, generator=self.rng, device=self.device)
 
     def critic_step(self) -> dict[str, torch.Tensor]:
         """One discriminator/critic update on a fresh real batch and a batch of (fixed) fakes."""
         b = self.cfg.train.batch_size
         real = self.source.sample(b, self.rng)
-        with torch.no_grad():
-            fake = self.generator(self._noise(b))
-        real_s, fake_s = self.critic(real), self.critic(fake)
         stats: dict[str, torch.Tensor] = {}
-        if self.wgan:
-            w = losses.wasserstein_estimate(real_s, fake_s)
-            loss = -w
-            stats["wasserstein_estimate"] = w
-            if self.loss == "wgan_gp":
-                gp = losses.gradient_penalty(self.critic, real, fake, generator=self.rng)
-                loss = loss + self.cfg.train.gp_weight * gp
-                stats["gradient_penalty"] = gp
-        else:
-            v = losses.minimax_value(real_s, fake_s)
-            loss = -v
-            stats["minimax_value"] = v
-            stats["d_real"] = torch.sigmoid(real_s).mean()
-            stats["d_fake"] = torch.sigmoid(fake_s).mean()
+        with self._autocast():  # forward passes in bf16 if asked; losses reduce in fp32
+            with torch.no_grad():
+                fake = self.generator(self._noise(b))
+            real_s, fake_s = self.critic(real), self.critic(fake)
+            if self.wgan:
+                w = losses.wasserstein_estimate(real_s, fake_s)
+                loss = -w
+                stats["wasserstein_estimate"] = w
+                if self.loss == "wgan_gp":
+                    gp = losses.gradient_penalty(self.critic, real, fake, generator=self.rng)
+                    loss = loss + self.cfg.train.gp_weight * gp
+                    stats["gradient_penalty"] = gp
+            else:
+                v = losses.minimax_value(real_s, fake_s)
+                loss = -v
+                stats["minimax_value"] = v
+                stats["d_real"] = torch.sigmoid(real_s.float()).mean()
+                stats["d_fake"] = torch.sigmoid(fake_s.float()).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -114,13 +177,15 @@ class GanTrainer:
 
     def generator_step(self) -> torch.Tensor:
         """One generator update against the current discriminator/critic; returns the G loss."""
-        scores = self.critic(self.generator(self._noise(self.cfg.train.batch_size)))
-        if self.wgan:
-            loss = losses.wasserstein_generator_loss(scores)
-        elif self.loss == "minimax":
-            loss = losses.saturating_generator_loss(scores)
-        else:
-            loss = losses.nonsaturating_generator_loss(scores)
+        assert self.opt_g is not None, "a fixed generator takes no steps"
+        with self._autocast():
+            scores = self.critic(self.generator(self._noise(self.cfg.train.batch_size)))
+            if self.wgan:
+                loss = losses.wasserstein_generator_loss(scores)
+            elif self.loss == "minimax":
+                loss = losses.saturating_generator_loss(scores)
+            else:
+                loss = losses.nonsaturating_generator_loss(scores)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
@@ -140,18 +205,24 @@ class GanTrainer:
     # -- the protocol -------------------------------------------------------------------------
 
     def run_chunk(self) -> dict[str, float]:
-        """``report_every`` generator steps (fewer at the end), then score samples; returns metrics."""
+        """``report_every`` generator steps (fewer at the end), then score samples; returns metrics.
+
+        With a fixed generator a step is ``n_critic`` discriminator steps and nothing else.
+        """
         n = min(self.cfg.report_every, self.total - self.position)
         sums: dict[str, torch.Tensor] = {}
         n_critic = self.cfg.n_critic
+        synchronize(self.device)
         t0 = time.perf_counter()
         for _ in range(n):
             for _ in range(n_critic):
                 for k, v in self.critic_step().items():
                     sums[k] = sums[k] + v.detach() if k in sums else v.detach()
-            g = self.generator_step().detach()
-            sums["g_loss"] = sums["g_loss"] + g if "g_loss" in sums else g
+            if not self.fixed_generator:
+                g = self.generator_step().detach()
+                sums["g_loss"] = sums["g_loss"] + g if "g_loss" in sums else g
             self.position += 1
+        synchronize(self.device)  # CUDA queues work: stop the clock when it is done
         elapsed = time.perf_counter() - t0
         metrics = {k: float(s) / (n if k == "g_loss" else n * n_critic) for k, s in sums.items()}
         metrics["gen_steps_per_s"] = n / max(elapsed, 1e-9)
@@ -181,7 +252,7 @@ class GanTrainer:
         fake = self.sample()
         out: dict[str, float] = {}
         ecfg = self.cfg.eval
-        if self.source.modes is not None:
+        if self.source.modes is not None and len(self.source.modes) > 1:  # mixtures
             st = mode_stats(
                 fake, self.source.modes, self.source.sigma, ecfg.quality_sigmas, ecfg.cover_fraction
             )
@@ -195,53 +266,85 @@ class GanTrainer:
         else:
             out["energy_distance"] = energy_distance(fake[: len(self.eval_real)], self.eval_real)
             out["eval_distance"] = out["energy_distance"]
+        if self.normals is not None and not self.wgan:
+            out["d_star_error"] = float((self.discriminate(self.d_grid) - self.d_star).abs().mean())
+            out["optimal_value"] = self.v_star
         return out
+
+    @torch.no_grad()
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D(x) = σ(logit) of the discriminator in eval mode, in fp32 (classic objectives)."""
+        was_training = self.critic.training
+        self.critic.eval()
+        try:
+            return torch.sigmoid(self.critic(x).float())
+        finally:
+            self.critic.train(was_training)
 
     def scorer(self) -> Any:
         if self._scorer is None:
             from components.gan.digits_classifier import DigitsScorer
 
-            self._scorer = DigitsScorer()
+            self._scorer = DigitsScorer(device=self.device)
         return self._scorer
 
     # -- state and artifacts ------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "generator": self.generator.state_dict(),
-            "critic": self.critic.state_dict(),
-            **({"generator_ema": self.generator_ema.state_dict()} if self.generator_ema is not None else {}),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(),
-            "position": self.position,
-            "history": {k: [list(p) for p in v] for k, v in self.history.items()},
-        }
+        """Everything a resumed run needs, every tensor on the CPU (loadable on any device)."""
+        return to_cpu(
+            {
+                "generator": self.generator.state_dict(),
+                "critic": self.critic.state_dict(),
+                **(
+                    {"generator_ema": self.generator_ema.state_dict()}
+                    if self.generator_ema is not None
+                    else {}
+                ),
+                "opt_g": self.opt_g.state_dict() if self.opt_g is not None else {},
+                "opt_d": self.opt_d.state_dict(),
+                "rng": self.rng.get_state(),
+                "rng_device": self.device.type,
+                "position": self.position,
+                "history": {k: [list(p) for p in v] for k, v in self.history.items()},
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` written on any device; tensors move to this trainer's device."""
         try:
             self.generator.load_state_dict(state["generator"])
             self.critic.load_state_dict(state["critic"])
             if self.generator_ema is not None:
                 self.generator_ema.load_state_dict(state.get("generator_ema", state["generator"]))
-            self.opt_g.load_state_dict(state["opt_g"])
+            if self.opt_g is not None:
+                self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
+            for opt in (self.opt_g, self.opt_d):
+                if opt is not None:
+                    keep_optimizer_settings(opt, fused_optimizer(self.device))
         except (KeyError, RuntimeError, ValueError) as e:
             raise ConfigError(
                 f"GAN checkpoint does not fit this config's networks ({type(e).__name__}: {e})"
             ) from e
-        self.rng.set_state(state["rng"])
+        if state.get("rng_device", "cpu") == self.device.type:
+            self.rng.set_state(state["rng"])
+        else:  # another kind of device, another generator algorithm: a fresh, reproducible stream
+            self.rng.manual_seed(self.cfg.seed * 1_000_003 + int(state["position"]) + 1)
         self.position = int(state["position"])
         self.history = {k: [list(map(float, p)) for p in v] for k, v in state.get("history", {}).items()}
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
-        """``samples.png`` and ``generator.pt`` at every call; learning curves and samples.pt when final."""
+        """``samples.png`` (or ``discriminator.png`` for a fixed generator) and ``generator.pt`` at every
+        call; learning curves and samples.pt when final."""
         from components.gan import plots
 
         out_dir.mkdir(parents=True, exist_ok=True)
         title = f"{self.source.name} · {self.loss} · step {self.position}"
         fake = self.sample()
-        if self.source.is_image:
+        if self.normals is not None and not self.wgan:
+            paths = [self._plot_discriminator(out_dir / "discriminator.png", title)]
+        elif self.source.is_image:
             paths = [plots.plot_image_grid(fake[:64], out_dir / "samples.png", title)]
         elif self.source.sample_shape == (2,):
             radius = self.cfg.eval.quality_sigmas * self.source.sigma
@@ -254,10 +357,27 @@ class GanTrainer:
             paths = []
         g_path = out_dir / "generator.pt"
         best = self.generator_ema if self.generator_ema is not None else self.generator
-        torch.save(best.state_dict(), g_path)  # the generator the metrics describe
+        torch.save(to_cpu(best.state_dict()), g_path)  # the generator the metrics describe
         paths.append(g_path)
         if final:
             paths.append(plots.plot_curves(self.history, CURVE_KEYS, out_dir / "curves.png", title))
-            torch.save(fake, out_dir / "samples.pt")
+            torch.save(fake.float().cpu().contiguous(), out_dir / "samples.pt")
             paths.append(out_dir / "samples.pt")
         return paths
+
+    def _plot_discriminator(self, path: Path, title: str) -> Path:
+        from components.gan import plots
+
+        assert self.normals is not None
+        pair = self.normals
+        d = self.discriminate(self.d_grid)
+        err = float((d - self.d_star).abs().mean())
+        return plots.plot_discriminator(
+            self.d_grid,
+            d,
+            self.d_star,
+            normal_log_pdf(self.d_grid, pair.data_mean, pair.data_std).exp().squeeze(1),
+            normal_log_pdf(self.d_grid, pair.gen_mean, pair.gen_std).exp().squeeze(1),
+            path,
+            f"{title} · mean |D − D*| = {err:.4f}",
+        )

@@ -41,6 +41,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+Device = torch.device | str | None
+
 
 def _uniform_(params: list[nn.Parameter], hidden_size: int) -> None:
     """PyTorch's RNN initialisation, U(-1/√H, 1/√H), so both paths start from the same family."""
@@ -53,14 +55,16 @@ class LSTMLayer(nn.Module):
     """One LSTM layer over a whole sequence, from the equations above.
 
     Weights are stored gate-stacked as in ``nn.LSTM`` (rows i, f, g, o), one bias per gate.
+    ``device`` works as in ``nn.LSTM``: None means torch's current default device.
     """
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, device: Device = None) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))  # [W_i; W_f; W_c; W_o]
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))  # [U_i; U_f; U_c; U_o]
-        self.bias = nn.Parameter(torch.empty(4 * hidden_size))  # [b_i; b_f; b_c; b_o]
+        h4 = 4 * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(h4, input_size, device=device))  # [W_i; W_f; W_c; W_o]
+        self.weight_hh = nn.Parameter(torch.empty(h4, hidden_size, device=device))  # [U_i; U_f; U_c; U_o]
+        self.bias = nn.Parameter(torch.empty(h4, device=device))  # [b_i; b_f; b_c; b_o]
         _uniform_([self.weight_ih, self.weight_hh, self.bias], hidden_size)
 
     def forward(
@@ -89,19 +93,22 @@ class GRULayer(nn.Module):
     """One GRU layer over a whole sequence: Cho et al.'s form, or PyTorch's with ``reset_after``.
 
     Weights are gate-stacked with rows z, r, h̃; one bias per gate, plus ``bias_hn`` (the bias
-    inside the reset product) when ``reset_after``.
+    inside the reset product) when ``reset_after``. ``device`` works as in ``nn.GRU``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = False) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, reset_after: bool = False, device: Device = None
+    ) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.reset_after = input_size, hidden_size, reset_after
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))  # [W_z; W_r; W_h]
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))  # [U_z; U_r; U_h]
-        self.bias = nn.Parameter(torch.empty(3 * hidden_size))  # [b_z; b_r; b_h]
+        h3 = 3 * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(h3, input_size, device=device))  # [W_z; W_r; W_h]
+        self.weight_hh = nn.Parameter(torch.empty(h3, hidden_size, device=device))  # [U_z; U_r; U_h]
+        self.bias = nn.Parameter(torch.empty(h3, device=device))  # [b_z; b_r; b_h]
         params = [self.weight_ih, self.weight_hh, self.bias]
         self.bias_hn: nn.Parameter | None = None
         if reset_after:
-            self.bias_hn = nn.Parameter(torch.empty(hidden_size))
+            self.bias_hn = nn.Parameter(torch.empty(hidden_size, device=device))
             params.append(self.bias_hn)
         _uniform_(params, hidden_size)
 

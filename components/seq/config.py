@@ -1,4 +1,8 @@
-"""Typed config of the sequence-model family (``adl train seq``); values live in ``configs/seq/``."""
+"""Typed config of the sequence-model family (``adl train seq``); values live in ``configs/seq/``.
+
+Where the trainer runs (``train.device``, ``train.precision``, ``train.threads``) is part of the same
+config, so a sweep can vary it like any other key.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.config import ConfigError, param, section
+from components.device import DEVICE_NAMES, check_device_name
 
 
 @dataclass
@@ -53,7 +58,7 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation, truncated BPTT and reporting."""
+    """Optimisation, truncated BPTT, reporting, and where and how fast the trainer runs."""
 
     steps: int = param(2000, "optimizer steps", ge=1)
     batch_size: int = param(64, "sequences (char_lm: parallel streams) per step", ge=1)
@@ -65,7 +70,12 @@ class TrainConfig:
     eval_chars: int = param(65536, "char_lm: held-out characters scored per evaluation (0 = all)", ge=0)
     eval_batches: int = param(8, "adding/regression: held-out batches per evaluation", ge=1)
     target: float = param(0.0, "held-out val_loss whose first crossing is timed (0 = task default)", ge=0)
-    threads: int = param(0, "torch.set_num_threads (0 = leave torch's default)", ge=0)
+    device: str = param("auto", f"{DEVICE_NAMES}; auto = the GPU this process can see, else the CPU")
+    precision: Literal["fp32", "bf16"] = param(
+        "fp32", "bf16: forward passes under bf16 autocast (losses stay fp32; evaluation runs in fp32)"
+    )
+    tf32: bool = param(True, "on CUDA: let fp32 matmuls use TF32 (process-wide)")
+    threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)
 
 
 @dataclass
@@ -89,6 +99,7 @@ class SeqConfig:
     sample: SampleConfig = section(SampleConfig)
 
     def validate(self) -> None:
+        check_device_name(self.train.device, "train.device")
         if self.task == "char_lm" and self.data.source == "file" and not self.data.path:
             raise ConfigError(
                 "data.path: required when data.source is 'file' (the path of a UTF-8 text file)"

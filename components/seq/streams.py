@@ -3,7 +3,8 @@
 The token stream is cut into ``batch_size`` equal contiguous lanes (row b of a [B, N] matrix);
 step after step the trainer reads the next ``bptt`` columns, so each lane's hidden state carries
 over from one window to the next, and gradients stop at the window edge (the state is detached).
-When the lanes run out, they wrap to the start and the state is reset.
+When the lanes run out, they wrap to the start and the state is reset. The lanes are copied to the
+trainer's device once; a window is then a view of them, so no step copies tokens to the device.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def lanes(ids: np.ndarray, batch_size: int) -> Tensor:
 class StreamBatcher:
     """Hands out consecutive windows of the lanes; ``offset`` is its whole state (for checkpoints)."""
 
-    def __init__(self, ids: np.ndarray, batch_size: int, bptt: int) -> None:
-        self.data = lanes(ids, batch_size)
+    def __init__(
+        self, ids: np.ndarray, batch_size: int, bptt: int, device: torch.device | str = "cpu"
+    ) -> None:
+        self.data = lanes(ids, batch_size).to(device)
         self.bptt = bptt
         self.offset = 0
 
@@ -50,9 +53,11 @@ class StreamBatcher:
         return TokenBatch(window[:, :-1], window[:, 1:], fresh)
 
 
-def eval_windows(ids: np.ndarray, batch_size: int, bptt: int) -> list[TokenBatch]:
-    """All windows of one pass over the held-out lanes, in order (the first is ``fresh``)."""
-    data = lanes(ids, batch_size)
+def eval_windows(
+    ids: np.ndarray, batch_size: int, bptt: int, device: torch.device | str = "cpu"
+) -> list[TokenBatch]:
+    """All windows of one pass over the held-out lanes, in order (the first is ``fresh``), on ``device``."""
+    data = lanes(ids, batch_size).to(device)
     n = data.shape[1]
     out = []
     for start in range(0, n - 1, bptt):

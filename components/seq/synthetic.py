@@ -1,7 +1,7 @@
 """Last-step regression tasks with known baselines: the adding problem and a noisy linear sum.
 
 Both generate fresh batches from a seeded ``torch.Generator``, so there is no dataset to overfit
-and the held-out set is simply another generator stream.
+and the held-out set is simply another generator stream. A batch is drawn on the generator's device.
 
 *Adding problem* (Hochreiter & Schmidhuber 1997): each step carries (value ~ U(0, 1), marker).
 Exactly two markers are 1, one in the first half and one in the second; the target is the sum of
@@ -33,12 +33,13 @@ class RegressionBatch(NamedTuple):
 
 def adding_batch(batch_size: int, length: int, generator: torch.Generator) -> RegressionBatch:
     """A batch of the adding problem with sequence length ``length`` (≥ 2); x is [B, T, 2]."""
-    values = torch.rand(batch_size, length, generator=generator)
+    device = generator.device
+    values = torch.rand(batch_size, length, generator=generator, device=device)
     half = length // 2
-    first = torch.randint(0, half, (batch_size,), generator=generator)
-    second = torch.randint(half, length, (batch_size,), generator=generator)
-    markers = torch.zeros(batch_size, length)
-    rows = torch.arange(batch_size)
+    first = torch.randint(0, half, (batch_size,), generator=generator, device=device)
+    second = torch.randint(half, length, (batch_size,), generator=generator, device=device)
+    markers = torch.zeros(batch_size, length, device=device)
+    rows = torch.arange(batch_size, device=device)
     markers[rows, first] = 1.0
     markers[rows, second] = 1.0
     y = (values * markers).sum(dim=1, keepdim=True)
@@ -46,9 +47,10 @@ def adding_batch(batch_size: int, length: int, generator: torch.Generator) -> Re
 
 
 def linear_sum_weights(input_dim: int, seed: int) -> Tensor:
-    """The fixed unit vector w of the linear-sum task, drawn from ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(input_dim, generator=g)
+    """The fixed unit vector w of the linear-sum task, drawn from ``seed`` on the CPU (the same task
+    on every device)."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    w = torch.randn(input_dim, generator=g, device="cpu")
     return w / w.norm()
 
 
@@ -56,7 +58,8 @@ def linear_sum_batch(
     batch_size: int, length: int, w: Tensor, noise_std: float, generator: torch.Generator
 ) -> RegressionBatch:
     """A batch of the linear-sum task; x is [B, T, len(w)], Var(y) = 1 + noise_std²."""
-    x = torch.randn(batch_size, length, w.numel(), generator=generator)
-    y = (x @ w).sum(dim=1, keepdim=True) / math.sqrt(length)
-    y = y + noise_std * torch.randn(batch_size, 1, generator=generator)
+    device = generator.device
+    x = torch.randn(batch_size, length, w.numel(), generator=generator, device=device)
+    y = (x @ w.to(device)).sum(dim=1, keepdim=True) / math.sqrt(length)
+    y = y + noise_std * torch.randn(batch_size, 1, generator=generator, device=device)
     return RegressionBatch(x, y)

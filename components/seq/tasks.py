@@ -4,6 +4,9 @@ A task owns its model, its data and its held-out evaluation; the trainer owns th
 clock and the reports. Both tasks expose the same small surface: ``model``, ``train_loss()`` (the
 loss of the next batch and how many tokens it covered), ``evaluate()`` (held-out metrics with
 ``val_loss``), ``default_target``, ``state_dict()`` / ``load_state_dict()`` and ``artifacts()``.
+
+A task lives on one device: its model is initialised on the CPU (the same weights on every device)
+and moved; its token lanes and held-out batches are copied there once; fresh batches are drawn there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from torch import Tensor
 
 from components.config import ConfigError
 from components.seq.config import SeqConfig
-from components.seq.losses import correct_count, lm_loss, lm_loss_sum, mse, nats_to_bits, perplexity_from_bits
+from components.seq.losses import lm_loss, lm_loss_sum, mse, nats_to_bits, perplexity_from_bits
 from components.seq.markov import MarkovSource
 from components.seq.models import CharLM, LastStepRegressor
 from components.seq.recurrent import State, detach_state
@@ -30,8 +33,9 @@ from components.seq.text import Vocabulary, read_text_file, sha256, split_ids, s
 class CharLMTask:
     """Next-character prediction with truncated BPTT; held-out bpc, perplexity and accuracy."""
 
-    def __init__(self, cfg: SeqConfig) -> None:
+    def __init__(self, cfg: SeqConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
+        self.device = device or torch.device("cpu")
         d, t = cfg.data, cfg.train
         self.markov: MarkovSource | None = None
         if d.source == "markov":
@@ -69,17 +73,20 @@ class CharLMTask:
             self.val_ids = self.val_ids[: t.eval_chars]
         self.eval_lanes = max(1, min(t.batch_size, len(self.val_ids) // (2 * t.bptt)))
         m = cfg.model
-        self.model = CharLM(
-            len(self.vocab),
-            m.embed_dim,
-            m.hidden_size,
-            m.num_layers,
-            m.dropout,
-            m.cell,
-            m.impl,
-            m.gru_reset_after,
-        )
-        self.batcher = StreamBatcher(self.train_ids, t.batch_size, t.bptt)
+        with torch.device("cpu"):
+            self.model = CharLM(
+                len(self.vocab),
+                m.embed_dim,
+                m.hidden_size,
+                m.num_layers,
+                m.dropout,
+                m.cell,
+                m.impl,
+                m.gru_reset_after,
+            )
+        self.model.to(self.device)
+        self.batcher = StreamBatcher(self.train_ids, t.batch_size, t.bptt, self.device)
+        self.val_windows = eval_windows(self.val_ids, self.eval_lanes, t.bptt, self.device)
         self.state: State | None = None
         self.default_target = self.markov.entropy_rate() + 0.05 if self.markov else 2.5
         # The true model's loss on the held-out slice: the floor the model is compared with.
@@ -96,19 +103,22 @@ class CharLMTask:
         """bpc over the held-out slice, read as ``eval_lanes`` continuous streams with carried state."""
         was_training = self.model.training
         self.model.eval()
-        nats, correct, count, state = 0.0, 0, 0, None
-        for batch in eval_windows(self.val_ids, self.eval_lanes, self.cfg.train.bptt):
+        # Sums stay on the device (float64, as exact as the host's floats) until the end: one sync.
+        nats = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        count, state = 0, None
+        for batch in self.val_windows:
             logits, state = self.model(batch.inputs, state)
-            nats += float(lm_loss_sum(logits, batch.targets))
-            correct += correct_count(logits, batch.targets)
+            nats += lm_loss_sum(logits, batch.targets).double()
+            correct += (logits.argmax(dim=-1) == batch.targets).sum()
             count += batch.targets.numel()
         self.model.train(was_training)
-        bpc = nats_to_bits(nats / count)
+        bpc = nats_to_bits(float(nats) / count)
         out = {
             "val_loss": bpc,
             "val_bpc": bpc,
             "val_perplexity": perplexity_from_bits(bpc),
-            "val_accuracy": correct / count,
+            "val_accuracy": int(correct) / count,
         }
         if self.source_bpc is not None:
             out["source_bpc"] = self.source_bpc
@@ -121,12 +131,12 @@ class CharLMTask:
         """One generated text per temperature, each after the configured prime."""
         prime = "".join(c for c in self.cfg.sample.prime if c in self.vocab.chars)
         prime = prime or self.vocab.decode(self.train_ids[:1])
-        g = torch.Generator().manual_seed(seed)
-        prime_ids = torch.from_numpy(self.vocab.encode(prime))
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        prime_ids = torch.from_numpy(self.vocab.encode(prime)).to(self.device)
         parts = []
         for temp in temperatures:
             ids = self.model.sample(prime_ids, length, temp, g)  # type: ignore[operator]
-            parts.append(f"--- temperature {temp} ---\n{prime}{self.vocab.decode(ids.numpy())}\n")
+            parts.append(f"--- temperature {temp} ---\n{prime}{self.vocab.decode(ids.cpu().numpy())}\n")
         return "\n".join(parts)
 
     def artifacts(self, out_dir: Path, position: int, final: bool) -> list[Path]:
@@ -151,26 +161,34 @@ class CharLMTask:
         hidden = [] if state is None else list(state) if isinstance(state, tuple) else [state]
         return {"offset": self.batcher.offset, "hidden": [h.detach().clone() for h in hidden]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], position: int = 0) -> None:
         self.batcher.offset = int(state["offset"])
-        hidden = state["hidden"]
+        hidden = [h.to(self.device) for h in state["hidden"]]
         self.state = None if not hidden else tuple(hidden) if len(hidden) == 2 else hidden[0]  # type: ignore[assignment]
 
 
 class RegressionTask:
     """The adding problem or the linear-sum task, on the last-step model; held-out MSE."""
 
-    def __init__(self, cfg: SeqConfig) -> None:
+    def __init__(self, cfg: SeqConfig, device: torch.device | None = None) -> None:
         self.cfg = cfg
+        self.device = device or torch.device("cpu")
         d, m = cfg.data, cfg.model
         input_dim = 2 if cfg.task == "adding" else d.input_dim
-        self.w = linear_sum_weights(d.input_dim, d.data_seed)
-        self.model = LastStepRegressor(
-            input_dim, m.hidden_size, 1, m.cell, m.impl, m.num_layers, m.gru_reset_after
-        )
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        held_out = torch.Generator().manual_seed(d.data_seed + 10_007)
-        self.val = [self._batch(held_out) for _ in range(cfg.train.eval_batches)]
+        self.w = linear_sum_weights(d.input_dim, d.data_seed).to(self.device)
+        with torch.device("cpu"):
+            self.model = LastStepRegressor(
+                input_dim, m.hidden_size, 1, m.cell, m.impl, m.num_layers, m.gru_reset_after
+            )
+        self.model.to(self.device)
+        # Training batches are drawn on the device; the held-out set on the CPU, then moved once, so it
+        # is the same set on every device.
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        held_out = torch.Generator(device="cpu").manual_seed(d.data_seed + 10_007)
+        self.val = [
+            type(b)(b.x.to(self.device), b.y.to(self.device))
+            for b in (self._batch(held_out) for _ in range(cfg.train.eval_batches))
+        ]
         if cfg.task == "adding":
             self.trivial_mse, self.default_target = ADDING_TRIVIAL_MSE, 0.01
         else:
@@ -190,7 +208,7 @@ class RegressionTask:
     def evaluate(self) -> dict[str, float]:
         was_training = self.model.training
         self.model.eval()
-        val = float(np.mean([float(mse(self.model(b.x), b.y)) for b in self.val]))
+        val = float(np.mean([float(mse(self.model(b.x), b.y)) for b in self.val]))  # ≤ 8 batches
         self.model.train(was_training)
         return {"val_loss": val, "val_mse": val, "trivial_mse": self.trivial_mse}
 
@@ -204,17 +222,22 @@ class RegressionTask:
 
         with torch.no_grad():
             self.model.eval()
-            pred = torch.cat([self.model(b.x) for b in self.val]).squeeze(1).numpy()
+            pred = torch.cat([self.model(b.x) for b in self.val]).squeeze(1).float().cpu().numpy()
             self.model.train()
-        target = torch.cat([b.y for b in self.val]).squeeze(1).numpy()
+        target = torch.cat([b.y for b in self.val]).squeeze(1).cpu().numpy()
         return [plot_predictions(pred, target, out_dir / "predictions.png", self.cfg.task)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "generator_device": self.device.type}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+    def load_state_dict(self, state: dict[str, Any], position: int = 0) -> None:
+        """Restore the batch stream; from another kind of device (CPU and CUDA generators are different
+        algorithms) the stream is re-seeded from (seed, ``position``) instead: fresh but reproducible."""
+        if state.get("generator_device", "cpu") == self.device.type:
+            self.generator.set_state(state["generator"])
+        else:
+            self.generator.manual_seed(self.cfg.seed * 1_000_003 + position + 1)
 
 
-def make_task(cfg: SeqConfig) -> CharLMTask | RegressionTask:
-    return CharLMTask(cfg) if cfg.task == "char_lm" else RegressionTask(cfg)
+def make_task(cfg: SeqConfig, device: torch.device | None = None) -> CharLMTask | RegressionTask:
+    return CharLMTask(cfg, device) if cfg.task == "char_lm" else RegressionTask(cfg, device)

@@ -3,7 +3,14 @@
 ``adl train seq`` drives it through ``pipelines/runner.py``; sweeps drive the same object inside Tune
 trials. One ``run_chunk()`` is ``train.report_every`` optimizer steps followed by a held-out
 evaluation. The clock counts training and evaluation (what a user waits for) but not the
-construction of the corpus; ``tokens_per_s`` counts training time only.
+construction of the corpus; ``tokens_per_s`` counts training time only (on CUDA the clock waits for
+the queued work before it stops).
+
+Devices: the model, optimizer state, token lanes, batches and the running loss live on
+``train.device``; checkpoints hold CPU tensors and restore on either device. ``train.precision:
+bf16`` runs the forward pass under autocast (the loss is computed in fp32); on CUDA AdamW is fused
+and TF32 is on unless ``train.tf32`` is false. Dropout draws from torch's global RNG of the device,
+seeded from ``seed``; both the CPU state and, on CUDA, the device's state are checkpointed.
 """
 
 from __future__ import annotations
@@ -14,6 +21,16 @@ from typing import Any
 
 import torch
 
+from components.device import (
+    autocast,
+    check_precision,
+    fused_optimizer,
+    keep_optimizer_settings,
+    resolve_device,
+    setup_process,
+    synchronize,
+    to_cpu,
+)
 from components.seq.config import SeqConfig
 from components.seq.recurrent import count_params
 from components.seq.tasks import make_task
@@ -26,14 +43,17 @@ class SeqTrainer:
 
     def __init__(self, cfg: SeqConfig) -> None:
         self.cfg = cfg
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        torch.manual_seed(cfg.seed)
-        self.task = make_task(cfg)
+        t = cfg.train
+        self.device = resolve_device(t.device, "train.device")
+        check_precision(t.precision, self.device)
+        setup_process(self.device, t.threads, t.tf32)
+        torch.manual_seed(cfg.seed)  # weights (drawn on the CPU) and dropout
+        self.task = make_task(cfg, self.device)
         self.model = self.task.model
         self.model.train()
-        t = cfg.train
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused_optimizer(self.device)
+        )
         self.target = t.target or self.task.default_target
         self.params = count_params(self.model)
         self.position = 0
@@ -48,10 +68,12 @@ class SeqTrainer:
     def train_steps(self, n: int) -> float:
         """``n`` optimizer steps; returns the mean training loss (nats for char_lm, MSE otherwise)."""
         clip = self.cfg.train.clip_grad_norm
+        synchronize(self.device)
         start = time.perf_counter()
-        total = torch.zeros(())
+        total = torch.zeros((), device=self.device)
         for _ in range(n):
-            loss, tokens = self.task.train_loss()
+            with autocast(self.device, self.cfg.train.precision):
+                loss, tokens = self.task.train_loss()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0:
@@ -60,6 +82,7 @@ class SeqTrainer:
             total += loss.detach()
             self.tokens += tokens
             self.position += 1
+        synchronize(self.device)
         elapsed = time.perf_counter() - start
         self.train_s += elapsed
         self.wall_s += elapsed
@@ -93,19 +116,24 @@ class SeqTrainer:
     # -- state and artifacts ----------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "task": self.task.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "position": self.position,
-            "wall_s": self.wall_s,
-            "train_s": self.train_s,
-            "tokens": self.tokens,
-            "time_to_target_s": self.time_to_target_s,
-            "steps_to_target": self.steps_to_target,
-            "history": {k: [list(p) for p in v] for k, v in self.history.items()},
-        }
+        """Everything a resumed run needs, every tensor on the CPU (loadable on either device)."""
+        cuda_rng = {"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}
+        return to_cpu(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "task": self.task.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                **cuda_rng,
+                "position": self.position,
+                "wall_s": self.wall_s,
+                "train_s": self.train_s,
+                "tokens": self.tokens,
+                "time_to_target_s": self.time_to_target_s,
+                "steps_to_target": self.steps_to_target,
+                "history": {k: [list(p) for p in v] for k, v in self.history.items()},
+            }
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from components.config import ConfigError
@@ -117,8 +145,11 @@ class SeqTrainer:
                 f"checkpoint does not fit this model (cell, sizes or vocabulary differ): {e}"
             ) from e
         self.optimizer.load_state_dict(state["optimizer"])
-        self.task.load_state_dict(state["task"])
+        keep_optimizer_settings(self.optimizer, fused_optimizer(self.device))
+        self.task.load_state_dict(state["task"], position=int(state["position"]))
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and "cuda_rng" in state:  # from a CPU run: dropout keeps its seed
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.position = int(state["position"])
         self.wall_s, self.train_s = float(state["wall_s"]), float(state["train_s"])
         self.tokens = int(state["tokens"])

@@ -27,7 +27,7 @@ def test_two_trial_gan_sweep_writes_parent_and_children(
         "overrides": {
             "train.steps": 40,
             "report_every": 20,
-            "threads": 1,
+            "train.threads": 1,
             "eval.samples": 300,
             "train.batch_size": 64,
         },

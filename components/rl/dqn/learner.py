@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.device import resolve_device
 from components.replay.batch import SampledBatch
 from components.rl.dqn.config import LearnerConfig
 from components.rl.dqn.networks import get_flat_weights
@@ -26,20 +27,10 @@ warnings.filterwarnings(
 )
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from components.config import ConfigError
-
-        raise ConfigError("learner.device: cuda was asked for but torch sees no GPU; use auto or cpu")
-    return torch.device(name)
-
-
 class Learner:
     def __init__(self, net: nn.Module, cfg: LearnerConfig) -> None:
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "learner.device")
         self.pair = TargetPair(net.to(self.device))
         self.params = list(self.pair.online.parameters())
         # One fused kernel per step instead of ~10 small ops per parameter (5x faster for small nets).
@@ -79,7 +70,7 @@ class Learner:
         grad_norm = (
             nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
             if self.cfg.grad_clip > 0
-            else torch.tensor(0.0)
+            else torch.tensor(0.0, device=self.device)
         )
         self.optimizer.step()
         self.steps += 1

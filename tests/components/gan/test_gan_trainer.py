@@ -13,7 +13,8 @@ from components.gan.trainer import GanTrainer
 
 
 def make(**sections: dict) -> GanTrainer:
-    return GanTrainer(build(GanConfig, {"threads": 1, **sections}))
+    train = {"threads": 1, "device": "cpu", **sections.pop("train", {})}
+    return GanTrainer(build(GanConfig, {**sections, "train": train}))
 
 
 @pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "wgan", "wgan_gp"])
@@ -132,10 +133,15 @@ def test_nonsaturating_gan_covers_ring8_with_high_quality() -> None:
             GanConfig,
             {
                 "seed": 0,
-                "threads": 1,
                 "data": {"kind": "ring8"},
                 "report_every": 4000,
-                "train": {"loss": "nonsaturating", "steps": 4000, "lr": 1e-3, "batch_size": 256},
+                "train": {
+                    "loss": "nonsaturating",
+                    "steps": 4000,
+                    "lr": 1e-3,
+                    "batch_size": 256,
+                    "threads": 1,
+                },
             },
         )
     )
@@ -152,10 +158,9 @@ def test_wgan_gp_covers_ring8_and_its_wasserstein_curve_falls() -> None:
             GanConfig,
             {
                 "seed": 0,
-                "threads": 1,
                 "data": {"kind": "ring8"},
                 "report_every": 1000,
-                "train": {"loss": "wgan_gp", "steps": 2000, "lr": 1e-3, "batch_size": 256},
+                "train": {"loss": "wgan_gp", "steps": 2000, "lr": 1e-3, "batch_size": 256, "threads": 1},
             },
         )
     )
@@ -174,12 +179,11 @@ def test_wgan_gp_on_digits_gets_within_a_tenth_of_the_noise_distance() -> None:
             GanConfig,
             {
                 "seed": 0,
-                "threads": 1,
                 "data": {"kind": "digits"},
                 "report_every": 300,
                 "eval": {"samples": 1000},
                 "model": {"arch": "dcgan", "z_dim": 32, "hidden": 16, "conv_stages": 2},
-                "train": {"loss": "wgan_gp", "steps": 300, "lr": 5e-4, "batch_size": 64},
+                "train": {"loss": "wgan_gp", "steps": 300, "lr": 5e-4, "batch_size": 64, "threads": 1},
             },
         )
     )

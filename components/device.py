@@ -1,0 +1,142 @@
+"""Where a trainer runs: a config's device name resolved to a ``torch.device``, and the process
+settings that go with it (intra-op threads, TF32, bf16 autocast).
+
+Every family takes the same names — ``auto`` (the GPU this process can see, else the CPU), ``cpu``,
+``cuda`` and ``cuda:N`` — and refuses a GPU torch cannot see with the same :class:`ConfigError`,
+raised when the trainer is built, so a command fails with exit code 2 before any run is opened.
+
+Threads: ``torch.set_num_threads`` is process-wide. A trainer sets what its config asks for (adl's
+default is one thread: on a busy 2-core machine an LSTM ran 13× slower on two threads than on one);
+0 leaves torch's default (every core).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+
+from components.config import ConfigError
+
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_device_name(name: str, key: str) -> None:
+    """Refuse a device name that is not one of :data:`DEVICE_NAMES` (a config check; sees no GPU)."""
+    if not _DEVICE.fullmatch(name):
+        raise ConfigError(f"{key}: {name!r} is not a device; allowed: {DEVICE_NAMES}")
+
+
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """``auto`` → the current CUDA device if torch sees one, else the CPU; ``cuda``/``cuda:N`` must exist.
+
+    CUDA devices come back with their index (``cuda:0``, never bare ``cuda``), so tensors and the
+    trainer's device compare equal.
+    """
+    check_device_name(name, key)
+    if name == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if count else torch.device("cpu")
+    if count == 0:
+        raise ConfigError(f"{key}: {name} was asked for but torch sees no GPU; use auto or cpu")
+    if name == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    index = int(name.split(":")[1])
+    if index >= count:
+        seen = ", ".join(f"cuda:{i}" for i in range(count))
+        raise ConfigError(
+            f"{key}: {name} was asked for but torch sees {count} GPU{'s' * (count > 1)} ({seen}); "
+            f"allowed here: auto, cpu, cuda, {seen}"
+        )
+    return torch.device("cuda", index)
+
+
+def check_precision(precision: str, device: torch.device, key: str = "train.precision") -> None:
+    """bf16 needs a GPU that computes in bf16 (Ampere or newer); every CPU autocasts to bf16."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{key}: {precision!r} is not allowed; allowed: {', '.join(PRECISIONS)}")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"{key}: bf16 was asked for but {torch.cuda.get_device_name(device)} has no bf16 support; "
+            f"use fp32"
+        )
+
+
+def setup_process(device: torch.device, threads: int, tf32: bool = True) -> None:
+    """Intra-op threads (0 = leave torch's default) and, on CUDA, TF32 matmuls/convolutions and cuDNN's
+    autotuner (a trainer's batch shapes are fixed, so the first step's search pays for itself).
+
+    All three are process-wide settings: the trainer built last decides them.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` when ``precision`` is bf16, else a context that changes nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def prefers_channels_last(device: torch.device) -> bool:
+    """Whether conv nets and image batches go channels-last there: on CUDA, where cuDNN's NHWC kernels
+    (and TF32/bf16 tensor cores) are fastest; not on the CPU, where it was never measured here."""
+    return device.type == "cuda"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a clock read after it is honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fused_optimizer(device: torch.device) -> bool | None:
+    """``fused=`` for Adam/AdamW on ``device``: one kernel for the whole update on CUDA; torch's default
+    (foreach or per-tensor) on the CPU, where adl's numbers were measured."""
+    return True if device.type == "cuda" else None
+
+
+def keep_optimizer_settings(optimizer: torch.optim.Optimizer, fused: bool | None) -> None:
+    """Call after ``optimizer.load_state_dict``: a checkpoint's param groups carry the *writer's* ``fused``
+    flag (a GPU run's True, a CPU run's None) and replace this optimizer's. Put this device's flag back
+    and host each step counter where it then belongs (on the parameter's device for a fused update,
+    on the CPU otherwise)."""
+    for group in optimizer.param_groups:
+        if "fused" not in group:
+            continue  # an optimizer without a fused implementation (RMSprop)
+        group["fused"] = fused
+        on_param = bool(fused or group.get("capturable"))
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if state and torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(p.device if on_param else "cpu", torch.float32)
+
+
+def to_cpu(state: Any) -> Any:
+    """A copy of a (nested) state dict with every tensor on the CPU, as checkpoints are stored."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {k: to_cpu(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(to_cpu(v) for v in state)
+    return state
+
+
+def describe_device(device: torch.device) -> dict[str, str]:
+    """What a run should record about where it ran: the device and, on CUDA, the GPU's name."""
+    out = {"device": str(device)}
+    if device.type == "cuda":
+        out["gpu_name"] = torch.cuda.get_device_name(device)
+    return out

@@ -1,0 +1,192 @@
+"""components/device.py: device names, the GPU checks and their messages, process settings, and a scan
+of components/ for tensor factories that would fall back to torch's default device."""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from components.config import ConfigError
+from components.device import (
+    autocast,
+    check_device_name,
+    check_precision,
+    describe_device,
+    fused_optimizer,
+    keep_optimizer_settings,
+    resolve_device,
+    setup_process,
+    to_cpu,
+)
+
+COMPONENTS = Path(__file__).resolve().parents[2] / "components"
+# torch functions that create a tensor on torch's default device unless given ``device=``.
+# ``as_tensor`` is left out: components use it only to wrap a numpy batch before an explicit ``.to()``.
+FACTORIES = {
+    "zeros",
+    "ones",
+    "empty",
+    "full",
+    "rand",
+    "randn",
+    "randint",
+    "randperm",
+    "arange",
+    "linspace",
+    "logspace",
+    "eye",
+    "tensor",
+    "scalar_tensor",
+    "Generator",
+}
+
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU-only machine")
+
+
+@pytest.mark.parametrize("name", ["gpu", "CPU", "cuda:", "cuda:x", "cuda0", "cuda:0:1", ""])
+def test_device_names_outside_the_allowed_forms_are_refused(name: str) -> None:
+    with pytest.raises(
+        ConfigError, match=r"train\.device: .* is not a device; allowed: auto, cpu, cuda, cuda:N"
+    ):
+        check_device_name(name, "train.device")
+
+
+def test_cpu_and_auto_resolve_to_a_concrete_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    auto = resolve_device("auto")
+    if torch.cuda.is_available():
+        assert auto == torch.device("cuda", torch.cuda.current_device())
+    else:
+        assert auto == torch.device("cpu")
+
+
+@no_gpu
+@pytest.mark.parametrize("name", ["cuda", "cuda:0", "cuda:3"])
+def test_a_gpu_is_refused_where_torch_sees_none(name: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        resolve_device(name, "train.device")
+    assert str(e.value) == f"train.device: {name} was asked for but torch sees no GPU; use auto or cpu"
+
+
+@no_gpu
+def test_the_dqn_learner_keeps_its_message() -> None:
+    with pytest.raises(ConfigError) as e:
+        resolve_device("cuda", "learner.device")
+    assert str(e.value) == "learner.device: cuda was asked for but torch sees no GPU; use auto or cpu"
+
+
+@pytest.fixture
+def one_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """torch reports one GPU, cuda:0 (nothing is run on it)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    yield
+
+
+def test_gpu_names_resolve_to_an_indexed_device(one_fake_gpu: None) -> None:
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("cuda") == torch.device("cuda", 0)  # with its index: compares equal to tensors'
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
+def test_a_gpu_index_beyond_what_torch_sees_is_refused(one_fake_gpu: None) -> None:
+    with pytest.raises(ConfigError) as e:
+        resolve_device("cuda:1", "train.device")
+    assert str(e.value) == (
+        "train.device: cuda:1 was asked for but torch sees 1 GPU (cuda:0); "
+        "allowed here: auto, cpu, cuda, cuda:0"
+    )
+
+
+def test_bf16_is_refused_on_a_gpu_without_it(one_fake_gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Old GPU")
+    with pytest.raises(ConfigError, match="train.precision: bf16 was asked for but Old GPU has no bf16"):
+        check_precision("bf16", torch.device("cuda", 0))
+    check_precision("fp32", torch.device("cuda", 0))
+    check_precision("bf16", torch.device("cpu"))  # every CPU autocasts to bf16
+
+
+def test_threads_are_set_and_zero_leaves_torchs_default() -> None:
+    before = torch.get_num_threads()
+    try:
+        setup_process(torch.device("cpu"), 1)
+        assert torch.get_num_threads() == 1
+        setup_process(torch.device("cpu"), 0)
+        assert torch.get_num_threads() == 1  # untouched
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_bf16_autocast_lowers_matmuls_and_fp32_changes_nothing() -> None:
+    a = torch.randn(4, 4, device="cpu")
+    with autocast(torch.device("cpu"), "bf16"):
+        assert (a @ a).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), "fp32"):
+        assert (a @ a).dtype == torch.float32
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_describe_device_names_the_gpu(one_fake_gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert describe_device(torch.device("cuda", 0)) == {"device": "cuda:0", "gpu_name": "NVIDIA H200"}
+    assert describe_device(torch.device("cpu")) == {"device": "cpu"}
+
+
+def test_to_cpu_keeps_the_structure() -> None:
+    state = {"a": torch.ones(2, device="cpu"), "b": [torch.zeros(1, device="cpu"), 3], "c": (1.5, "x")}
+    out = to_cpu(state)
+    assert out["b"][1] == 3 and out["c"] == (1.5, "x") and torch.equal(out["a"], state["a"])
+
+
+def test_a_loaded_optimizer_keeps_its_own_fused_setting() -> None:
+    """A GPU run's Adam is fused; torch's load_state_dict hands that flag to the loading optimizer.
+    On the CPU the trainer puts its own back (None) and the step counter where that path keeps it."""
+    assert fused_optimizer(torch.device("cpu")) is None and fused_optimizer(torch.device("cuda", 0)) is True
+    p = nn.Parameter(torch.ones(3, device="cpu"))
+    writer = torch.optim.Adam([p], lr=0.1, fused=True)  # the fused kernel, here on the CPU
+    p.grad = torch.ones(3, device="cpu")
+    writer.step()
+    q = nn.Parameter(p.detach().clone())
+    reader = torch.optim.Adam([q], lr=0.1)
+    reader.load_state_dict(copy.deepcopy(writer.state_dict()))  # as through torch.save / torch.load
+    assert reader.param_groups[0]["fused"] is True  # the writer's flag
+    keep_optimizer_settings(reader, None)
+    assert reader.param_groups[0]["fused"] is None and reader.state[q]["step"].device.type == "cpu"
+    for param, opt in ((p, writer), (q, reader)):
+        param.grad = torch.full((3,), 0.5, device="cpu")
+        opt.step()
+    torch.testing.assert_close(q, p)  # the same update, by either path
+    assert reader.state[q]["step"].item() == 2
+    rms = torch.optim.RMSprop([nn.Parameter(torch.ones(1, device="cpu"))])
+    keep_optimizer_settings(rms, True)  # no fused implementation: left alone
+    assert "fused" not in rms.param_groups[0]
+
+
+def _factory_calls_without_device(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "torch"
+            and node.func.attr in FACTORIES
+            and not any(k.arg == "device" for k in node.keywords)
+        ):
+            found.append(f"{path.relative_to(COMPONENTS.parent)}:{node.lineno}: torch.{node.func.attr}")
+    return found
+
+
+def test_no_tensor_factory_in_components_falls_back_to_the_default_device() -> None:
+    files = sorted(COMPONENTS.rglob("*.py"))
+    assert len(files) > 30
+    slips = [hit for f in files for hit in _factory_calls_without_device(f)]
+    assert slips == [], "give these an explicit device=:\n" + "\n".join(slips)
