@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 
 class Trainer(Protocol):
     """A resumable training run that advances in chunks and reports metrics after each."""
@@ -30,4 +32,13 @@ class Trainer(Protocol):
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
         """Write pictures and models to ``out_dir``; ``final`` adds what only the end needs."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """Where and how it trains, resolved (device, GPU name, precision): the run's params."""
+        ...
+
+    def models(self) -> dict[str, tuple[Any, np.ndarray]]:
+        """The networks worth keeping as models, each with a small batch of real inputs (an input
+        example: it traces the export and types the signature). Empty for a table."""
         ...

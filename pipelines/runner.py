@@ -159,18 +159,27 @@ def finish_artifacts(trainer: Trainer, tracker: Tracker, final: bool = True) -> 
     return names
 
 
+def log_models(trainer: Trainer, tracker: Any, register: str | None = None) -> None:
+    """The trainer's networks as MLflow models; the first is registered as ``register``, if given."""
+    from pipelines.tracking.models import log_torch_model
+
+    for i, (name, (model, example)) in enumerate(trainer.models().items()):
+        log_torch_model(tracker, model, name, example, register if i == 0 else None)
+
+
 def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
     """``adl train`` for a family with a :class:`Trainer`: one tracked run, the chunked loop, artifacts."""
     from pipelines.tracking import tracked_run
     from pipelines.tracking.uri import where_to_look
 
-    trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
-    uri = ctx.tracking_uri
-    tags = {"adl.family": family.name, "adl.config": ctx.config_name}
+    trainer = family.build(cfg)  # env ids, spaces and devices are checked here, before any run opens
+    uri, where = ctx.tracking_uri, trainer.describe()
+    tags = {"adl.family": family.name, "adl.config": ctx.config_name, "adl.device": where["device"]}
     with tracked_run(
         uri,
         ctx.experiment,
         config=cfg,
+        params=where,
         run_name=ctx.run_name or family.run_name(cfg),
         tags=tags,
         names=family.names,
@@ -181,6 +190,7 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
             metrics = run_trainer(trainer, tracker, progress=ctx.progress, show=(family.metric,))
         finally:
             finish_artifacts(trainer, tracker)
+        log_models(trainer, tracker, ctx.extra.get("register"))
     summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
     print(f"\nadl: finished {family.name} in {time.time() - t0:.1f}s: {summary}")
     print(where_to_look(tracker.run_id, ctx.experiment, uri))

@@ -29,12 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from components.config import ConfigError
 from components.device import (
     autocast,
     check_precision,
+    describe_device,
     fused_optimizer,
     keep_optimizer_settings,
     prefers_channels_last,
@@ -333,6 +335,17 @@ class GanTrainer:
             self.rng.manual_seed(self.cfg.seed * 1_000_003 + int(state["position"]) + 1)
         self.position = int(state["position"])
         self.history = {k: [list(map(float, p)) for p in v] for k, v in state.get("history", {}).items()}
+
+    def describe(self) -> dict[str, str]:
+        return {**describe_device(self.device), "precision": self.cfg.train.precision}
+
+    def models(self) -> dict[str, tuple[Any, np.ndarray]]:
+        """The generator the metrics describe (the weight average, if any), with latent codes as its
+        input example; none for a fixed generator (it has nothing learned)."""
+        if self.fixed_generator:
+            return {}
+        g = self.generator_ema if self.generator_ema is not None else self.generator
+        return {"generator": (g, self.eval_z[:4].detach().cpu().numpy())}
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
         """``samples.png`` (or ``discriminator.png`` for a fixed generator) and ``generator.pt`` at every

@@ -151,6 +151,12 @@ class QLearningTrainer:
         self.position = int(state["position"])
         self.env_steps = int(state["env_steps"])
 
+    def describe(self) -> dict[str, str]:
+        return {"device": "cpu"}  # a numpy table
+
+    def models(self) -> dict[str, tuple[Any, np.ndarray]]:
+        return {}  # the Q-table is an artifact (q_table.npy), not a network
+
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
         """Q-table (.npy and Parquet), learning curves, and a policy/value map for grid worlds."""
         from components.rl.tabular_plots import plot_grid_policy, plot_learning_curves, write_q_table

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from components.config import ConfigError
 from components.seq.config import SeqConfig
@@ -91,6 +91,13 @@ class CharLMTask:
         self.default_target = self.markov.entropy_rate() + 0.05 if self.markov else 2.5
         # The true model's loss on the held-out slice: the floor the model is compared with.
         self.source_bpc = self.markov.log_loss_bits(self.val_ids) if self.markov else None
+
+    def export(self) -> tuple[nn.Module, np.ndarray]:
+        """The model as it is served (token ids [B, T] → logits [B, T, V], from a zero state) and two
+        held-out windows of 32 characters as its input example."""
+        n = min(32, max(2, len(self.val_ids) // 2))
+        ids = np.asarray(self.val_ids[: 2 * n], dtype=np.int64).reshape(2, n)
+        return NextCharLogits(self.model), ids
 
     def train_loss(self) -> tuple[Tensor, int]:
         batch = self.batcher.next()
@@ -200,6 +207,10 @@ class RegressionTask:
             return adding_batch(b, d.length, g)
         return linear_sum_batch(b, d.length, self.w, d.noise_std, g)
 
+    def export(self) -> tuple[nn.Module, np.ndarray]:
+        """The model (x [B, T, D] → [B, 1]) and two held-out sequences as its input example."""
+        return self.model, self.val[0].x[:2].detach().cpu().numpy()
+
     def train_loss(self) -> tuple[Tensor, int]:
         batch = self._batch(self.generator)
         return mse(self.model(batch.x), batch.y), batch.x.shape[0] * batch.x.shape[1]
@@ -241,3 +252,14 @@ class RegressionTask:
 
 def make_task(cfg: SeqConfig, device: torch.device | None = None) -> CharLMTask | RegressionTask:
     return CharLMTask(cfg, device) if cfg.task == "char_lm" else RegressionTask(cfg, device)
+
+
+class NextCharLogits(nn.Module):
+    """A :class:`CharLM` that returns only the logits: one tensor out, as a served model does."""
+
+    def __init__(self, model: CharLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.model(tokens)[0]

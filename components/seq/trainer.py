@@ -19,11 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from components.device import (
     autocast,
     check_precision,
+    describe_device,
     fused_optimizer,
     keep_optimizer_settings,
     resolve_device,
@@ -156,6 +158,12 @@ class SeqTrainer:
         self.time_to_target_s = state["time_to_target_s"]
         self.steps_to_target = state["steps_to_target"]
         self.history = {k: [(int(p[0]), float(p[1])) for p in v] for k, v in state["history"].items()}
+
+    def describe(self) -> dict[str, str]:
+        return {**describe_device(self.device), "precision": self.cfg.train.precision}
+
+    def models(self) -> dict[str, tuple[Any, np.ndarray]]:
+        return {"model": self.task.export()}
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
         """Learning curves, plus generated text (char_lm) or a prediction plot (regression)."""
