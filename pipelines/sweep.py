@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, apply_overrides, apply_values, build, read_yaml
-from pipelines.families import get_family
+from pipelines.families import family_spec, get_family
 from pipelines.sweep_config import SweepConfig
 
 SWEEP_STATE = "adl_sweep.json"
@@ -101,6 +101,7 @@ def plan_sweep(
     # fail afterwards (seen as FileNotFoundError on the sweep file).
     path = Path(sweep_path).resolve()
     sweep, base = load_sweep(path, list(overrides))
+    base = threads_for_trials(sweep, base)
     family = get_family(sweep.family)
     # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.
     remote = bool(sweep.storage_path and "://" in sweep.storage_path)
@@ -132,6 +133,20 @@ def plan_sweep(
     )
 
 
+def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, Any]:
+    """Trials of a family with ``train.threads`` use the CPUs each asks for (``resources.cpu``),
+    unless the sweep sets the threads itself: never torch's default of every core of the node."""
+    train = base.get("train") or {}
+    if "train.threads" in sweep.search_space or (isinstance(train, dict) and "threads" in train):
+        return base
+    config_cls = family_spec(sweep.family).config_cls()
+    try:
+        build(config_cls, apply_values(base, {"train.threads": 1}))
+    except ConfigError:  # this family has no train.threads (Q-learning is numpy)
+        return base
+    return apply_values(base, {"train.threads": max(1, int(sweep.resources.cpu))})
+
+
 def run_sweep(
     sweep_path: str | Path | None,
     overrides: list[str],
@@ -142,7 +157,7 @@ def run_sweep(
     address: str | None = None,
 ) -> int:
     from pipelines.distributed.ray_runtime import init_ray
-    from pipelines.distributed.tune_sweep import make_tuner, trial_rows
+    from pipelines.distributed.tune_sweep import check_trial_resources, make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
     from pipelines.tracking import tracked_run
     from pipelines.tracking.uri import ui_command
@@ -150,6 +165,7 @@ def run_sweep(
     plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume)
     sweep, uri = plan.sweep, plan.uri
     init_ray(address=address, num_cpus=num_cpus)
+    check_trial_resources(sweep.resources.cpu, sweep.resources.gpu)  # before any run or trial
     if plan.in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
         Path(plan.storage).mkdir(parents=True, exist_ok=True)
         os.chdir(plan.storage)
@@ -179,6 +195,7 @@ def run_sweep(
             artifacts_every=sweep.artifacts_every,
             overhead=sweep.overhead,
             checkpoint_every_report=sweep.scheduler.kind == "pbt",
+            gpu=sweep.resources.gpu,
         )
         tuner = make_tuner(
             sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None

@@ -49,6 +49,20 @@ def _search_alg(sweep: Any, metric: str, mode: str) -> Any:
     )
 
 
+def check_trial_resources(cpu: float, gpu: float) -> None:
+    """Refuse trials the cluster can never place (Tune would wait for them forever), with the numbers."""
+    import ray
+
+    have = ray.cluster_resources()
+    for key, want, name in (("CPU", cpu, "cpu"), ("GPU", gpu, "gpu")):
+        if want > float(have.get(key, 0.0)):
+            raise ConfigError(
+                f"resources.{name}: each trial asks for {want:g} {key}, but the Ray cluster has "
+                f"{float(have.get(key, 0.0)):g}; allowed: resources.{name} <= {float(have.get(key, 0.0)):g} "
+                f"(or a cluster with more{' GPUs' if key == 'GPU' else ''})"
+            )
+
+
 def make_tuner(
     sweep: Any, spec: TrialSpec, metric: str, mode: str, storage: str, tune_path: str, resume: bool
 ) -> Any:

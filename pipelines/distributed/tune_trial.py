@@ -41,6 +41,7 @@ class TrialSpec:
     artifacts_every: int = 1  # pictures and checkpoints at most every this many reports
     overhead: float = 0.1  # ... and only while they cost at most this share of the training time
     checkpoint_every_report: bool = False  # PBT exploits checkpoints: it needs one at every report
+    gpu: float = 0.0  # the GPU share each trial asked for (system metrics are sampled when > 0)
 
 
 def trial_run_name(config: dict[str, Any], trial_name: str) -> str:
@@ -116,16 +117,18 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         "adl.swept": ",".join(sorted(config)),
         "mlflow.source.name": f"adl sweep {spec.sweep_name} ({trial_name})",
     }
+    where = trainer.describe()  # on the GPU Ray assigned (train.device: auto), or the CPU
     with tracked_run(
         spec.tracking_uri,
         spec.experiment,
         config=cfg if existing is None else None,
+        params=where if existing is None else None,
         run_name=trial_run_name(config, trial_name),
         parent_run_id=spec.parent_run_id,
-        tags=tags,
+        tags={**tags, "adl.device": where["device"]},
         run_id=existing,
         names=family.names,
-        system_metrics=False,  # the parent samples the driver's machine
+        system_metrics=spec.gpu > 0,  # GPU utilisation and memory; the parent samples the driver's host
     ) as tracker:
         run_trainer(
             trainer,

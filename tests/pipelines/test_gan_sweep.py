@@ -27,13 +27,13 @@ def test_two_trial_gan_sweep_writes_parent_and_children(
         "overrides": {
             "train.steps": 40,
             "report_every": 20,
-            "train.threads": 1,
             "eval.samples": 300,
             "train.batch_size": 64,
         },
         "search_space": {"train.loss": {"grid": ["nonsaturating", "wgan_gp"]}},
         "scheduler": {"kind": "fifo"},
         "storage_path": str(tmp_path / "tune"),
+        "overhead": 1000,  # pictures and a checkpoint at every report, whatever they cost
     }
     path = tmp_path / "gan_tiny.yaml"
     path.write_text(yaml.safe_dump(sweep))
@@ -59,6 +59,9 @@ def test_two_trial_gan_sweep_writes_parent_and_children(
     assert sorted(c.data.params["train.loss"] for c in children) == ["nonsaturating", "wgan_gp"]
     for child in children:
         assert child.info.status == "FINISHED"
+        # Where it trained, resolved: a gpu: 0 trial on the CPU, with the threads of its CPUs.
+        assert child.data.params["device"] == "cpu" and child.data.params["precision"] == "fp32"
+        assert child.data.params["train.threads"] == str(int(shipped["resources"]["cpu"]))
         assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/distance")] == [20, 40]
         top = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"samples.png", "generator.pt"} <= top

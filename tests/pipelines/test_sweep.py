@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
-from pipelines.sweep import best_trial
+from pipelines.sweep import best_trial, load_sweep, threads_for_trials
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
@@ -146,3 +146,65 @@ def test_optuna_search_samples_within_the_space(tracking_uri, tmp_path, monkeypa
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     alphas = [float(r.data.params["alpha.start"]) for r in children]
     assert len(children) == 2 and all(0.2 <= a <= 0.8 for a in alphas) and alphas[0] != alphas[1]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("config", ["gan_ring8_gpu.yaml", "lstm_vs_gru_gpu.yaml"])
+def test_a_gpu_sweep_on_a_cluster_without_gpus_is_refused_before_any_trial(
+    config, tracking_uri, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--config", str(REPO / "configs/sweeps" / config), "--tracking-uri", tracking_uri]
+    argv += ["--num-cpus", "2", "--set", "resources.gpu=0.5", "--set", "resources.cpu=1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "resources.gpu: each trial asks for 0.5 GPU, but the Ray cluster has 0" in err
+    assert "Traceback" not in err
+    client = MlflowClient(tracking_uri)
+    assert all(not client.search_runs([e.experiment_id]) for e in client.search_experiments())  # no run
+    assert not (tmp_path / ".adl/sweeps").exists()  # no sweep state either
+
+
+def test_trials_get_as_many_threads_as_cpus_unless_the_sweep_sets_them():
+    gan, base = load_sweep(REPO / "configs/sweeps/gan_ring8_gpu.yaml")
+    assert "threads" not in base["train"]
+    assert threads_for_trials(gan, base)["train"]["threads"] == 2  # resources: {cpu: 2, gpu: 0.25}
+    gan.resources.cpu = 0.5
+    assert threads_for_trials(gan, base)["train"]["threads"] == 1  # never 0 (torch's every core)
+    seq, base = load_sweep(REPO / "configs/sweeps/lstm_vs_gru.yaml")
+    assert base["train"]["threads"] == 1 and threads_for_trials(seq, base) == base  # set by the sweep
+    qlearn, base = load_sweep(SWEEP)
+    assert threads_for_trials(qlearn, base) == base  # Q-learning has no threads to set
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.ray
+def test_two_trials_at_half_a_gpu_each_both_train_on_cuda(tracking_uri, tmp_path, monkeypatch):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    monkeypatch.chdir(tmp_path)
+    argv = [
+        "sweep",
+        "--config",
+        str(REPO / "configs/sweeps/gan_ring8_gpu.yaml"),
+        "--tracking-uri",
+        tracking_uri,
+    ]
+    sets = [
+        "resources.gpu=0.5",
+        "resources.cpu=1",
+        "scheduler.kind=fifo",
+        "train.steps=40",
+        "report_every=20",
+    ]
+    sets += ["search_space={seed: {grid: [0, 1]}}", "max_concurrent=2"]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("adl-gan").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2
+    assert all(c.data.params["device"].startswith("cuda") and c.data.params["gpu_name"] for c in children)
+    assert all("system/gpu_utilization_percentage" in c.data.metrics for c in children)
