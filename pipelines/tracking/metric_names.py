@@ -71,8 +71,8 @@ class NamedTracker:
         series, params = {}, {}
         for raw, value in metrics.items():
             if raw in self.names.params:
-                if raw not in self.logged_params:
-                    params[self.names.params[raw]] = value
+                if raw not in self.logged_params:  # a count reads as one: 18720, not 18720.0
+                    params[self.names.params[raw]] = int(value) if float(value).is_integer() else value
                     self.logged_params.add(raw)
             elif raw in self.names.once:
                 self.pending[raw] = float(value)
