@@ -94,8 +94,9 @@ class CharLMTask:
 
     def export(self) -> tuple[nn.Module, np.ndarray]:
         """The model as it is served (token ids [B, T] → logits [B, T, V], from a zero state) and two
-        held-out windows of 32 characters as its input example."""
-        n = min(32, max(2, len(self.val_ids) // 2))
+        held-out windows as its input example. The export fixes T to the training window
+        (``train.bptt``): the fused kernels specialise the length when traced."""
+        n = min(self.cfg.train.bptt, len(self.val_ids) // 2)
         ids = np.asarray(self.val_ids[: 2 * n], dtype=np.int64).reshape(2, n)
         return NextCharLogits(self.model), ids
 

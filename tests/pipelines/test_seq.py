@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from components.config import describe
@@ -55,7 +56,7 @@ def test_every_config_key_has_a_doc():
 
 
 @pytest.mark.slow
-def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys):
+def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys, tmp_path):
     code = main(
         [
             "train",
@@ -94,3 +95,21 @@ def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys):
         "config.yaml",
     } <= arts
     assert "val_loss=" in capsys.readouterr().out
+    # The model as an MLflow model: it loads and gives the checkpoint's logits on a window of bptt.
+    import mlflow
+    import mlflow.pytorch
+
+    from components.config import load
+    from components.seq.trainer import SeqTrainer
+
+    (logged,) = client.search_logged_models([run.info.experiment_id])
+    assert (logged.name, logged.source_run_id) == ("model", run.info.run_id)
+    mlflow.set_tracking_uri(tracking_uri)
+    served = mlflow.pytorch.load_model(logged.model_uri)
+    trainer = SeqTrainer(load(SeqConfig, MARKOV, ["data.markov_length=20000", "train.threads=1"]))
+    ckpt = client.download_artifacts(run.info.run_id, "checkpoint.pt", str(tmp_path))
+    trainer.load_state_dict(torch.load(ckpt, weights_only=True))
+    trainer.model.eval()
+    tokens = torch.randint(0, trainer.model.vocab_size, (3, trainer.cfg.train.bptt))
+    with torch.no_grad():
+        torch.testing.assert_close(served(tokens), trainer.model(tokens)[0], rtol=1e-5, atol=1e-5)
