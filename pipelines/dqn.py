@@ -46,7 +46,7 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         opened = {"run_name": ctx.run_name or run_name(cfg), "tags": tags}
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
-    with tracked_run(uri, experiment, config=cfg, names=DQN, **opened) as tracker:
+    with tracked_run(uri, experiment, config=cfg, names=DQN, lead_metric="eval_return", **opened) as tracker:
         assert tracker.run_id is not None
         if manifest is None:
             ckpt_dir = checkpoint_dir(cfg, tracker.run_id)

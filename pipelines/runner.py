@@ -183,6 +183,7 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
         run_name=ctx.run_name or family.run_name(cfg),
         tags=tags,
         names=family.names,
+        lead_metric=family.metric,
     ) as tracker:
         print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
         t0 = time.time()

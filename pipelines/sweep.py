@@ -196,6 +196,7 @@ def run_sweep(
             overhead=sweep.overhead,
             checkpoint_every_report=sweep.scheduler.kind == "pbt",
             gpu=sweep.resources.gpu,
+            metric=plan.metric,
         )
         tuner = make_tuner(
             sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None

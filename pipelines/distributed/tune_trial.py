@@ -42,6 +42,7 @@ class TrialSpec:
     overhead: float = 0.1  # ... and only while they cost at most this share of the training time
     checkpoint_every_report: bool = False  # PBT exploits checkpoints: it needs one at every report
     gpu: float = 0.0  # the GPU share each trial asked for (system metrics are sampled when > 0)
+    metric: str | None = None  # what the sweep ranks by: logged first, so comparisons show it
 
 
 def trial_run_name(config: dict[str, Any], trial_name: str) -> str:
@@ -109,13 +110,14 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     ctx = tune.get_context()
     trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
     existing = find_trial_run(spec.tracking_uri, spec.parent_run_id, trial_id)
+    number = trial_run_name(config, trial_name).split()[0]  # "#3"
     tags = {
         "adl.family": spec.family,
         "adl.trial_id": trial_id,
         "adl.trial_name": trial_name,
         "adl.sweep": spec.sweep_name,
         "adl.swept": ",".join(sorted(config)),
-        "mlflow.source.name": f"adl sweep {spec.sweep_name} ({trial_name})",
+        "mlflow.source.name": f"adl sweep {spec.sweep_name} (trial {number})",
     }
     where = trainer.describe()  # on the GPU Ray assigned (train.device: auto), or the CPU
     with tracked_run(
@@ -128,6 +130,7 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         tags={**tags, "adl.device": where["device"]},
         run_id=existing,
         names=family.names,
+        lead_metric=spec.metric,
         system_metrics=spec.gpu > 0,  # GPU utilisation and memory; the parent samples the driver's host
     ) as tracker:
         run_trainer(

@@ -54,11 +54,14 @@ class MetricNames:
 class NamedTracker:
     """A :class:`Tracker` that logs ``names``' MLflow names; one-offs wait for :meth:`finish`.
 
-    Everything but ``log_metrics`` passes straight through, so it stands wherever a tracker does.
+    ``lead`` (a raw name) is logged before the others: MLflow lists a run's metrics in the order they
+    first appeared, and its comparison view (parallel coordinates) starts with the first one, so the
+    metric a sweep ranks by is what a comparison shows. Everything but ``log_metrics`` passes straight
+    through, so it stands wherever a tracker does.
     """
 
-    def __init__(self, tracker: Tracker, names: MetricNames) -> None:
-        self.tracker, self.names = tracker, names
+    def __init__(self, tracker: Tracker, names: MetricNames, lead: str | None = None) -> None:
+        self.tracker, self.names, self.lead = tracker, names, lead
         self.pending: dict[str, float] = {}  # one-offs: the latest value of each
         self.logged_params: set[str] = set()
         self.last_step = 0
@@ -69,6 +72,8 @@ class NamedTracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         series, params = {}, {}
+        if self.lead in metrics:
+            metrics = {self.lead: metrics[self.lead], **metrics}
         for raw, value in metrics.items():
             if raw in self.names.params:
                 if raw not in self.logged_params:  # a count reads as one: 18720, not 18720.0

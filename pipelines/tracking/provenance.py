@@ -46,11 +46,26 @@ def command_line() -> str:
     return shlex.join(["adl", *args])[:500]
 
 
+def source_name() -> str:
+    """A short source for MLflow's Source column, which shows the last path segment of it:
+    ``adl train dqn cartpole`` (the command, the family, the config's name), no slashes."""
+    args = sys.argv[1:] if Path(sys.argv[0]).name in ("adl", "cli.py", "__main__.py") else sys.argv[:1]
+    words = ["adl"]
+    for a in args:
+        if a.startswith("-"):
+            break
+        words.append(Path(a).name)
+    if "--config" in args[:-1]:
+        words.append(Path(args[args.index("--config") + 1]).stem)
+    return " ".join(words)[:200]
+
+
 def run_tags() -> dict[str, str]:
     """The tags every new run gets."""
     tags = {
         "adl.version": ADL_VERSION,
-        "mlflow.source.name": command_line(),
+        "mlflow.source.name": source_name(),
+        "adl.command": command_line(),
         "mlflow.source.type": "JOB" if ray_job_id() else "LOCAL",
     }
     with contextlib.suppress(KeyError, OSError):  # no passwd entry for this uid (some containers)

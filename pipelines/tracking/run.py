@@ -43,6 +43,7 @@ def tracked_run(
     parent_run_id: str | None = None,
     run_id: str | None = None,
     names: MetricNames | None = None,
+    lead_metric: str | None = None,
     description: str | None = None,
     system_metrics: bool = True,
 ) -> Iterator[Any]:
@@ -52,8 +53,9 @@ def tracked_run(
     flattened params and as ``config_file`` (its YAML); a resumed run logs only the file (the
     params are the run's already). ``params`` are logged beside it. With ``names`` the block gets a
     :class:`~pipelines.tracking.metric_names.NamedTracker` (grouped names, one-offs logged once
-    at the end) and the run's description says what its step axis counts; ``description`` adds to
-    it. ``system_metrics`` samples CPU, memory and GPU (``system/*``) while the run is open.
+    at the end), ``lead_metric`` first, and the run's description says what its step axis counts;
+    ``description`` adds to it. ``system_metrics`` samples CPU, memory and GPU (``system/*``) while
+    the run is open.
 
     The run ends FINISHED when the block completes, KILLED on ``KeyboardInterrupt`` and FAILED on
     any other exception; a block may end it earlier with ``tracker.finish(status)``, which the exit
@@ -74,7 +76,7 @@ def tracked_run(
         tracker.set_tags({"mlflow.note.content": "\n\n".join(note)})
     if system_metrics:
         tracker.start_system_metrics()
-    handle: Any = NamedTracker(tracker, names) if names is not None else tracker
+    handle: Any = NamedTracker(tracker, names, lead_metric) if names is not None else tracker
     status = "FAILED"
     try:
         yield handle

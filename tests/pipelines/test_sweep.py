@@ -63,6 +63,8 @@ def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monk
         assert not any(k.startswith("sweep.") for k in child.data.params)
         assert child.data.tags["adl.swept"] == "alpha.start"
         assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/return")] == [100, 200]
+        # The sweep's metric is the run's first: MLflow's comparison view starts with the first one.
+        assert next(iter(child.data.metrics)) == "eval/return"
         top = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"learning_curves.png", "trainer.pt", "config.yaml"} <= top
         reports = {a.path for a in client.list_artifacts(child.info.run_id, "reports/step_00000100")}

@@ -57,7 +57,11 @@ def test_dqn_run_reads_like_a_practitioners_tool_and_resumes_from_the_server(tra
         == subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
     )
     assert tags["adl.git_dirty"] in ("true", "false") and tags["mlflow.source.type"] == "LOCAL"
-    assert tags["mlflow.source.name"].startswith("adl train dqn") and tags["mlflow.user"]
+    assert tags["mlflow.source.name"] == "adl train dqn cartpole" and tags["mlflow.user"]
+    assert (
+        tags["adl.command"].startswith("adl train dqn --config ")
+        and "max_env_steps=2500" in tags["adl.command"]
+    )
     assert tags["adl.device"] == "cpu"
 
     # The final network as an MLflow model: it loads, and its Q values are the checkpoint's.
