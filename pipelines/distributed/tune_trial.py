@@ -83,6 +83,9 @@ class TuneReporter:
                 for p in trainer.write_artifacts(out / "final", final=True):
                     tracker.log_artifact(p)
                 tracker.log_artifact(out / "ckpt" / TRAINER_FILE)
+                b = self.budget  # what reporting cost, against the training it reported on
+                spent = b.spent_s + time.perf_counter() - start
+                tracker.set_tags({"adl.train_s": f"{b.train_s:.3f}", "adl.report_s": f"{spent:.3f}"})
                 tracker.finish("FINISHED")
             if heavy:
                 self.budget.spent(time.perf_counter() - start)
