@@ -43,6 +43,7 @@ class Family:
     metric: str = "eval_return"
     mode: str = "max"
     summarize_sweep: Callable[..., list[Path]] | None = None
+    check: Callable[[Any], None] | None = None
 
     def run(self, cfg: Any, ctx: Any) -> int:
         """``adl train`` of this family: its own ``train``, else the chunked trainer loop."""

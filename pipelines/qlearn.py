@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from components.rl.envs import check_env
 from components.rl.qlearning import QLearnConfig, QLearningTrainer
 from pipelines.families import Family
+
+
+def check(cfg: QLearnConfig) -> None:
+    """The env exists, takes its kwargs and has discrete spaces (before a sweep starts Ray)."""
+    check_env(cfg.env, "tabular Q-learning")
+
 
 FAMILY = Family(
     name="qlearn",
@@ -12,4 +19,5 @@ FAMILY = Family(
     build=QLearningTrainer,
     metric="eval_return",
     mode="max",
+    check=check,
 )

@@ -44,11 +44,15 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> tuple[SweepConfig
     if not base_path.is_file() and (path.parent.parent.parent / base_path).is_file():
         base_path = path.parent.parent.parent / base_path  # relative to the repo, not the cwd
     base = apply_overrides(read_yaml(base_path), _dotted_set(sweep.overrides))
-    build(family.config_cls, base)  # the base config itself is valid
+    base_cfg = build(family.config_cls, base)  # the base config itself is valid
+    if family.check is not None:
+        family.check(base_cfg)  # e.g. the env is made once with its kwargs
     for key, values in all_values(sweep.search_space).items():
         for v in values:
             try:
-                build(family.config_cls, apply_values(base, {key: v}))
+                cfg = build(family.config_cls, apply_values(base, {key: v}))
+                if family.check is not None:
+                    family.check(cfg)
             except ConfigError as e:
                 raise ConfigError(f"search_space.{key} = {v!r}: {e}") from None
     return sweep, base

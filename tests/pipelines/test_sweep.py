@@ -31,6 +31,19 @@ def test_bad_search_space_is_refused_before_ray_starts(tracking_uri, capsys):
     assert "search_space.gamma = 1.5: gamma: 1.5 is out of range" in capsys.readouterr().err
 
 
+def test_env_kwargs_are_tried_before_ray_starts(tracking_uri, tmp_path, monkeypatch, capsys):
+    """Issue #15, item 6: a kwarg the env's constructor refuses ends the sweep before Ray, every trial
+    retrying it, starts; in the base config (overrides) and in a searched value alike."""
+    monkeypatch.chdir(tmp_path)
+    assert sweep(tracking_uri, "overrides={env: {kwargs: {map_name: 9x9}}}") == 2
+    err = capsys.readouterr().err
+    assert "env.kwargs for 'FrozenLake-v1' were refused by gymnasium (KeyError: '9x9')" in err
+    assert sweep(tracking_uri, "search_space={env.kwargs.map_name: {grid: [4x4, 9x9]}}") == 2
+    err = capsys.readouterr().err
+    assert "search_space.env.kwargs.map_name = '9x9': env.kwargs" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no sweep state, no store: nothing was started
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monkeypatch):
