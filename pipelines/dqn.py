@@ -21,6 +21,7 @@ from pipelines.families import Family
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import run_info, tracked_run
 from pipelines.tracking_uri import check_reachable, resolve_tracking_uri, where_to_look
+from pipelines.writable import check_run_folders
 
 CHECKPOINT_TAG = "adl.checkpoint_dir"
 
@@ -36,10 +37,12 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         ckpt_dir = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
         manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net)
         opened = {"run_id": resume_id, "config_file": "config_resumed.yaml"}
+        check_run_folders(ckpt_dir.parent)
     else:
         experiment, manifest = ctx.experiment, None
         tags = {"adl.family": "dqn", "adl.config": ctx.config_name}
         opened = {"run_name": ctx.run_name, "tags": tags}
+        check_run_folders(cfg.checkpoint.dir)  # writable now, not at the first checkpoint
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
     with tracked_run(uri, experiment, config=cfg, **opened) as tracker:

@@ -147,6 +147,11 @@ class Checkpointer:
         return self.dir
 
 
+    def discard_partial(self) -> None:
+        """Remove what a failed write left (``checkpoint.tmp``); the last whole checkpoint stays."""
+        shutil.rmtree(self.dir.with_name("checkpoint.tmp"), ignore_errors=True)
+
+
 def find_checkpoint(ckpt: Path) -> Path:
     """``checkpoint/`` if it has a manifest, else ``checkpoint.old/`` (a crash between the renames)."""
     for d in (ckpt, ckpt.with_name("checkpoint.old")):

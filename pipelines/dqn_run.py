@@ -26,7 +26,7 @@ from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
 from pipelines.dqn_checkpoint import Checkpointer, restore
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, Wiring
+from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import Tracker
 
@@ -97,6 +97,43 @@ def build_learner(cfg: DQNConfig, setup: DQNSetup, wiring: Wiring, local: Learne
     return remote
 
 
+class GuardedCheckpoints:
+    """Checkpoints that a failing disk cannot end the run with.
+
+    The folder was checked writable before the run started (``pipelines/writable.py``); if a write
+    fails later (disk full, folder made read-only or removed), the run logs a warning, the tag
+    ``adl.checkpoint_error`` and the metric ``checkpoint_failures``, and trains on: the last good
+    checkpoint stays where it was (a new one replaces it only once whole), and the run still ends
+    with its models logged. A replay snapshot written by the replay actor fails the same way
+    (Ray raises the actor's ``OSError`` as an ``OSError``).
+    """
+
+    def __init__(self, ckpt: Checkpointer, tracker: Tracker) -> None:
+        self.ckpt, self.tracker = ckpt, tracker
+        self.failures = 0
+        self.last_good: int | None = None  # env steps of the last checkpoint written
+
+    def save(self, state: LoopState) -> bool:
+        try:
+            self.ckpt.save(state)
+        except OSError as e:
+            self.failures += 1
+            kept = f"step {self.last_good}" if self.last_good is not None else "none yet"
+            msg = f"{type(e).__name__}: {e}"
+            print(
+                f"adl: warning: checkpoint at env step {state.env_steps} failed ({msg}); training goes "
+                f"on, the last good checkpoint ({kept}) stays in {self.ckpt.dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.ckpt.discard_partial()
+            self.tracker.set_tags({"adl.checkpoint_error": msg[:500]})
+            self.tracker.log_metrics({"checkpoint_failures": float(self.failures)}, step=state.env_steps)
+            return False
+        self.last_good = state.env_steps
+        return True
+
+
 def run_dqn(
     cfg: DQNConfig,
     tracker: Tracker,
@@ -123,7 +160,11 @@ def run_dqn(
     try:
         learner = build_learner(cfg, setup, wiring, local)
         with stop or StopSignals() as signals:  # after ray.init, which replaces the SIGTERM handler
-            ckpt = Checkpointer(cfg, ckpt_dir, learner, wiring, setup.spaces) if ckpt_dir else None
+            ckpt = (
+                GuardedCheckpoints(Checkpointer(cfg, ckpt_dir, learner, wiring, setup.spaces), tracker)
+                if ckpt_dir
+                else None
+            )
             start = restore(resume, learner, wiring) if resume else None
             if start is not None:
                 size = wiring.replay_size()
@@ -140,9 +181,9 @@ def run_dqn(
                 start, cfg.checkpoint.every_s, ckpt.save if ckpt else None, signals.requested
             )
             res = train_loop(cfg, wiring, learner, tracker, progress=progress, t_start=t0, control=control)
-            if ckpt is not None and res.state is not None:
-                ckpt.save(res.state)
-                print(f"adl: checkpoint written to {ckpt.dir} ({ckpt.last_write_s:.2f}s)", file=sys.stderr)
+            if ckpt is not None and res.state is not None and ckpt.save(res.state):
+                c = ckpt.ckpt
+                print(f"adl: checkpoint written to {c.dir} ({c.last_write_s:.2f}s)", file=sys.stderr)
         return res, learner
     finally:
         if learner is not None:

@@ -282,3 +282,67 @@ def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
     logged = sorted(client.get_metric_history(run_id, "learner_steps"), key=lambda m: m.timestamp)
     assert all(b.step >= a.step and b.value >= a.value for a, b in zip(logged, logged[1:]))  # continuous
     assert run.data.metrics["final_env_steps"] >= saved_env + 1500
+
+
+@pytest.mark.parametrize(
+    "where,needle",
+    [
+        ("/proc/x", "checkpoint.dir: cannot write in /proc/x"),
+        ("{tmp}/a_file/ckpt", "checkpoint.dir: {tmp}/a_file is not a folder"),
+    ],
+)
+def test_an_unwritable_checkpoint_dir_is_refused_before_the_run_opens(
+    where, needle, tracking_uri, tmp_path, capsys
+):
+    """Issue #15, item 4: found before training, exit 2, no run opened (not a traceback at the first
+    checkpoint after all the training)."""
+    (tmp_path / "a_file").write_text("")
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    assert main([*base, "--set", f"checkpoint.dir={where.format(tmp=tmp_path)}"]) == 2
+    err = capsys.readouterr().err
+    assert needle.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no store, no run, no folders
+
+
+def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_its_models(
+    tracking_uri, tmp_path, capsys
+):
+    """Issue #15, item 4: after the first good checkpoint the folder stops taking writes (here a file
+    sits where the next checkpoint's folder must go: root ignores read-only modes). The run trains on,
+    keeps the last good checkpoint, says so, and ends FINISHED with its models logged."""
+    import threading
+
+    from pipelines.dqn_checkpoint import verify
+    from pipelines.dqn_run import DQNSetup
+
+    ck = tmp_path / "ck"
+    done = threading.Event()
+
+    def sabotage() -> None:
+        while not done.is_set():
+            for m in ck.glob("*/checkpoint/manifest.json"):
+                with contextlib.suppress(FileExistsError):  # a write in progress: its folder is there
+                    open(m.parent.with_name("checkpoint.tmp"), "x").close()
+                    return
+            time.sleep(0.02)
+
+    saboteur = threading.Thread(target=sabotage, daemon=True)
+    saboteur.start()
+    sets = [*SMALL, f"checkpoint.dir={ck}", "checkpoint.every_s=0.2", "max_env_steps=4000"]
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    try:
+        assert main([*base, *_sets(sets)]) == 0
+    finally:
+        done.set()
+    err = capsys.readouterr().err
+    assert "failed (FileExistsError" in err and "training goes on, the last good checkpoint (step" in err
+    client, run = _only_run(tracking_uri)
+    assert run.info.status == "FINISHED" and run.data.metrics["final_env_steps"] >= 4000
+    assert "FileExistsError" in run.data.tags["adl.checkpoint_error"]
+    assert run.data.metrics["checkpoint_failures"] >= 2  # the periodic ones after it, and the exit one
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"final_model.pt", "learning_curve.png", "checkpoint"} <= names
+    cfg = load(DQNConfig, CARTPOLE, [*SMALL, f"checkpoint.dir={ck}", "max_env_steps=4000"])
+    setup = DQNSetup.from_config(cfg)
+    good = verify(ck / run.info.run_id / "checkpoint", cfg, setup.obs_shape, setup.n_actions, setup.net)
+    assert 0 < good["loop"]["env_steps"] < 4000  # the last good one, whole, from before the failure
