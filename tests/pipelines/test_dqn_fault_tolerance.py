@@ -202,6 +202,7 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         )
     )
     ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
+    wiring.restore_fault_counts({"collector_restarts": 3.0})  # an earlier session's (issue #15, item 7)
     tracker = KillingTracker(ckpt.dir)
     tracker.wiring = wiring
     try:
@@ -214,7 +215,8 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         pids = ray_local.get([c.pid.remote() for c in wiring.collectors], timeout=30)
         assert not set(pids) & set(tracker.killed_pids)  # both are live replacements
         restarts = tracker.metrics["collector_restarts"]
-        assert restarts[-1][1] == 2.0 and tracker.metrics["replay_restarts"][-1][1] == 1.0
+        assert restarts[0][1] == 3.0 and restarts[-1][1] == 5.0  # counting on from the earlier session
+        assert tracker.metrics["replay_restarts"][-1][1] == 1.0
         env_steps = [s for s, _ in tracker.metrics["env_steps_per_s"]]
         # Env steps keep rising after each fault (the last stretch may be shorter than one log interval).
         assert max(env_steps) > tracker.done["sigkill"] > tracker.done["ray.kill"]
@@ -228,7 +230,7 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         learner.stop()
         wiring.stop()
     err = capfd.readouterr().err
-    assert "collector 0 died" in err and "collector 1 died" in err and "restart 2" in err
+    assert "collector 0 died" in err and "collector 1 died" in err and "restart 5" in err
     assert "replay actor died" in err and f"restarted from the snapshot {ckpt.dir / 'replay.arrow'}" in err
     lost = int(err.split("; lost ")[1].split(" ")[0])
     assert 0 <= lost <= tracker.done["replay"]
@@ -346,3 +348,50 @@ def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_it
     setup = DQNSetup.from_config(cfg)
     good = verify(ck / run.info.run_id / "checkpoint", cfg, setup.obs_shape, setup.n_actions, setup.net)
     assert 0 < good["loop"]["env_steps"] < 4000  # the last good one, whole, from before the failure
+
+
+def test_fault_counts_and_the_training_time_carry_across_a_resume(tmp_path):
+    """Issue #15, item 7: restarts and lost transitions go on from the checkpoint's counts, and
+    max_time_s counts the loop's time only: a resume whose start-up was long still trains for the
+    time the budget has left (it used to spend it all on start-up, 0 env steps)."""
+    from pipelines.dqn_checkpoint import restore, verify
+    from pipelines.dqn_run import DQNSetup
+    from pipelines.local_wiring import LocalWiring
+
+    def session(sets: list[str]):
+        cfg = load(DQNConfig, CARTPOLE, [*SMALL, "local=true", *sets])
+        setup = DQNSetup.from_config(cfg)
+        wiring = LocalWiring(cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
+        learner = InProcessLearner(Learner(setup.net, cfg.learner), wiring, cfg.learner.publish_every)
+        return cfg, setup, wiring, learner
+
+    cfg, setup, wiring, learner = session(["max_env_steps=2000"])
+    faults = {"collector_restarts": 2.0, "replay_restarts": 1.0, "replay_lost_transitions": 300.0}
+    wiring.restore_fault_counts(faults)  # what a Ray session with faults leaves in its counters
+    res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
+    ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, setup.spaces)
+    ckpt.save(res.state)
+    assert res.state.faults == faults and 0 < res.state.train_s < res.state.wall_s + 1
+
+    left = 2.0
+    cfg2, setup2, wiring2, learner2 = session(
+        ["max_env_steps=1000000", f"max_time_s={res.state.train_s + left}"]
+    )
+    manifest = verify(ckpt.dir, cfg2, setup2.obs_shape, setup2.n_actions, setup2.net)
+    start = restore(manifest, learner2, wiring2)
+    tracker = MemoryTracker()
+    startup_s = 100.0  # as if Ray and the actors had taken this long to come up
+    res2 = train_loop(
+        cfg2,
+        wiring2,
+        learner2,
+        tracker,
+        progress=False,
+        t_start=time.time() - startup_s,
+        control=LoopControl(start),
+    )
+    assert res2.env_steps > start.env_steps + 500  # it trained for the time left
+    assert left <= res2.state.train_s - start.train_s < left + 5
+    assert res2.wall_s > startup_s  # wall_s (metrics, solved_at_s) still counts from the first start
+    assert tracker.metrics["collector_restarts"][0][1] == 2.0 and res2.state.faults == faults
+    assert tracker.metrics["replay_lost_transitions"][-1][1] == 300.0
