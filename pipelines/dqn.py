@@ -35,7 +35,7 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.
         experiment, _, tags = run_info(uri, resume_id)
         ckpt_dir = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
-        manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net)
+        manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net, setup.obs_dtype)
         opened = {"run_id": resume_id, "config_file": "config_resumed.yaml"}
         check_run_folders(ckpt_dir.parent)
     else:
