@@ -15,7 +15,7 @@ from typing import Any
 
 from components.rl.dqn.config import DQNConfig
 from pipelines.dqn_checkpoint import checkpoint_dir, verify
-from pipelines.dqn_run import DQNSetup, log_results, prestart_ray, run_dqn
+from pipelines.dqn_run import DQNSetup, check_resources, log_results, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
 from pipelines.families import Family
 from pipelines.stop_signals import StopSignals
@@ -29,6 +29,7 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 def train(cfg: DQNConfig, ctx: Any) -> int:
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
+    check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
     uri = resolve_tracking_uri(ctx.tracking_uri)
     check_reachable(uri)
     if resume_id := ctx.extra.get("resume"):

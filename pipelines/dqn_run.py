@@ -7,6 +7,7 @@ benchmarks call it directly with any tracker.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -63,6 +64,42 @@ def prestart_ray(cfg: DQNConfig) -> None:
         start_ray_in_background(cfg.address, cfg.num_cpus)
 
 
+def check_resources(cfg: DQNConfig) -> None:
+    """Refuse, before a run is opened, collectors or a GPU learner the Ray it will run on cannot place.
+
+    A local Ray has ``num_cpus`` (default: this host's) CPUs and this host's GPUs, known without
+    starting it; a cluster is joined now (well under a second) and asked. ``build_wiring`` checks
+    again once Ray is up."""
+    if cfg.local:
+        return
+    from pipelines.distributed.ray_runtime import joins_cluster
+
+    if joins_cluster(cfg.address):
+        from pipelines.distributed.learner_actor import check_gpus
+        from pipelines.distributed.ray_runtime import cluster_cpus, init_ray
+
+        init_ray(address=cfg.address)
+        check_gpus(cfg)
+        _check_cpus(cfg, cluster_cpus())
+        return
+    _check_cpus(cfg, float(cfg.num_cpus or os.cpu_count() or 1))
+    gpus = torch.cuda.device_count()
+    if cfg.learner_in_actor() and cfg.learner_gpus() > gpus:
+        raise ConfigError(
+            f"learner.device: cuda puts the learner in an actor that asks for learner.num_gpus="
+            f"{cfg.learner_gpus():g} GPU, but this host has {gpus}; allowed: learner.num_gpus <= {gpus}, "
+            f"or learner.device: cpu or auto"
+        )
+
+
+def _check_cpus(cfg: DQNConfig, cpus: float) -> None:
+    if cfg.collectors.num_collectors > cpus:
+        raise ConfigError(
+            f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
+            f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
+        )
+
+
 def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
     """Collectors and replay in this process, or as Ray actors once the cluster can hold them."""
     args = (cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
@@ -75,12 +112,7 @@ def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
     from pipelines.distributed.ray_wiring import RayWiring
 
     init_ray(address=cfg.address, num_cpus=cfg.num_cpus)
-    cpus = cluster_cpus()
-    if cfg.collectors.num_collectors > cpus:
-        raise ConfigError(
-            f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
-            f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
-        )
+    _check_cpus(cfg, cluster_cpus())
     check_gpus(cfg)
     return RayWiring(*args)
 

@@ -79,6 +79,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_submit(args: Any) -> int:
+    addr = resolve_address(args.address)  # a malformed URL is bad input before anything is packed
     try:
         resources = json.loads(args.entrypoint_resources) if args.entrypoint_resources else None
     except json.JSONDecodeError as e:
@@ -94,7 +95,6 @@ def cmd_submit(args: Any) -> int:
         num_gpus=args.entrypoint_num_gpus,
         resources=resources,
     )
-    addr = resolve_address(args.address)
     try:
         c, job_id = submit(addr, sub)
     except RuntimeError as e:  # the Jobs server refused it (duplicate id, bad runtime_env, ...)

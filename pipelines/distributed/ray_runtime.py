@@ -45,6 +45,11 @@ def _not_the_sigterm_warning(record: Any) -> bool:
     return not str(record.msg).startswith("SIGTERM handler is not set")
 
 
+def joins_cluster(address: str | None) -> bool:
+    """Does ``init_ray(address)`` join a running cluster (rather than start a Ray of its own)?"""
+    return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
 def start_ray_in_background(address: str | None = None, num_cpus: int | None = None) -> None:
     """Begin :func:`init_ray` in a thread; the next ``init_ray`` call waits for it (and raises its error).
 
