@@ -72,10 +72,10 @@ def check_resources(cfg: DQNConfig) -> None:
     again once Ray is up."""
     if cfg.local:
         return
+    from pipelines.distributed.learner_actor import check_gpus
     from pipelines.distributed.ray_runtime import joins_cluster
 
     if joins_cluster(cfg.address):
-        from pipelines.distributed.learner_actor import check_gpus
         from pipelines.distributed.ray_runtime import cluster_cpus, init_ray
 
         init_ray(address=cfg.address)
@@ -83,13 +83,7 @@ def check_resources(cfg: DQNConfig) -> None:
         _check_cpus(cfg, cluster_cpus())
         return
     _check_cpus(cfg, float(cfg.num_cpus or os.cpu_count() or 1))
-    gpus = torch.cuda.device_count()
-    if cfg.learner_in_actor() and cfg.learner_gpus() > gpus:
-        raise ConfigError(
-            f"learner.device: cuda puts the learner in an actor that asks for learner.num_gpus="
-            f"{cfg.learner_gpus():g} GPU, but this host has {gpus}; allowed: learner.num_gpus <= {gpus}, "
-            f"or learner.device: cpu or auto"
-        )
+    check_gpus(cfg, have=float(torch.cuda.device_count()))  # what a local Ray will detect
 
 
 def _check_cpus(cfg: DQNConfig, cpus: float) -> None:
