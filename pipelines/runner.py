@@ -127,8 +127,10 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
     """``adl train`` for a family with a :class:`Trainer`: one tracked run, the chunked loop, artifacts."""
     from pipelines.tracking import tracked_run
     from pipelines.tracking_uri import check_reachable, resolve_tracking_uri, where_to_look
+    from pipelines.writable import check_run_folders
 
     trainer = family.build(cfg)  # env ids and spaces are checked here, before any run is opened
+    check_run_folders(None)  # artifacts are staged in the temp folder: writable, or exit 2 now
     uri = resolve_tracking_uri(ctx.tracking_uri)
     check_reachable(uri)
     tags = {"adl.family": family.name, "adl.config": ctx.config_name}

@@ -21,6 +21,7 @@ from pipelines.families import get_family
 from pipelines.signing import KEY_FILE, SignatureError, check_signed, config_dir, signed
 from pipelines.sweep_config import SweepConfig, check_sweep_name
 from pipelines.sweep_signature import sign_folder, verify_folder
+from pipelines.writable import check_writable
 
 SWEEP_STATE = "adl_sweep.json"
 STATE_KEYS = ("sweep_file", "tracking_uri", "experiment", "tune_path", "parent_run_id")
@@ -164,6 +165,7 @@ def plan_sweep(
     uri = resolve_tracking_uri(state.get("tracking_uri") or tracking_uri)
     check_reachable(uri)
     root = storage_root if remote else storage
+    check_writable(root, "storage_path" if sweep.storage_path and not remote else "the sweep state folder")
     exp_dir = root / str(sweep.name)
     if exp_dir.resolve().parent != root.resolve():  # the name is one folder, checked; never climb out
         raise ConfigError(f"name: {sweep.name!r} would put the sweep's state outside {root}")

@@ -117,6 +117,9 @@ def test_a_sweep_name_cannot_climb_out_of_its_storage(tracking_uri, tmp_path, mo
     assert main(["sweep", "--resume", "../../../escaped_sweep"]) == 2
     assert "--resume: '../../../escaped_sweep' is not a sweep name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c"]
+    assert sweep(tracking_uri, "storage_path=/proc/x") == 2  # a storage folder that takes no files
+    assert "storage_path: cannot write in /proc/x" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c"]
 
 
 @pytest.mark.slow
