@@ -56,16 +56,20 @@ def run_sweep(
         os.chdir(plan.storage)
     text = plan.sweep_path.read_text()
     t0 = time.time()
-    with tracked_run(
-        uri,
-        plan.experiment,
-        config={"sweep": dict(yaml.safe_load(text))} if resume is None else None,
-        config_file="sweep.yaml",
-        config_text=text,
-        run_name=f"sweep-{sweep.name}",
-        run_id=plan.parent_run_id,
-        tags={"adl.family": sweep.family, "adl.sweep": str(sweep.name), "adl.kind": "sweep"},
-    ) as parent:
+    stop = _stop_signals()  # from here a signal stops the sweep cleanly, also before fit starts
+    with (
+        stop,
+        tracked_run(
+            uri,
+            plan.experiment,
+            config={"sweep": dict(yaml.safe_load(text))} if resume is None else None,
+            config_file="sweep.yaml",
+            config_text=text,
+            run_name=f"sweep-{sweep.name}",
+            run_id=plan.parent_run_id,
+            tags={"adl.family": sweep.family, "adl.sweep": str(sweep.name), "adl.kind": "sweep"},
+        ) as parent,
+    ):
         if resume is None:
             write_state(plan, str(parent.run_id))
         print(f"adl: sweep {sweep.name!r}: parent MLflow run {parent.run_id} ({uri})", file=sys.stderr)
@@ -85,7 +89,7 @@ def run_sweep(
         if resume is None:
             sign_folder(plan.tune_path)  # tuner.pkl, as the Tuner has just written it
         sign_tune_state_of(plan.tune_path)  # and every state Tune saves from here on
-        results, stop = _fit(tuner)
+        results = _fit(tuner, stop)
         if stop.requested():
             return _stopped(parent, stop, plan)
         _finish_parent(parent, get_family(sweep.family), trial_rows(results, plan.metric), plan)
@@ -96,22 +100,25 @@ def run_sweep(
     return 0 if results.num_errors == 0 else 1
 
 
-def _fit(tuner: Any) -> tuple[Any, StopSignals]:
-    """``tuner.fit()`` with SIGINT/SIGTERM turned into Tune's graceful stop (``StopOnSignal``); the
-    results are None when a second signal stopped it at once."""
+def _stop_signals() -> StopSignals:
+    """SIGINT/SIGTERM handlers (install after ray.init, which replaces the SIGTERM handler) whose first
+    signal asks Tune for its graceful stop (``StopOnSignal`` hands the request on at Tune's next step)."""
     from pipelines.distributed.tune_callbacks import STOP_REQUESTED, TRIAL_STATUSES
 
     STOP_REQUESTED.clear()
     TRIAL_STATUSES.clear()
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # adl's handler below, not Tune's, owns SIGINT
-    stop = StopSignals(STOP_REQUESTED.set, what="stopping the trials, saving the sweep's state")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # adl's handler, not Tune's, owns SIGINT
+    return StopSignals(STOP_REQUESTED.set, what="stopping the trials, saving the sweep's state")
+
+
+def _fit(tuner: Any, stop: StopSignals) -> Any:
+    """``tuner.fit()``; None when a second signal stopped it at once."""
     try:
-        with stop:  # after ray.init, which replaces the SIGTERM handler
-            return tuner.fit(), stop
+        return tuner.fit()
     except KeyboardInterrupt:
         if not stop.requested():
             raise
-        return None, stop
+        return None
 
 
 def _stopped(parent: Any, stop: StopSignals, plan: SweepPlan) -> int:

@@ -256,9 +256,11 @@ def test_sigterm_during_fit_asks_tune_to_stop_and_exits_143(monkeypatch):
             assert STOP_REQUESTED.wait(5)  # what StopOnSignal hands to Tune at its next step
             return "results"
 
-    results, stop = sweep_mod._fit(Tuner())
+    stop = sweep_mod._stop_signals()
+    with stop:
+        results = sweep_mod._fit(Tuner(), stop)
     assert results == "results" and stop.requested() and stop.exit_code == 143
-    assert signal.getsignal(signal.SIGTERM) is not stop._handle  # the previous handler is back
+    assert signal.getsignal(signal.SIGTERM) != stop._handle  # the previous handler is back
 
 
 @pytest.mark.slow
