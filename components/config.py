@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -40,9 +41,14 @@ def param(
     le: float | None = None,
     lt: float | None = None,
     factory: Any = dataclasses.MISSING,
+    allow_inf: bool = False,
 ) -> Any:
-    """A dataclass field with a one-line doc and optional numeric bounds."""
-    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt}
+    """A dataclass field with a one-line doc and optional numeric bounds.
+
+    A float field refuses NaN and ±inf (``.inf``/``.nan`` in YAML, ``1e999``); ``allow_inf`` lets it
+    take +inf where that means "no limit" (NaN is never a value).
+    """
+    meta = {"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt, "allow_inf": allow_inf}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     if default is dataclasses.MISSING:
@@ -79,8 +85,22 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it converted (int → float only)."""
+class _NotFinite(ConfigError):
+    pass
+
+
+def _finite(value: float, path: str, allow_inf: bool) -> float:
+    if math.isnan(value) or (math.isinf(value) and not (allow_inf and value > 0)):
+        allowed = "a finite number or .inf (no limit)" if allow_inf else "a finite number"
+        raise _NotFinite(f"{path}: {value!r} is not allowed; allowed: {allowed}")
+    return value
+
+
+def _coerce(value: Any, tp: Any, path: str, allow_inf: bool = False) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (int → float only).
+
+    Floats (also inside lists and unions of this field) must be finite, or +inf with ``allow_inf``.
+    """
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -102,7 +122,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, path)
+                return _coerce(value, arg, path, allow_inf)
+            except _NotFinite:
+                raise  # a number, just not one allowed here: say so, not "not a float | null"
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(f"{path}: {value!r} is not a {_type_name(tp)}")
@@ -117,9 +139,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(f"{path}: expected {len(args)} items, got {len(value)}: {value!r}")
-            return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(
+                _coerce(v, a, f"{path}[{i}]", allow_inf) for i, (v, a) in enumerate(zip(value, args))
+            )
         inner = args[0] if args else Any
-        items = [_coerce(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+        items = [_coerce(v, inner, f"{path}[{i}]", allow_inf) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
@@ -137,10 +161,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
+            # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
+            return _finite(float(value), path, allow_inf)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
+        return _finite(float(value), path, allow_inf)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
@@ -188,7 +213,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
                 default = f.default_factory()
                 if dataclasses.is_dataclass(default):
                     raw = _overlay(default, raw)
-            value = _coerce(raw, hints[name], where)
+            value = _coerce(raw, hints[name], where, bool(f.metadata.get("allow_inf")))
             _check_bounds(value, f.metadata, where)
             kwargs[name] = value
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

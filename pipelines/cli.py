@@ -1,7 +1,8 @@
 """The ``adl`` command line.
 
 Exit codes: 0 success, 1 failure during training, 2 bad input (config, env id, tracking URI,
-checkpoint), with the message on stderr and no traceback. 130 after Ctrl-C.
+checkpoint, unsigned sweep state), with the message on stderr and no traceback. 130 after Ctrl-C,
+143 after SIGTERM.
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a sweep value, e.g. --set max_concurrent=1",
     )
     sweep.add_argument("--resume", metavar="NAME", help="resume an interrupted sweep by name (or its folder)")
+    sweep.add_argument(
+        "--trust-state",
+        action="store_true",
+        help="with --resume: sign the sweep's state as it is, when adl's signature is missing or stale "
+        "(only if nobody else can write its folders: Tune unpickles it)",
+    )
     sweep.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
@@ -175,6 +182,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise ConfigError("adl sweep needs --config SWEEP.yaml (or --resume NAME)")
+    if args.trust_state and args.resume is None:
+        raise ConfigError("--trust-state goes with --resume NAME")
     return run_sweep(
         args.config,
         args.overrides,
@@ -183,6 +192,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resume=args.resume,
         num_cpus=args.num_cpus,
         address=args.address,
+        trust_state=args.trust_state,
     )
 
 

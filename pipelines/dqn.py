@@ -17,13 +17,14 @@ from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.learner import resolve_device
 from pipelines.dqn_artifacts import fetch_checkpoint, log_results, upload_checkpoint
 from pipelines.dqn_checkpoint import checkpoint_dir, verify
-from pipelines.dqn_run import DQNSetup, prestart_ray, run_dqn
+from pipelines.dqn_run import DQNSetup, check_resources, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
 from pipelines.families import Family, slug
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import tracked_run
 from pipelines.tracking.metric_names import DQN
 from pipelines.tracking.uri import where_to_look
+from pipelines.writable import check_run_folders
 
 CHECKPOINT_TAG = "adl.checkpoint_dir"
 
@@ -31,19 +32,22 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 def train(cfg: DQNConfig, ctx: Any) -> int:
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
+    check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
     uri, register = ctx.tracking_uri, ctx.extra.get("register")
     if resume_id := ctx.extra.get("resume"):
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.
         experiment, _, tags = ctx.extra["resume_info"]
         tagged = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
         ckpt_dir = fetch_checkpoint(cfg, uri, resume_id, tagged)
-        manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net)
+        manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net, setup.obs_dtype)
         opened = {"run_id": resume_id, "config_file": "config_resumed.yaml"}
+        check_run_folders(ckpt_dir.parent)
     else:
         experiment, manifest = ctx.experiment, None
         device = resolve_device(cfg.learner.device).type
         tags = {"adl.family": "dqn", "adl.config": ctx.config_name, "adl.device": device}
         opened = {"run_name": ctx.run_name or run_name(cfg), "tags": tags}
+        check_run_folders(cfg.checkpoint.dir)  # writable now, not at the first checkpoint
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
     with tracked_run(uri, experiment, config=cfg, names=DQN, lead_metric="eval_return", **opened) as tracker:

@@ -12,7 +12,8 @@ A checkpoint is a folder ``<checkpoint.dir>/<run_id>/checkpoint/`` holding
 It is written as ``checkpoint.tmp/``, then the previous ``checkpoint/`` is renamed ``checkpoint.old/``,
 the new one takes its name and the old one is deleted. A crash at any point leaves either a folder
 with a manifest that matches its files or none; a loader that finds no whole ``checkpoint/`` falls back
-to ``checkpoint.old/``. Nothing here imports Ray or MLflow.
+to ``checkpoint.old/``. What a resume checks before it trusts a checkpoint is
+``pipelines/dqn_checkpoint_check.py``. Nothing here imports Ray or MLflow.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ class Checkpointer:
         self.last_write_s = time.perf_counter() - t0
         return self.dir
 
+    def discard_partial(self) -> None:
+        """Remove what a failed write left (``checkpoint.tmp``); the last whole checkpoint stays."""
+        shutil.rmtree(self.dir.with_name("checkpoint.tmp"), ignore_errors=True)
+
 
 def find_checkpoint(ckpt: Path) -> Path:
     """``checkpoint/`` if it has a manifest, else ``checkpoint.old/`` (a crash between the renames)."""
@@ -158,25 +163,11 @@ def find_checkpoint(ckpt: Path) -> Path:
     )
 
 
-def verify(
-    ckpt: Path, cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, net: Any
-) -> dict[str, Any]:
-    """Check a checkpoint before anything of the run is touched; returns its manifest.
-
-    Raises:
-        CheckpointError: naming the file that is missing, truncated or corrupt, or the config keys,
-            spaces or network parameters that differ from ``cfg``.
-    """
-    d = find_checkpoint(ckpt)
-    mpath = d / MANIFEST
-    try:
-        manifest: dict[str, Any] = json.loads(mpath.read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint manifest {mpath} cannot be read ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{mpath} is not an adl DQN checkpoint (format {manifest.get('format')!r})")
-    mine = config_identity(cfg)
-    theirs = manifest["config"]
+def check_config(
+    d: Path, manifest: dict[str, Any], cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, net: Any
+) -> None:
+    """The config keys, spaces and network parameter shapes agree with this run's."""
+    mine, theirs = config_identity(cfg), manifest["config"]
     diff = [
         f"{k}: {theirs.get(k, '<absent>')!r} in the checkpoint, {mine.get(k, '<absent>')!r} now"
         for k in sorted(set(mine) | set(theirs))
@@ -201,29 +192,24 @@ def verify(
                 f"checkpoint {d}: network parameter {k} has shape {manifest['network'].get(k)} there, "
                 f"{shapes.get(k)} here"
             )
-    for name, info in manifest["files"].items():
-        p = d / name
-        if not p.is_file():
-            raise CheckpointError(f"checkpoint file {p} is missing (listed in {mpath})")
-        size = p.stat().st_size
-        if size != info["bytes"]:
-            raise CheckpointError(
-                f"checkpoint file {p} is truncated or changed: {size} bytes, "
-                f"the manifest says {info['bytes']}"
-            )
-        if _crc32(p) != info["crc32"]:
-            raise CheckpointError(f"checkpoint file {p} is corrupt: its crc32 differs from {mpath}")
-    manifest["path"] = str(d)
-    return manifest
+
+
+def verify(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Check a checkpoint before a resume touches its run (``pipelines/dqn_checkpoint_check.py``)."""
+    from pipelines.dqn_checkpoint_check import verify as check
+
+    return check(*args, **kwargs)
 
 
 def restore(manifest: dict[str, Any], learner: LoopLearner, wiring: Wiring) -> LoopState:
     """Load a verified checkpoint into the learner and the replay; returns the loop's counters."""
     d = Path(manifest["path"])
-    try:
-        payload = torch.load(d / "learner.pt", map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint file {d / 'learner.pt'} cannot be read ({e})") from e
+    payload = manifest.get("learner_payload")  # verify loaded and checked it
+    if payload is None:
+        try:
+            payload = torch.load(d / "learner.pt", map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(f"checkpoint file {d / 'learner.pt'} cannot be read ({e})") from e
     learner.load_state_dict(payload["learner"])  # copies onto the learner's device (CPU ↔ GPU)
     torch.set_rng_state(payload["rng"]["torch"])
     if "cuda" in payload["rng"] and torch.cuda.is_available():

@@ -7,7 +7,8 @@ learner (in this process, or in an actor) trains when asked. Each turn of the lo
 2. trains ``batches_per_call`` batches, if the limiter lets the learner sample (else waits briefly);
 3. evaluates greedily every ``eval.every_env_steps`` env steps, keeping the best network;
 4. logs every ``log_every_s`` seconds;
-5. stops at a stop request (SIGINT/SIGTERM), or at the step, time or return budget;
+5. stops at a stop request (SIGINT/SIGTERM), or at the step, time or return budget (``max_time_s``
+   counts the time in this loop over all sessions of a run, not Ray's and the actors' start-ups);
 6. writes a checkpoint every ``checkpoint.every_s`` when the caller gave it a way to.
 
 A :class:`~pipelines.dqn_state.LoopControl` brings what a long run needs: counters restored from a
@@ -60,6 +61,8 @@ class _Loop:
         self.evaluator = Evaluator(cfg)
         self.res = LoopResult()
         self.t0 = t_start if t_start is not None else time.time()
+        self.trained_before = 0.0  # loop time of earlier sessions: max_time_s counts training, not start-ups
+        self.loop_start = time.time()
         self.next_eval = cfg.eval.every_env_steps
         if (st := ctl.start) is not None:  # a resumed run continues its counters and its clock
             self.res.env_steps, self.res.episodes, self.res.best_eval = (
@@ -69,7 +72,9 @@ class _Loop:
             )
             self.limiter.inserts, self.limiter.samples, self.next_eval = st.inserts, st.samples, st.next_eval
             self.t0 -= st.wall_s
+            self.trained_before = st.wall_s if st.train_s is None else st.train_s
             wiring.restore_collectors(st.collector_env_steps)
+            wiring.restore_fault_counts(st.faults)  # restarts go on counting from where they were
         self.metrics = LoopMetrics(self.res.env_steps, learner.steps)
         self.next_log = time.time() + cfg.log_every_s
         self.every_ckpt = ctl.checkpoint_every_s if ctl.checkpoint is not None else 0.0
@@ -85,6 +90,7 @@ class _Loop:
 
     def run(self) -> LoopResult:
         self.wiring.publish(self.learner.get_weights())
+        self.loop_start = time.time()
         try:
             while True:
                 self._collect()
@@ -121,6 +127,8 @@ class _Loop:
             self.res.best_eval,
             time.time() - self.t0,
             self.wiring.collector_env_steps(),
+            self.trained_before + time.time() - self.loop_start,
+            self.wiring.fault_counts(),
         )
 
     def _collect(self) -> None:
@@ -175,6 +183,6 @@ class _Loop:
     def _budget_spent(self, now: float) -> bool:
         return (
             self.res.env_steps >= self.cfg.max_env_steps
-            or now - self.t0 >= self.cfg.max_time_s
+            or self.trained_before + now - self.loop_start >= self.cfg.max_time_s
             or self.res.solved_at_s is not None
         )

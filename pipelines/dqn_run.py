@@ -7,6 +7,7 @@ benchmarks call it directly with any tracker.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
 from pipelines.dqn_checkpoint import Checkpointer, restore
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, Wiring
+from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import Tracker
 
@@ -62,6 +63,36 @@ def prestart_ray(cfg: DQNConfig) -> None:
         start_ray_in_background(cfg.address, cfg.num_cpus)
 
 
+def check_resources(cfg: DQNConfig) -> None:
+    """Refuse, before a run is opened, collectors or a GPU learner the Ray it will run on cannot place.
+
+    A local Ray has ``num_cpus`` (default: this host's) CPUs and this host's GPUs, known without
+    starting it; a cluster is joined now (well under a second) and asked. ``build_wiring`` checks
+    again once Ray is up."""
+    if cfg.local:
+        return
+    from pipelines.distributed.learner_actor import check_gpus
+    from pipelines.distributed.ray_runtime import joins_cluster
+
+    if joins_cluster(cfg.address):
+        from pipelines.distributed.ray_runtime import cluster_cpus, init_ray
+
+        init_ray(address=cfg.address)
+        check_gpus(cfg)
+        _check_cpus(cfg, cluster_cpus())
+        return
+    _check_cpus(cfg, float(cfg.num_cpus or os.cpu_count() or 1))
+    check_gpus(cfg, have=float(torch.cuda.device_count()))  # what a local Ray will detect
+
+
+def _check_cpus(cfg: DQNConfig, cpus: float) -> None:
+    if cfg.collectors.num_collectors > cpus:
+        raise ConfigError(
+            f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
+            f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
+        )
+
+
 def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
     """Collectors and replay in this process, or as Ray actors once the cluster can hold them."""
     args = (cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
@@ -74,12 +105,7 @@ def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
     from pipelines.distributed.ray_wiring import RayWiring
 
     init_ray(address=cfg.address, num_cpus=cfg.num_cpus)
-    cpus = cluster_cpus()
-    if cfg.collectors.num_collectors > cpus:
-        raise ConfigError(
-            f"collectors.num_collectors: {cfg.collectors.num_collectors} collectors need one CPU "
-            f"each, the Ray cluster has {cpus:g}; allowed: <= {int(cpus)}"
-        )
+    _check_cpus(cfg, cluster_cpus())
     check_gpus(cfg)
     return RayWiring(*args)
 
@@ -94,6 +120,43 @@ def build_learner(cfg: DQNConfig, setup: DQNSetup, wiring: Wiring, local: Learne
     remote = RemoteLearner(cfg, setup.obs_shape, setup.n_actions, wiring, mirror=setup.net)
     print(f"adl: learner actor on {remote.info()['device']}", file=sys.stderr)
     return remote
+
+
+class GuardedCheckpoints:
+    """Checkpoints that a failing disk cannot end the run with.
+
+    The folder was checked writable before the run started (``pipelines/writable.py``); if a write
+    fails later (disk full, folder made read-only or removed), the run logs a warning, the tag
+    ``adl.checkpoint_error`` and the metric ``checkpoint_failures``, and trains on: the last good
+    checkpoint stays where it was (a new one replaces it only once whole), and the run still ends
+    with its models logged. A replay snapshot written by the replay actor fails the same way
+    (Ray raises the actor's ``OSError`` as an ``OSError``).
+    """
+
+    def __init__(self, ckpt: Checkpointer, tracker: Tracker) -> None:
+        self.ckpt, self.tracker = ckpt, tracker
+        self.failures = 0
+        self.last_good: int | None = None  # env steps of the last checkpoint written
+
+    def save(self, state: LoopState) -> bool:
+        try:
+            self.ckpt.save(state)
+        except OSError as e:
+            self.failures += 1
+            kept = f"step {self.last_good}" if self.last_good is not None else "none yet"
+            msg = f"{type(e).__name__}: {e}"
+            print(
+                f"adl: warning: checkpoint at env step {state.env_steps} failed ({msg}); training goes "
+                f"on, the last good checkpoint ({kept}) stays in {self.ckpt.dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.ckpt.discard_partial()
+            self.tracker.set_tags({"adl.checkpoint_error": msg[:500]})
+            self.tracker.log_metrics({"checkpoint_failures": float(self.failures)}, step=state.env_steps)
+            return False
+        self.last_good = state.env_steps
+        return True
 
 
 def run_dqn(
@@ -122,7 +185,11 @@ def run_dqn(
     try:
         learner = build_learner(cfg, setup, wiring, local)
         with stop or StopSignals() as signals:  # after ray.init, which replaces the SIGTERM handler
-            ckpt = Checkpointer(cfg, ckpt_dir, learner, wiring, setup.spaces) if ckpt_dir else None
+            ckpt = (
+                GuardedCheckpoints(Checkpointer(cfg, ckpt_dir, learner, wiring, setup.spaces), tracker)
+                if ckpt_dir
+                else None
+            )
             start = restore(resume, learner, wiring) if resume else None
             if start is not None:
                 size = wiring.replay_size()
@@ -139,9 +206,9 @@ def run_dqn(
                 start, cfg.checkpoint.every_s, ckpt.save if ckpt else None, signals.requested
             )
             res = train_loop(cfg, wiring, learner, tracker, progress=progress, t_start=t0, control=control)
-            if ckpt is not None and res.state is not None:
-                ckpt.save(res.state)
-                print(f"adl: checkpoint written to {ckpt.dir} ({ckpt.last_write_s:.2f}s)", file=sys.stderr)
+            if ckpt is not None and res.state is not None and ckpt.save(res.state):
+                c = ckpt.ckpt
+                print(f"adl: checkpoint written to {c.dir} ({c.last_write_s:.2f}s)", file=sys.stderr)
         return res, learner
     finally:
         if learner is not None:

@@ -40,6 +40,7 @@ class Wiring(Protocol):
     def collector_env_steps(self) -> list[int]: ...
     def restore_collectors(self, env_steps: list[int]) -> None: ...
     def fault_counts(self) -> dict[str, float]: ...
+    def restore_fault_counts(self, counts: dict[str, float]) -> None: ...
 
 
 class LoopLearner(Protocol):
@@ -70,8 +71,10 @@ class LoopState:
     samples: int = 0
     next_eval: int = 0
     best_eval: float = -math.inf
-    wall_s: float = 0.0  # training time so far; max_time_s counts it across resumes
+    wall_s: float = 0.0  # time since the first session started, start-ups included (metrics' wall_s)
     collector_env_steps: list[int] = field(default_factory=list)
+    train_s: float | None = None  # time in the loop, all sessions: what max_time_s counts (None: old)
+    faults: dict[str, float] = field(default_factory=dict)  # collector/replay restarts, lost transitions
 
 
 @dataclass

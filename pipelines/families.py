@@ -84,6 +84,7 @@ class Family:
     metric: str = "eval_return"
     mode: str = "max"
     summarize_sweep: Callable[..., list[Path]] | None = None
+    check: Callable[[Any], None] | None = None
 
     @property
     def config_cls(self) -> type:

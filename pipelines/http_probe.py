@@ -1,15 +1,19 @@
 """One quick HTTP GET to tell whether a server is there, before a client library retries for minutes.
 
-Both the MLflow tracking URI check (``pipelines/tracking_uri.py``) and the Ray Jobs address check
+Both the MLflow tracking URI check (``pipelines/tracking/uri.py``) and the Ray Jobs address check
 (``pipelines/distributed/jobs.py``) use it.
 """
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+from components.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -32,5 +36,17 @@ def probe(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> 
             return Probe(int(r.status), r.read())
     except urllib.error.HTTPError as e:
         return Probe(int(e.code))
-    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError, http.client.HTTPException) as e:
         return Probe(None, reason=getattr(e, "reason", e))
+
+
+def check_http_url(url: str, what: str, example: str) -> str:
+    """``url`` if it is an http(s) URL with a host and, if any, a numeric port; else ConfigError."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError as e:
+        raise ConfigError(f"{what} {url!r} is not a URL like {example} ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(f"{what} {url!r} is not a URL like {example} (an http(s) scheme and a host)")
+    return url

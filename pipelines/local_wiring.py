@@ -31,6 +31,7 @@ class LocalWiring:
         )
         self.batch_size = cfg.learner.batch_size
         self.turn = 0
+        self.faults = {"collector_restarts": 0.0, "replay_restarts": 0.0, "replay_lost_transitions": 0.0}
 
     def poll(self, limiter: SamplesPerInsert) -> list[EpisodeStats]:
         c = self.collectors[self.turn % len(self.collectors)]
@@ -77,4 +78,9 @@ class LocalWiring:
             c.env_steps = n  # the ε schedule's position
 
     def fault_counts(self) -> dict[str, float]:
-        return {"collector_restarts": 0.0, "replay_restarts": 0.0, "replay_lost_transitions": 0.0}
+        """Nothing restarts in one process; counts restored from a checkpoint (a run that began on
+        Ray) are carried on."""
+        return dict(self.faults)
+
+    def restore_fault_counts(self, counts: dict[str, float]) -> None:
+        self.faults.update({k: float(v) for k, v in counts.items() if k in self.faults})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from components.rl.envs import check_env
 from components.rl.qlearning import QLearnConfig, QLearningTrainer
 from pipelines.families import Family, slug
 from pipelines.tracking.metric_names import QLEARN
@@ -11,6 +12,11 @@ def run_name(cfg: QLearnConfig) -> str:
     return slug("qlearn", cfg.env.id, f"s{cfg.seed}")
 
 
+def check(cfg: QLearnConfig) -> None:
+    """The env exists, takes its kwargs and has discrete spaces (before a sweep starts Ray)."""
+    check_env(cfg.env, "tabular Q-learning")
+
+
 FAMILY = Family(
     name="qlearn",
     names=QLEARN,
@@ -18,4 +24,5 @@ FAMILY = Family(
     build=QLearningTrainer,
     metric="eval_return",
     mode="max",
+    check=check,
 )

@@ -171,8 +171,10 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
     """``adl train`` for a family with a :class:`Trainer`: one tracked run, the chunked loop, artifacts."""
     from pipelines.tracking import tracked_run
     from pipelines.tracking.uri import where_to_look
+    from pipelines.writable import check_run_folders
 
     trainer = family.build(cfg)  # env ids, spaces and devices are checked here, before any run opens
+    check_run_folders(None)  # artifacts are staged in the temp folder: writable, or exit 2 now
     uri, where = ctx.tracking_uri, trainer.describe()
     tags = {"adl.family": family.name, "adl.config": ctx.config_name, "adl.device": where["device"]}
     with tracked_run(

@@ -11,15 +11,24 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
 
 class StopSignals:
+    """``on_request`` runs at the first signal (a sweep hands the request on to Tune there);
+    ``what`` is the work the message says gets finished."""
+
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        on_request: Callable[[], None] | None = None,
+        what: str = "finishing this step, writing a checkpoint",
+    ) -> None:
         self.signum: int | None = None
+        self.on_request, self.what = on_request, what
         self._previous: dict[int, Any] = {}
 
     def requested(self) -> bool:
@@ -35,11 +44,12 @@ class StopSignals:
             raise KeyboardInterrupt
         self.signum = signum
         print(
-            f"\nadl: got {signal.Signals(signum).name}: finishing this step, writing a checkpoint "
-            f"(again to stop at once)",
+            f"\nadl: got {signal.Signals(signum).name}: {self.what} (again to stop at once)",
             file=sys.stderr,
             flush=True,
         )
+        if self.on_request is not None:
+            self.on_request()
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():

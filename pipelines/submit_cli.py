@@ -109,6 +109,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_submit(args: Any) -> int:
+    addr = resolve_address(args.address)  # a malformed URL is bad input before anything is packed
     try:
         resources = json.loads(args.entrypoint_resources) if args.entrypoint_resources else None
     except json.JSONDecodeError as e:
@@ -124,7 +125,6 @@ def cmd_submit(args: Any) -> int:
         num_gpus=args.entrypoint_num_gpus,
         resources=resources,
     )
-    addr = resolve_address(args.address)
     if not args.no_package_check:
         modules = (*REQUIRED_MODULES, *args.require)
         if missing := missing_modules(client(addr), modules):

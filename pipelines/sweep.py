@@ -4,147 +4,30 @@ The sweep YAML names a family, its base config and a search space over dotted co
 Every key and every listed value is validated against the family's config before Ray starts.
 Each trial is a child MLflow run (``pipelines/distributed/tune_trial.py``); the parent ends with
 the best config, the best trial's run id, a scatter of the metric against each swept value and
-whatever the family summarises (``Family.summarize_sweep``).
+whatever the family summarises (``Family.summarize_sweep``). The plan, and the signed state a
+``--resume`` trusts, are ``pipelines/sweep_plan.py``.
+
+SIGINT or SIGTERM stops the sweep the way Tune stops gracefully: running trials are stopped, the
+state is saved (and signed) with them unfinished; the parent run and the unfinished trials' runs
+are closed KILLED, they are named, the resume command is printed, and the exit code is 130 or 143.
+A second signal stops at once.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.config import ConfigError, apply_overrides, apply_values, build, read_yaml
-from pipelines.families import family_spec, get_family
-from pipelines.sweep_config import SweepConfig
-
-SWEEP_STATE = "adl_sweep.json"
-
-
-def _dotted_set(overrides: dict[str, Any]) -> list[str]:
-    return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-
-
-def load_sweep(path: str | Path, overrides: list[str] = ()) -> tuple[SweepConfig, dict[str, Any]]:
-    """The sweep config and its family's base config as plain data, both validated."""
-    from pipelines.distributed.search_space import all_values
-
-    path = Path(path)
-    sweep = build(SweepConfig, apply_overrides(read_yaml(path), overrides))
-    if sweep.name is None:
-        sweep.name = path.stem
-    family = get_family(sweep.family)
-    base_path = Path(sweep.base_config)
-    if not base_path.is_file() and (path.parent.parent.parent / base_path).is_file():
-        base_path = path.parent.parent.parent / base_path  # relative to the repo, not the cwd
-    base = apply_overrides(read_yaml(base_path), _dotted_set(sweep.overrides))
-    build(family.config_cls, base)  # the base config itself is valid
-    for key, values in all_values(sweep.search_space).items():
-        for v in values:
-            try:
-                build(family.config_cls, apply_values(base, {key: v}))
-            except ConfigError as e:
-                raise ConfigError(f"search_space.{key} = {v!r}: {e}") from None
-    return sweep, base
-
-
-@dataclass
-class SweepPlan:
-    """Everything a sweep run is built from, resolved and validated before Ray starts."""
-
-    sweep: SweepConfig
-    base: dict[str, Any]  # the family config as plain data, sweep overrides applied
-    sweep_path: Path
-    overrides: list[str]
-    metric: str
-    mode: str
-    uri: str
-    experiment: str
-    exp_dir: Path  # where adl_sweep.json lives
-    storage: str  # Tune's storage_path (a folder or a URI)
-    tune_path: str  # the Tune experiment inside it
-    driver_cwd: Path
-    in_job: bool  # under `adl submit`: the working dir is a temporary copy
-    parent_run_id: str | None = None  # set when resuming
-
-
-def plan_sweep(
-    sweep_path: str | Path | None,
-    overrides: list[str],
-    tracking_uri: str | None,
-    experiment: str | None,
-    resume: str | None,
-) -> SweepPlan:
-    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
-
-    # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
-    # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
-    in_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
-    storage_root = Path.home() / ".adl/sweeps" if in_job else Path(".adl/sweeps").resolve()
-    state: dict[str, Any] = {}
-    if resume is not None:  # everything comes from the saved state, not from a possibly edited YAML
-        exp_dir = Path(resume) if Path(resume).is_dir() else storage_root / resume
-        state_file = exp_dir / SWEEP_STATE
-        if not state_file.is_file():
-            raise ConfigError(f"--resume {resume}: no sweep state at {state_file}")
-        state = json.loads(state_file.read_text())
-        sweep_path, overrides = state["sweep_file"], state["overrides"]
-    assert sweep_path is not None
-    # Absolute now, and the cwd taken now: under `adl submit` the job's working dir is unpacked
-    # again when the driver's ray.init joins the cluster, and relative paths to the old directory
-    # fail afterwards (seen as FileNotFoundError on the sweep file).
-    path = Path(sweep_path).resolve()
-    sweep, base = load_sweep(path, list(overrides))
-    base = threads_for_trials(sweep, base)
-    family = get_family(sweep.family)
-    # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.
-    remote = bool(sweep.storage_path and "://" in sweep.storage_path)
-    storage = Path(sweep.storage_path).resolve() if sweep.storage_path and not remote else storage_root
-    storage_str = str(sweep.storage_path).rstrip("/") if remote else str(storage)
-    uri = resolve_tracking_uri(state.get("tracking_uri") or tracking_uri)
-    check_reachable(uri)
-    exp_dir = (storage_root if remote else storage) / str(sweep.name)
-    if resume is None and (exp_dir / SWEEP_STATE).exists():
-        raise ConfigError(
-            f"sweep {sweep.name!r} already exists at {exp_dir}; resume it with "
-            f"`adl sweep --resume {sweep.name}` or set name: to something new"
-        )
-    return SweepPlan(
-        sweep=sweep,
-        base=base,
-        sweep_path=path,
-        overrides=list(overrides),
-        metric=sweep.metric or family.metric,
-        mode=sweep.mode or family.mode,
-        uri=uri,
-        experiment=state.get("experiment") or experiment or f"adl-{sweep.family}",
-        exp_dir=exp_dir,
-        storage=storage_str,
-        tune_path=state.get("tune_path") or f"{storage_str}/{sweep.name}",
-        driver_cwd=Path.cwd(),
-        in_job=in_job,
-        parent_run_id=state.get("parent_run_id"),
-    )
-
-
-def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, Any]:
-    """Trials of a family with ``train.threads`` use the CPUs each asks for (``resources.cpu``),
-    unless the sweep sets the threads itself: never torch's default of every core of the node."""
-    train = base.get("train") or {}
-    if "train.threads" in sweep.search_space or (isinstance(train, dict) and "threads" in train):
-        return base
-    config_cls = family_spec(sweep.family).config_cls()
-    try:
-        build(config_cls, apply_values(base, {"train.threads": 1}))
-    except ConfigError:  # this family has no train.threads (Q-learning is numpy)
-        return base
-    return apply_values(base, {"train.threads": max(1, int(sweep.resources.cpu))})
+from pipelines.families import get_family
+from pipelines.stop_signals import StopSignals
+from pipelines.sweep_plan import SweepPlan, plan_sweep, write_state
 
 
 def run_sweep(
@@ -155,14 +38,17 @@ def run_sweep(
     resume: str | None = None,
     num_cpus: int | None = None,
     address: str | None = None,
+    trust_state: bool = False,
 ) -> int:
     from pipelines.distributed.ray_runtime import init_ray
+    from pipelines.distributed.tune_callbacks import sign_tune_state_of
     from pipelines.distributed.tune_sweep import check_trial_resources, make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
+    from pipelines.sweep_signature import sign_folder
     from pipelines.tracking import tracked_run
     from pipelines.tracking.uri import ui_command
 
-    plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume)
+    plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume, trust_state)
     sweep, uri = plan.sweep, plan.uri
     init_ray(address=address, num_cpus=num_cpus)
     check_trial_resources(sweep.resources.cpu, sweep.resources.gpu)  # before any run or trial
@@ -171,18 +57,22 @@ def run_sweep(
         os.chdir(plan.storage)
     text = plan.sweep_path.read_text()
     t0 = time.time()
-    with tracked_run(
-        uri,
-        plan.experiment,
-        config={"sweep": dict(yaml.safe_load(text))} if resume is None else None,
-        config_file="sweep.yaml",
-        config_text=text,
-        run_name=f"sweep-{sweep.name}",
-        run_id=plan.parent_run_id,
-        tags={"adl.family": sweep.family, "adl.sweep": str(sweep.name), "adl.kind": "sweep"},
-    ) as parent:
+    stop = _stop_signals()  # from here a signal stops the sweep cleanly, also before fit starts
+    with (
+        stop,
+        tracked_run(
+            uri,
+            plan.experiment,
+            config={"sweep": dict(yaml.safe_load(text))} if resume is None else None,
+            config_file="sweep.yaml",
+            config_text=text,
+            run_name=f"sweep-{sweep.name}",
+            run_id=plan.parent_run_id,
+            tags={"adl.family": sweep.family, "adl.sweep": str(sweep.name), "adl.kind": "sweep"},
+        ) as parent,
+    ):
         if resume is None:
-            _write_state(plan, str(parent.run_id))
+            write_state(plan, str(parent.run_id))
         print(f"adl: sweep {sweep.name!r}: parent MLflow run {parent.run_id} ({uri})", file=sys.stderr)
         spec = TrialSpec(
             family=sweep.family,
@@ -201,7 +91,12 @@ def run_sweep(
         tuner = make_tuner(
             sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None
         )
-        results = tuner.fit()
+        if resume is None:
+            sign_folder(plan.tune_path)  # tuner.pkl, as the Tuner has just written it
+        sign_tune_state_of(plan.tune_path)  # and every state Tune saves from here on
+        results = _fit(tuner, stop)
+        if stop.requested():
+            return _stopped(parent, stop, plan)
         _finish_parent(parent, get_family(sweep.family), trial_rows(results, plan.metric), plan)
         if results.num_errors:
             parent.finish("FAILED")
@@ -210,18 +105,45 @@ def run_sweep(
     return 0 if results.num_errors == 0 else 1
 
 
-def _write_state(plan: SweepPlan, parent_run_id: str) -> None:
-    """What ``adl sweep --resume NAME`` needs to pick the sweep up again."""
-    plan.exp_dir.mkdir(parents=True, exist_ok=True)
-    state = {
-        "sweep_file": str(plan.sweep_path),
-        "overrides": plan.overrides,
-        "tracking_uri": plan.uri,
-        "experiment": plan.experiment,
-        "tune_path": plan.tune_path,
-        "parent_run_id": parent_run_id,
-    }
-    (plan.exp_dir / SWEEP_STATE).write_text(json.dumps(state))
+def _stop_signals() -> StopSignals:
+    """SIGINT/SIGTERM handlers (install after ray.init, which replaces the SIGTERM handler) whose first
+    signal asks Tune for its graceful stop (``StopOnSignal`` hands the request on at Tune's next step)."""
+    from pipelines.distributed.tune_callbacks import STOP_REQUESTED, TRIAL_STATUSES
+
+    STOP_REQUESTED.clear()
+    TRIAL_STATUSES.clear()
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # adl's handler, not Tune's, owns SIGINT
+    return StopSignals(STOP_REQUESTED.set, what="stopping the trials, saving the sweep's state")
+
+
+def _fit(tuner: Any, stop: StopSignals) -> Any:
+    """``tuner.fit()``; None when a second signal stopped it at once."""
+    try:
+        return tuner.fit()
+    except KeyboardInterrupt:
+        if not stop.requested():
+            raise
+        return None
+
+
+def _stopped(parent: Any, stop: StopSignals, plan: SweepPlan) -> int:
+    """A sweep stopped by a signal: unfinished trials named, their runs and the parent KILLED."""
+    from pipelines.distributed.tune_sweep import unfinished_trials
+    from pipelines.tracking import close_running_children
+
+    names, _, not_started = unfinished_trials(plan.sweep)
+    close_running_children(plan.uri, str(parent.run_id), "KILLED")  # a trial killed before its finally
+    parent.finish("KILLED")
+    sig = signal.Signals(stop.signum or signal.SIGINT).name
+    later = f"; {not_started} not started yet" if not_started else ""
+    print(
+        f"adl: sweep {plan.sweep.name!r} stopped by {sig}: {len(names) + not_started} unfinished "
+        f"trial(s): {'; '.join(names) or 'none running'}{later}. The parent MLflow run {parent.run_id} "
+        f"and the stopped trials' runs are KILLED.\n"
+        f"adl: continue with: adl sweep --resume {plan.exp_dir}",
+        file=sys.stderr,
+    )
+    return stop.exit_code
 
 
 def best_trial(

@@ -3,11 +3,24 @@ the search algorithm and the resources of each trial. Values live in ``configs/s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from components.config import ConfigError, param, section
 from pipelines.families import FAMILIES
+
+# A sweep's name is a folder under its storage root: one path component, nothing to climb out with.
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_sweep_name(name: str, where: str = "name") -> str:
+    if not SWEEP_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: {name!r} is not a sweep name; allowed: letters, digits, '.', '_' and '-', "
+            f"starting with a letter or digit, at most 100 characters (it names a folder)"
+        )
+    return name
 
 
 @dataclass
@@ -71,3 +84,5 @@ class SweepConfig:
     def validate(self) -> None:
         if self.family not in FAMILIES:
             raise ConfigError(f"family: unknown family {self.family!r}; known: {', '.join(FAMILIES)}")
+        if self.name is not None:
+            check_sweep_name(self.name)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary MLflow store per test, and a real local Ray started once per session."""
+"""Shared fixtures: a temporary MLflow store per test, a real local Ray started once per session, and
+adl's signing key kept in a folder of the session."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ import pytest
 
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def adl_config_dir(tmp_path_factory):
+    """adl's signing key in a private folder of this test session, never the user's ~/.config/adl
+    (subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("adl-config")
+    folder.chmod(0o700)
+    os.environ["ADL_CONFIG_DIR"] = str(folder)
+    return folder
 
 
 @pytest.fixture

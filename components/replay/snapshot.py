@@ -60,8 +60,8 @@ from components.replay.pixel_snapshot import (
     read_pixel_replay,
     write_pixel_replay,
 )
+from components.replay.snapshot_check import FORMAT, check_structure
 
-FORMAT = "adl-replay-1"
 FRAMES_FORMAT = "adl-frames-1"
 
 
@@ -134,6 +134,7 @@ def read_replay(buf: Replay, path: str | Path) -> dict[str, Any]:
     path = Path(path)
     reader = open_snapshot(path)
     meta = read_meta(reader, path, FORMAT)
+    check_structure(reader, path)  # every key, type and column there, before any is used
     check_matches(path, meta, replay_meta(buf), ("capacity", "kind", "alpha", "obs_shape", "obs_dtype"))
     shape, dtype = tuple(meta["obs_shape"]), np.dtype(meta["obs_dtype"])
     row = 0
@@ -157,22 +158,30 @@ def read_replay(buf: Replay, path: str | Path) -> dict[str, Any]:
 
 def export_parquet(snapshot: str | Path, out: str | Path) -> int:
     """Rewrite an Arrow snapshot of either replay as a Parquet table with the documented columns
-    (whole stacked observations also for the pixel replay); returns its rows."""
+    (whole stacked observations also for the pixel replay); returns its rows.
+
+    The table is written to ``OUT.tmp`` beside ``out`` and renamed into place; a failure removes the
+    temporary file, so nothing is left behind but a whole table or nothing.
+    """
     reader = open_snapshot(Path(snapshot))
+    meta, fmt = check_structure(reader, Path(snapshot))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    if snapshot_meta(reader).get("format") == PIXEL_FORMAT:
-        rows = export_pixel_parquet(Path(snapshot), tmp)
+    try:
+        if fmt == PIXEL_FORMAT:
+            rows = export_pixel_parquet(Path(snapshot), tmp)
+        else:
+            table = reader.read_all().drop_columns(["tree_leaf"])
+            export_meta = {k: meta[k] for k in ("obs_shape", "obs_dtype", "capacity", "cursor", "inserts")}
+            table = table.replace_schema_metadata({"adl": json.dumps(export_meta)})
+            pq.write_table(table, tmp, compression="zstd")
+            rows = table.num_rows
         tmp.replace(out)
-        return rows
-    meta = read_meta(reader, Path(snapshot), FORMAT)
-    table = reader.read_all().drop_columns(["tree_leaf"])
-    export_meta = {k: meta[k] for k in ("obs_shape", "obs_dtype", "capacity", "cursor", "inserts")}
-    table = table.replace_schema_metadata({"adl": json.dumps(export_meta)})
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(out)
-    return table.num_rows
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

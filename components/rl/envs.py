@@ -55,8 +55,21 @@ def make_env(cfg: EnvConfig, **extra: Any) -> gym.Env:
     limit = cfg.max_episode_steps or gym.spec(cfg.id).max_episode_steps or DEFAULT_MAX_EPISODE_STEPS
     try:
         return gym.make(cfg.id, max_episode_steps=limit, **{**cfg.kwargs, **extra})
-    except TypeError as e:
-        raise ConfigError(f"env.kwargs for {cfg.id!r} were refused by gymnasium: {e}") from e
+    except Exception as e:  # an env's constructor may raise anything for a bad kwarg (KeyError, ...)
+        raise ConfigError(
+            f"env.kwargs for {cfg.id!r} were refused by gymnasium ({type(e).__name__}: {e}); "
+            f"env.kwargs: {cfg.kwargs!r}"
+        ) from e
+
+
+def check_env(cfg: EnvConfig, what: str, observations: bool = True) -> None:
+    """Make the env once and close it: an unknown id, a kwarg its constructor refuses, or spaces
+    ``what`` cannot take end here, with a :class:`ConfigError`, before anything starts."""
+    env = make_env(cfg)
+    try:
+        require_discrete(env, cfg.id, what, observations)
+    finally:
+        env.close()
 
 
 def require_discrete(env: gym.Env, env_id: str, what: str, observations: bool = True) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.config import ConfigError
-from pipelines.http_probe import probe
+from pipelines.http_probe import check_http_url, probe
 
 if TYPE_CHECKING:
     from pipelines.submit import Submission
@@ -32,7 +32,7 @@ def resolve_address(address: str | None) -> str:
     addr = addr or DEFAULT_ADDRESS
     if "://" not in addr:
         addr = f"http://{addr}"
-    return addr.rstrip("/")
+    return check_http_url(addr.rstrip("/"), "--address", DEFAULT_ADDRESS)
 
 
 def auth_headers() -> dict[str, str]:

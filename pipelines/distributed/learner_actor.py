@@ -31,9 +31,12 @@ from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network, set_flat_weights
 
 
-def check_gpus(cfg: DQNConfig) -> None:
-    """Refuse a GPU learner actor the cluster cannot place (it would wait forever)."""
-    gpus, have = cfg.learner_gpus(), float(ray.cluster_resources().get("GPU", 0.0))
+def check_gpus(cfg: DQNConfig, have: float | None = None) -> None:
+    """Refuse a GPU learner actor the cluster (with ``have`` GPUs: default, ask Ray) cannot place
+    (it would wait forever)."""
+    gpus = cfg.learner_gpus()
+    if have is None:
+        have = float(ray.cluster_resources().get("GPU", 0.0))
     if cfg.learner_in_actor() and gpus > have:
         raise ConfigError(
             f"learner.device: cuda on Ray puts the learner in an actor that asks for "

@@ -1,4 +1,6 @@
-"""Starting or joining Ray with safe defaults (loopback only, no dashboard unless asked)."""
+"""Starting or joining Ray with safe defaults: a local Ray listens on 127.0.0.1 only, keeps its
+sessions in a private temp dir and its token in a 0600 file (``ray_private.py``); no dashboard
+unless asked."""
 
 from __future__ import annotations
 
@@ -41,6 +43,11 @@ _starting: _RayStart | None = None  # a start begun by start_ray_in_background
 
 def _not_the_sigterm_warning(record: Any) -> bool:
     return not str(record.msg).startswith("SIGTERM handler is not set")
+
+
+def joins_cluster(address: str | None) -> bool:
+    """Does ``init_ray(address)`` join a running cluster (rather than start a Ray of its own)?"""
+    return bool(address or os.environ.get("RAY_ADDRESS"))
 
 
 def start_ray_in_background(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -111,17 +118,39 @@ def _init_ray(
             ctx = ray.init(address=target, runtime_env={"env_vars": env}, log_to_driver=True, **kwargs)
             _reenter(cwd)
             return ctx
-        return ray.init(
+        return _start_local(num_cpus, num_gpus, dashboard, env, **kwargs)
+    except ConnectionError as e:
+        raise ConfigError(f"cannot connect to the Ray cluster at {target}: {e}") from None
+
+
+def _start_local(
+    num_cpus: int | None, num_gpus: int | None, dashboard: bool, env: dict[str, str], **kwargs: Any
+) -> Any:
+    """A Ray of this process's own, reachable from this host only (``ray_private.py`` says how)."""
+    import ray
+
+    from pipelines.distributed.ray_private import (
+        LOOPBACK,
+        loopback_only,
+        private_temp_dir,
+        private_token_file,
+    )
+
+    private_token_file()
+    with loopback_only():
+        ctx = ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count(),
             num_gpus=num_gpus,
             include_dashboard=dashboard,
-            dashboard_host="127.0.0.1",
+            dashboard_host=LOOPBACK,
             runtime_env={"env_vars": env},
+            _node_ip_address=LOOPBACK,
+            _temp_dir=private_temp_dir(),
             **kwargs,
         )
-    except ConnectionError as e:
-        raise ConfigError(f"cannot connect to the Ray cluster at {target}: {e}") from None
+    private_token_file()  # Ray wrote it itself (RAY_AUTH_TOKEN_PATH unset and ~/.ray/ missing a token)
+    return ctx
 
 
 def _reenter(cwd: str) -> None:

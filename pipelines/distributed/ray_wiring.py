@@ -212,3 +212,9 @@ class RayWiring:
             "replay_restarts": float(self.replay_restarts),
             "replay_lost_transitions": float(self.lost_transitions),
         }
+
+    def restore_fault_counts(self, counts: dict[str, float]) -> None:
+        """The counts of a run's earlier sessions (from its checkpoint): they go on from there."""
+        self.collector_restarts = int(counts.get("collector_restarts", 0))
+        self.replay_restarts = int(counts.get("replay_restarts", 0))
+        self.lost_transitions = int(counts.get("replay_lost_transitions", 0))

@@ -48,6 +48,16 @@ def all_values(space: Mapping[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
+def trial_count(space: Mapping[str, Any], num_samples: int) -> int:
+    """How many trials Tune makes: every grid point, ``num_samples`` times."""
+    count = num_samples
+    for key, spec in space.items():
+        checked = _check(key, spec)
+        if checked is not None and checked[0] == "grid":
+            count *= len(checked[1])
+    return count
+
+
 def to_tune(space: Mapping[str, Any]) -> dict[str, Any]:
     """The Tune param_space for a YAML search space."""
     from ray import tune

@@ -7,6 +7,7 @@ from typing import Any
 
 from components.config import ConfigError
 from pipelines.distributed.search_space import to_tune
+from pipelines.distributed.tune_callbacks import SignTuneState, StopOnSignal
 from pipelines.distributed.tune_trial import TrialSpec, sweep_trial
 
 
@@ -67,7 +68,8 @@ def make_tuner(
     sweep: Any, spec: TrialSpec, metric: str, mode: str, storage: str, tune_path: str, resume: bool
 ) -> Any:
     """A Tuner over ``sweep``'s search space whose trials run :func:`sweep_trial` with ``spec``;
-    with ``resume``, the interrupted one at ``tune_path``, errored trials retried."""
+    with ``resume``, the interrupted one at ``tune_path``, errored trials retried (its callbacks,
+    which sign its state and hand it a stop request, come back with it from ``tuner.pkl``)."""
     from ray import tune
 
     resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
@@ -92,8 +94,24 @@ def make_tuner(
             storage_path=storage,
             verbose=1,
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+            callbacks=[SignTuneState(), StopOnSignal()],
         ),
     )
+
+
+def unfinished_trials(sweep: Any) -> tuple[list[str], list[str], int]:
+    """After a stopped ``fit``: the names (with their searched values) and ids of the trials Tune left
+    pending or running, and how many the search had not made yet."""
+    from pipelines.distributed.search_space import trial_count
+    from pipelines.distributed.tune_callbacks import TRIAL_STATUSES
+
+    left = [
+        (f"{name} ({', '.join(f'{k}={v}' for k, v in config.items())})", trial_id)
+        for name, (trial_id, status, config) in sorted(TRIAL_STATUSES.items())
+        if status not in ("TERMINATED", "ERROR")
+    ]
+    planned = trial_count(sweep.search_space, sweep.num_samples)
+    return [n for n, _ in left], [i for _, i in left], max(0, planned - len(TRIAL_STATUSES))
 
 
 def trial_rows(results: Any, metric: str) -> list[dict[str, Any]]:

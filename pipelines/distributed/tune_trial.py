@@ -1,10 +1,13 @@
 """A Tune function trainable that drives any family's trainer, one MLflow child run per trial.
 
 The trial runs the same chunked loop as ``adl train`` (``pipelines/runner.run_trainer``) on the same
-trainer; after each chunk it reports to Tune with a checkpoint of the trainer's state (loaded with
-``weights_only=True``) and the trial's wall clock, so a retried trial (FailureConfig) or a PBT
-exploit continues from it. The trial finds its own MLflow run by the ``adl.trial_id`` tag, so a
-retry appends to the same run instead of opening a second one.
+trainer; after each chunk it reports to Tune, with a checkpoint of the trainer's state (loaded with
+``weights_only=True``) and the trial's wall clock when the report budget allows, so a retried trial
+(FailureConfig) or a PBT exploit continues from it. The trial finds its own MLflow run by the
+``adl.trial_id`` tag, so a retry appends to the same run instead of opening a second one. A trial
+that raises leaves a FAILED run with its traceback (``error.txt``) and an ``adl.error`` tag; one that
+Tune stops (``SystemExit`` from ``tune.report``: a scheduler's early stop, or a stopped sweep) is
+closed KILLED, and the driver turns an early stop into FINISHED.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from pipelines.tracking import find_trial_run, tracked_run
 
 TRAINER_FILE = "trainer.pt"
 META_FILE = "meta.json"
+ERROR_FILE = "error.txt"  # a failed trial's traceback, on its MLflow run
 
 
 @dataclass(frozen=True)
@@ -96,20 +101,14 @@ class TuneReporter:
 
 
 def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
+    """One trial: its child run is opened (or found again, for a retry) before anything can fail, so
+    that a trial that raises is a FAILED run with its traceback as the artifact ``error.txt``."""
     from ray import tune
 
     if os.path.isdir(spec.driver_cwd):
         os.chdir(spec.driver_cwd)  # relative data paths mean what they meant to the driver
     family = get_family(spec.family)
-    cfg = build(family.config_cls, apply_values(spec.base_config, config))
-    trainer = family.build(cfg)  # type: ignore[misc]
-    wall_before = 0.0
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            trainer.load_state_dict(load_checkpoint(Path(d) / TRAINER_FILE))
-            wall_before = json.loads((Path(d) / META_FILE).read_text())["wall_s"]
-
+    cfg = build(family.config_cls, apply_values(spec.base_config, config))  # checked before Ray
     ctx = tune.get_context()
     trial_id, trial_name = ctx.get_trial_id(), ctx.get_trial_name()
     existing = find_trial_run(spec.tracking_uri, spec.parent_run_id, trial_id)
@@ -122,24 +121,50 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         "adl.swept": ",".join(sorted(config)),
         "mlflow.source.name": f"adl sweep {spec.sweep_name} (trial {number})",
     }
-    where = trainer.describe()  # on the GPU Ray assigned (train.device: auto), or the CPU
     with tracked_run(
         spec.tracking_uri,
         spec.experiment,
         config=cfg if existing is None else None,
-        params=where if existing is None else None,
         run_name=trial_run_name(config, trial_name),
         parent_run_id=spec.parent_run_id,
-        tags={**tags, "adl.device": where["device"]},
+        tags=tags,
         run_id=existing,
         names=family.names,
         lead_metric=spec.metric,
         system_metrics=spec.gpu > 0,  # GPU utilisation and memory; the parent samples the driver's host
     ) as tracker:
-        run_trainer(
-            trainer,
-            tracker,
-            progress=False,
-            clock_from=time.time() - wall_before,
-            on_report=TuneReporter(trainer, tracker, spec),
-        )
+        try:
+            _train(family, cfg, tracker, spec, new_run=existing is None)
+        except SystemExit:  # Tune stopped the trial (a scheduler's early stop, or the sweep's stop)
+            tracker.set_tags({"adl.stopped_by": "tune"})
+            tracker.finish("KILLED")  # the driver closes early stops FINISHED (close_stopped_runs)
+            raise
+        except Exception:
+            tracker.log_text(traceback.format_exc(), ERROR_FILE)
+            tracker.set_tags({"adl.error": traceback.format_exc(limit=0).strip()[:500]})
+            raise  # the run ends FAILED, and Tune retries the trial (max_failures) or records it errored
+
+
+def _train(family: Any, cfg: Any, tracker: Any, spec: TrialSpec, new_run: bool) -> None:
+    """Build the trainer (on the GPU Ray assigned, with ``train.device: auto``), record where it
+    trains, continue from the trial's checkpoint (a retry, a PBT exploit), run it."""
+    from ray import tune
+
+    trainer = family.build(cfg)
+    where = trainer.describe()
+    tracker.set_tags({"adl.device": where["device"]})
+    if new_run:
+        tracker.log_params(where)
+    wall_before = 0.0
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            trainer.load_state_dict(load_checkpoint(Path(d) / TRAINER_FILE))
+            wall_before = json.loads((Path(d) / META_FILE).read_text())["wall_s"]
+    run_trainer(
+        trainer,
+        tracker,
+        progress=False,
+        clock_from=time.time() - wall_before,
+        on_report=TuneReporter(trainer, tracker, spec),
+    )

@@ -38,18 +38,34 @@ def find_trial_run(tracking_uri: str, parent_run_id: str, trial_id: str) -> str 
 
 
 def close_stopped_runs(tracking_uri: str, run_ids: list[str]) -> list[str]:
-    """Close runs a scheduler stopped early (they never reach their own finish): FINISHED, tagged
-    ``adl.early_stopped``. Returns the ones it closed."""
+    """Close runs a scheduler stopped early (they never reach their own finish, or close KILLED when
+    Tune stops them): FINISHED, tagged ``adl.early_stopped``. Returns the ones it closed."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     closed = []
     for run_id in run_ids:
-        if client.get_run(run_id).info.status == "RUNNING":
+        if client.get_run(run_id).info.status in ("RUNNING", "KILLED"):
             client.set_tag(run_id, "adl.early_stopped", "true")
             client.set_terminated(run_id, "FINISHED")
             closed.append(run_id)
     return closed
+
+
+def close_running_children(tracking_uri: str, parent_run_id: str, status: str = "KILLED") -> list[str]:
+    """Close the child runs of ``parent_run_id`` still RUNNING (trials a stopped sweep left behind)
+    with ``status``; returns their run names."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        client.set_terminated(run.info.run_id, status)
+    return [str(r.info.run_name or r.info.run_id) for r in runs]
 
 
 def download_artifacts(tracking_uri: str, run_id: str, artifact_path: str, dst: Path) -> bool:

@@ -14,6 +14,7 @@ perf/      speed and wall clock: env steps/s, updates/s, tokens/s, wall seconds
 gan/       the GAN game: losses, Wasserstein estimate, gradient penalty, D(x)
 seq/       sequence-model specifics
 resume/    where a resumed run picked up (one point per resume)
+checkpoint/  checkpoint writes that failed (the run trains on; the last good checkpoint stays)
 final/     one-off results, logged once at the end (best, solved at, time to target)
 =========  ======================================================================
 
@@ -139,6 +140,7 @@ DQN = MetricNames(
         "env_steps_per_s": "perf/env_steps_per_s",
         "updates_per_s": "perf/updates_per_s",
         "wall_s": "perf/wall_s",
+        "checkpoint_failures": "checkpoint/failures",  # writes that failed (the last good one stays)
         "resumed_replay_size": "resume/replay_size",  # one point per resume, at the step it resumed
         "resumed_learner_steps": "resume/learner_steps",
     },

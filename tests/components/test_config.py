@@ -141,3 +141,36 @@ def test_a_decaying_schedule_over_zero_steps_and_non_string_keys_are_refused_by_
     assert load(QLearnConfig, overrides=["alpha.kind=linear", "alpha.end=0.1", "alpha.steps=500"])
     with pytest.raises(ConfigError, match="unknown key 'collectors.1'"):
         load(DQNConfig, overrides=["collectors={1: 2}"])
+
+
+@dataclass
+class Budget:
+    """Floats that must be finite, and one that may be +inf."""
+
+    lr: float = param(1e-3, "learning rate", gt=0.0)
+    betas: list[float] = param(factory=lambda: [0.9, 0.99], doc="Adam betas")
+    target: float | None = param(None, "optional target")
+    max_time_s: float = param(60.0, "time budget", gt=0.0, allow_inf=True)
+
+
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        ({"lr": float("inf")}, "lr: inf is not allowed; allowed: a finite number"),
+        ({"lr": "1e999"}, "lr: inf is not allowed"),  # a YAML 1.1 exponent that overflows
+        ({"betas": [0.9, float("nan")]}, "betas[1]: nan is not allowed"),
+        ({"target": float("-inf")}, "target: -inf is not allowed"),
+        ({"max_time_s": float("nan")}, "max_time_s: nan is not allowed; allowed: a finite number or .inf"),
+        ({"max_time_s": float("-inf")}, "max_time_s: -inf is not allowed"),
+    ],
+)
+def test_non_finite_floats_are_refused_by_name(data, needle):
+    with pytest.raises(ConfigError) as e:
+        build(Budget, data)
+    assert needle in str(e.value)
+
+
+def test_inf_is_a_value_only_where_the_field_allows_it():
+    assert build(Budget, apply_overrides({}, ["max_time_s=.inf"])).max_time_s == float("inf")
+    with pytest.raises(ConfigError, match="lr: inf is not allowed"):
+        build(Budget, apply_overrides({}, ["lr=.inf"]))

@@ -94,15 +94,23 @@ def test_cli_run_writes_a_real_mlflow_run(tracking_uri, tmp_path, capsys):
             "Box observation space; tabular Q-learning needs",
         ),
         (["--set", "env.kwargs={colour: red}"], "env.kwargs for 'FrozenLake-v1' were refused by gymnasium"),
+        # Issue #15, item 9: a constructor's own error (KeyError '9x9'), and a number that is no number.
+        (
+            ["--set", "env.kwargs={map_name: 9x9}"],
+            "env.kwargs for 'FrozenLake-v1' were refused by gymnasium (KeyError: '9x9')",
+        ),
+        (["--set", "q_init=.inf"], "q_init: inf is not allowed; allowed: a finite number"),
+        (["--set", "gamma=.nan"], "gamma: nan is not allowed"),
         (["--config", "/nonexistent.yaml"], "config file not found: /nonexistent.yaml"),
     ],
 )
-def test_bad_input_exits_2_with_a_message(args, needle, tracking_uri, capsys):
+def test_bad_input_exits_2_with_a_message(args, needle, tracking_uri, tmp_path, capsys):
     argv = ["train", "qlearn", "--tracking-uri", tracking_uri, "--no-progress"]
     argv += args if "--config" in args else ["--config", FROZEN, *args]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # refused before the store was opened: no run, no file
 
 
 def test_unreachable_tracking_server_fails_fast():

@@ -61,8 +61,8 @@ def test_bad_input_exits_2_before_anything_starts(args, needle, tracking_uri, ca
     assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
-@pytest.mark.ray
-def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
+def test_more_collectors_than_cpus_is_refused_before_the_run_opens(tracking_uri):
+    """Issue #15, item 9: exit 2 and no FAILED run left behind (the check used to wait for Ray)."""
     proc = subprocess.run(
         train_dqn_argv(tracking_uri, "num_cpus=2", "collectors.num_collectors=3"),
         capture_output=True,
@@ -71,6 +71,8 @@ def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
     )
     assert proc.returncode == 2
     assert "collectors.num_collectors: 3 collectors need one CPU each, the Ray cluster has 2" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
 def test_pong_runs_through_the_cnn_and_the_pixel_replay():

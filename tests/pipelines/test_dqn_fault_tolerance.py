@@ -202,6 +202,7 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         )
     )
     ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
+    wiring.restore_fault_counts({"collector_restarts": 3.0})  # an earlier session's (issue #15, item 7)
     tracker = KillingTracker(ckpt.dir)
     tracker.wiring = wiring
     try:
@@ -214,7 +215,8 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         pids = ray_local.get([c.pid.remote() for c in wiring.collectors], timeout=30)
         assert not set(pids) & set(tracker.killed_pids)  # both are live replacements
         restarts = tracker.metrics["collector_restarts"]
-        assert restarts[-1][1] == 2.0 and tracker.metrics["replay_restarts"][-1][1] == 1.0
+        assert restarts[0][1] == 3.0 and restarts[-1][1] == 5.0  # counting on from the earlier session
+        assert tracker.metrics["replay_restarts"][-1][1] == 1.0
         env_steps = [s for s, _ in tracker.metrics["env_steps_per_s"]]
         # Env steps keep rising after each fault (the last stretch may be shorter than one log interval).
         assert max(env_steps) > tracker.done["sigkill"] > tracker.done["ray.kill"]
@@ -228,7 +230,7 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         learner.stop()
         wiring.stop()
     err = capfd.readouterr().err
-    assert "collector 0 died" in err and "collector 1 died" in err and "restart 2" in err
+    assert "collector 0 died" in err and "collector 1 died" in err and "restart 5" in err
     assert "replay actor died" in err and f"restarted from the snapshot {ckpt.dir / 'replay.arrow'}" in err
     lost = int(err.split("; lost ")[1].split(" ")[0])
     assert 0 <= lost <= tracker.done["replay"]
@@ -282,3 +284,240 @@ def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
     logged = sorted(client.get_metric_history(run_id, "learner/steps"), key=lambda m: m.timestamp)
     assert all(b.step >= a.step and b.value >= a.value for a, b in zip(logged, logged[1:]))  # continuous
     assert run.data.metrics["final/final_env_steps"] >= saved_env + 1500
+
+
+@pytest.mark.parametrize(
+    "where,needle",
+    [
+        ("/proc/x", "checkpoint.dir: cannot write in /proc/x"),
+        ("{tmp}/a_file/ckpt", "checkpoint.dir: {tmp}/a_file is not a folder"),
+    ],
+)
+def test_an_unwritable_checkpoint_dir_is_refused_before_the_run_opens(
+    where, needle, tracking_uri, tmp_path, capsys
+):
+    """Issue #15, item 4: found before training, exit 2, no run opened (not a traceback at the first
+    checkpoint after all the training)."""
+    (tmp_path / "a_file").write_text("")
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    assert main([*base, "--set", f"checkpoint.dir={where.format(tmp=tmp_path)}"]) == 2
+    err = capsys.readouterr().err
+    assert needle.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # no store, no run, no folders
+
+
+def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_its_models(
+    tracking_uri, tmp_path, capsys
+):
+    """Issue #15, item 4: after the first good checkpoint the folder stops taking writes (here a file
+    sits where the next checkpoint's folder must go: root ignores read-only modes). The run trains on,
+    keeps the last good checkpoint, says so, and ends FINISHED with its models logged."""
+    import threading
+
+    from pipelines.dqn_checkpoint import verify
+    from pipelines.dqn_run import DQNSetup
+
+    ck = tmp_path / "ck"
+    done = threading.Event()
+
+    def sabotage() -> None:
+        while not done.is_set():
+            for m in ck.glob("*/checkpoint/manifest.json"):
+                with contextlib.suppress(FileExistsError):  # a write in progress: its folder is there
+                    open(m.parent.with_name("checkpoint.tmp"), "x").close()
+                    return
+            time.sleep(0.02)
+
+    saboteur = threading.Thread(target=sabotage, daemon=True)
+    saboteur.start()
+    sets = [*SMALL, f"checkpoint.dir={ck}", "checkpoint.every_s=0.2", "max_env_steps=4000"]
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    try:
+        assert main([*base, *_sets(sets)]) == 0
+    finally:
+        done.set()
+    err = capsys.readouterr().err
+    assert "failed (FileExistsError" in err and "training goes on, the last good checkpoint (step" in err
+    client, run = _only_run(tracking_uri)
+    assert run.info.status == "FINISHED" and run.data.metrics["final/final_env_steps"] >= 4000
+    assert "FileExistsError" in run.data.tags["adl.checkpoint_error"]
+    assert run.data.metrics["checkpoint/failures"] >= 2  # the periodic ones after it, and the exit one
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"final_model.pt", "learning_curve.png", "checkpoint"} <= names
+    cfg = load(DQNConfig, CARTPOLE, [*SMALL, f"checkpoint.dir={ck}", "max_env_steps=4000"])
+    setup = DQNSetup.from_config(cfg)
+    good = verify(ck / run.info.run_id / "checkpoint", cfg, setup.obs_shape, setup.n_actions, setup.net)
+    assert 0 < good["loop"]["env_steps"] < 4000  # the last good one, whole, from before the failure
+
+
+def test_fault_counts_and_the_training_time_carry_across_a_resume(tmp_path):
+    """Issue #15, item 7: restarts and lost transitions go on from the checkpoint's counts, and
+    max_time_s counts the loop's time only: a resume whose start-up was long still trains for the
+    time the budget has left (it used to spend it all on start-up, 0 env steps)."""
+    from pipelines.dqn_checkpoint import restore, verify
+    from pipelines.dqn_run import DQNSetup
+    from pipelines.local_wiring import LocalWiring
+
+    def session(sets: list[str]):
+        cfg = load(DQNConfig, CARTPOLE, [*SMALL, "local=true", *sets])
+        setup = DQNSetup.from_config(cfg)
+        wiring = LocalWiring(cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
+        learner = InProcessLearner(Learner(setup.net, cfg.learner), wiring, cfg.learner.publish_every)
+        return cfg, setup, wiring, learner
+
+    cfg, setup, wiring, learner = session(["max_env_steps=2000"])
+    faults = {"collector_restarts": 2.0, "replay_restarts": 1.0, "replay_lost_transitions": 300.0}
+    wiring.restore_fault_counts(faults)  # what a Ray session with faults leaves in its counters
+    res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
+    ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, setup.spaces)
+    ckpt.save(res.state)
+    assert res.state.faults == faults and 0 < res.state.train_s < res.state.wall_s + 1
+
+    left = 2.0
+    cfg2, setup2, wiring2, learner2 = session(
+        ["max_env_steps=1000000", f"max_time_s={res.state.train_s + left}"]
+    )
+    manifest = verify(ckpt.dir, cfg2, setup2.obs_shape, setup2.n_actions, setup2.net)
+    start = restore(manifest, learner2, wiring2)
+    tracker = MemoryTracker()
+    startup_s = 100.0  # as if Ray and the actors had taken this long to come up
+    res2 = train_loop(
+        cfg2,
+        wiring2,
+        learner2,
+        tracker,
+        progress=False,
+        t_start=time.time() - startup_s,
+        control=LoopControl(start),
+    )
+    assert res2.env_steps > start.env_steps + 500  # it trained for the time left
+    assert left <= res2.state.train_s - start.train_s < left + 5
+    assert res2.wall_s > startup_s  # wall_s (metrics, solved_at_s) still counts from the first start
+    assert tracker.metrics["collector_restarts"][0][1] == 2.0 and res2.state.faults == faults
+    assert tracker.metrics["replay_lost_transitions"][-1][1] == 300.0
+
+
+def _rewrite_replay(path: Path, change) -> None:
+    """Rewrite a replay snapshot through ``change(table, meta) -> (table, meta)``, as other code might."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()  # not a map of the file rewritten
+    meta = json.loads(table.schema.metadata[b"adl"])
+    table, meta = change(table, meta)
+    table = table.replace_schema_metadata({"adl": json.dumps(meta)})
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _reseal(ckpt: Path, manifest: dict) -> None:
+    """Give the manifest each file's new size and crc32: corrupt files whose CRC matches."""
+    from pipelines.dqn_checkpoint import _crc32
+
+    for name in manifest["files"] if isinstance(manifest["files"], dict) else []:
+        if (ckpt / name).is_file():
+            manifest["files"][name] = {"bytes": (ckpt / name).stat().st_size, "crc32": _crc32(ckpt / name)}
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+
+
+class _Touch:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def _with_column(name, values):
+    import pyarrow as pa
+
+    return lambda t, m: (
+        t.set_column(t.schema.get_field_index(name), name, pa.array(values, t[name].type)),
+        m,
+    )
+
+
+def test_a_checkpoint_is_checked_as_input_and_a_bad_one_leaves_the_run_as_it_was(
+    tracking_uri, tmp_path, capsys
+):
+    """Issue #15, item 8: files whose CRC matches but whose contents are wrong, a learner.pt that
+    weights_only refuses, a replay left out of the manifest, a manifest missing fields: each is
+    exit 2 naming the file and the field, before the run is reopened (it stays FINISHED)."""
+    import numpy as np
+    import pyarrow as pa
+
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    sets = _sets([*SMALL, f"checkpoint.dir={tmp_path / 'ckpt'}", "max_env_steps=1500"])
+    assert main([*base, *sets]) == 0
+    client, run = _only_run(tracking_uri)
+    run_id = run.info.run_id
+    ckpt = tmp_path / "ckpt" / run_id / "checkpoint"
+    saved = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    manifest = json.loads(saved["manifest.json"])
+    replay, pt, marker = ckpt / "replay.arrow", ckpt / "learner.pt", tmp_path / "pwned"
+    actions = np.asarray(pa.ipc.open_file(pa.BufferReader(replay.read_bytes())).read_all()["action"])
+
+    def padded_obs(t, m):
+        obs = np.stack(t["obs"].to_numpy(zero_copy_only=False))
+        wide = np.concatenate([obs, obs[:, :1]], axis=1).astype(np.float32)  # width 5, metadata says 4
+        col = pa.FixedSizeListArray.from_arrays(pa.array(wide.reshape(-1)), 5)
+        return t.set_column(t.schema.get_field_index("obs"), "obs", col), m
+
+    cases = [
+        (
+            lambda: _rewrite_replay(replay, lambda t, m: (t.drop_columns(["priority"]), m)),
+            "column 'priority' is missing",
+        ),
+        (
+            lambda: _rewrite_replay(replay, padded_obs),
+            "column 'obs' is fixed_size_list<item: float>[5]; expected",
+        ),
+        (
+            lambda: _rewrite_replay(
+                replay, lambda t, m: (t, {**m, "size": m["size"] - 100, "cursor": m["size"] - 100})
+            ),
+            "rows; its metadata says",
+        ),
+        (
+            lambda: _rewrite_replay(
+                replay, _with_column("action", np.where(np.arange(len(actions)) == 3, 7, actions))
+            ),
+            "column 'action' holds 7 at row 3; allowed: 0 to 1",
+        ),
+        (
+            lambda: torch.save({"learner": _Touch(marker)}, pt),
+            f"checkpoint file {pt} cannot be read (UnpicklingError",
+        ),
+    ]
+    for tamper, needle in cases:
+        tamper()
+        _reseal(ckpt, json.loads(saved["manifest.json"]))
+        capsys.readouterr()
+        assert main([*base, "--resume", run_id, *sets]) == 2, needle
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (needle, err[-2000:])
+        assert str(replay if "learner" not in needle else pt) in err  # the file is named
+        assert client.get_run(run_id).info.status == "FINISHED"  # not reopened, not flipped to FAILED
+        for name, data in saved.items():
+            (ckpt / name).write_bytes(data)
+
+    # The manifest itself: a replay it does not list, a field it lacks, a field of the wrong type.
+    for change, needle in [
+        (lambda m: m["files"].pop("replay.arrow"), f"checkpoint file {replay} is not listed in"),
+        (lambda m: m.pop("network"), "field 'network' is None; expected a dict"),
+        (
+            lambda m: m.update(files=list(m["files"])),
+            "field 'files' is ['learner.pt', 'replay.arrow']; expected a dict",
+        ),
+    ]:
+        broken = json.loads(saved["manifest.json"])
+        change(broken)
+        (ckpt / "manifest.json").write_text(json.dumps(broken))
+        assert main([*base, "--resume", run_id, *sets]) == 2, needle
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (needle, err[-2000:])
+        assert client.get_run(run_id).info.status == "FINISHED"
+    assert not marker.exists()
+    (ckpt / "manifest.json").write_bytes(saved["manifest.json"])
+    assert main([*base, "--resume", run_id, *sets]) == 0  # the untouched checkpoint still resumes
+    assert manifest["replay"]["size"] == len(actions)

@@ -105,12 +105,13 @@ def test_placement_actor_without_ray_is_refused():
         load(DQNConfig, CARTPOLE, ["local=true", "learner.placement=actor"])
 
 
-@pytest.mark.ray
 def test_a_gpu_learner_the_cluster_cannot_place_is_refused(tracking_uri, tmp_path):
+    """Refused before the run opens (issue #15, item 9): a local Ray's GPUs are this host's."""
     proc = _cli(tracking_uri, tmp_path, "learner.device=cuda", "learner.num_gpus=64", "max_env_steps=2000")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "asks for learner.num_gpus=64 GPU, but the Ray cluster has" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
 @pytest.mark.ray

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -81,3 +83,85 @@ def test_a_ray_started_in_a_thread_outlives_the_start():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "worker pid differs: True" in proc.stdout
     assert "SIGTERM handler is not set" not in proc.stderr  # Ray's off-main-thread warning is dropped
+
+
+LISTENERS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, socket, sys, time
+    import psutil, ray
+    from pipelines.distributed.ray_runtime import init_ray
+
+    ctx = init_ray(num_cpus=1)
+
+    @ray.remote
+    class Echo:
+        def pid(self):
+            return os.getpid()
+
+    echo = Echo.remote()
+    ray.get(echo.pid.remote(), timeout=60)
+
+    def listening():
+        me = psutil.Process()
+        out = []
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                name = " ".join(p.cmdline())[:200] or p.name()
+                for c in p.net_connections(kind="inet"):
+                    tcp_listen = c.type == socket.SOCK_STREAM and c.status == psutil.CONN_LISTEN
+                    udp_bound = c.type == socket.SOCK_DGRAM and not c.raddr
+                    if tcp_listen or udp_bound:
+                        out.append([c.laddr.ip, c.laddr.port, p.name(), name])
+            except psutil.Error:
+                pass
+        return out
+
+    wanted = ("gcs_server", "raylet", "DashboardAgent", "RuntimeEnvAgent", "ray::Echo")
+    deadline = time.time() + 60
+    while time.time() < deadline:  # the agents come up a few seconds after init returns
+        found = listening()
+        if all(any(w in f[2] or w in f[3] for f in found) for w in wanted):
+            break
+        time.sleep(1)
+    time.sleep(2)
+    print("LISTENERS " + json.dumps(listening()))
+    print("SESSION " + ctx.address_info["session_dir"])
+    ray.shutdown()
+    """
+)
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_only_in_a_private_temp_dir(tmp_path):
+    """Issue #15, item 3: every socket the Ray that adl starts listens on (GCS, raylet, object
+    manager, workers, dashboard and runtime-env agents, the three metrics exporters) is bound to
+    loopback; its sessions sit in a folder only this user can enter; its token file is 0600."""
+    token = tmp_path / "ray" / "auth_token"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    env.update(PYTHONPATH=str(REPO), RAY_AUTH_TOKEN_PATH=str(token))
+    proc = subprocess.run(
+        [sys.executable, "-c", LISTENERS_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(
+        line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("LISTENERS", "SESSION"))
+    )
+    listeners = json.loads(lines["LISTENERS"])
+    names = " ".join(f"{name} {cmd}" for _, _, name, cmd in listeners)
+    for part in ("gcs_server", "raylet", "DashboardAgent", "RuntimeEnvAgent", "ray::Echo"):
+        assert part in names, (part, listeners)  # the scan saw the servers it is meant to judge
+    exposed = [(ip, port, name) for ip, port, name, _ in listeners if ip not in LOOPBACK]
+    assert exposed == [], f"listening beyond loopback: {exposed}"
+
+    session = Path(lines["SESSION"].strip())
+    private = session.parent.parent  # <tmp>/adl-ray-<uid>; Ray makes <that>/r and the session 0777
+    st = private.stat()
+    assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700, (private, oct(st.st_mode))
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and len(token.read_text()) == 64

@@ -208,6 +208,26 @@ def test_bad_env_and_resources_exit_2(capsys):
     assert "--entrypoint-resources: not JSON" in capsys.readouterr().err
 
 
+def test_a_malformed_address_or_tracking_url_exits_2_without_a_traceback(capsys):
+    """Issue #15, item 9: ``--address http://127.0.0.1:notaport`` was an InvalidURL traceback."""
+    base = ["submit", "--working-dir", str(REPO), "--tracking-uri", "http://127.0.0.1:5000"]
+    for addr in (
+        "http://127.0.0.1:notaport",
+        "http://127.0.0.1:99999",
+        "ftp://127.0.0.1:8265",
+        "http://:8265",
+    ):
+        assert main([*base, "--address", addr, "--", "adl", "train", "qlearn"]) == 2
+        err = capsys.readouterr().err
+        assert f"--address {addr!r} is not a URL like http://127.0.0.1:8265" in err and "Traceback" not in err
+    assert main(["jobs", "--address", "http://127.0.0.1:notaport", "list"]) == 2
+    assert "is not a URL like" in capsys.readouterr().err
+    code = main(["train", "qlearn", "--tracking-uri", "http://127.0.0.1:notaport", "--set", "episodes=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach the MLflow tracking server at http://127.0.0.1:notaport" in err
+    assert "Traceback" not in err
+
+
 def test_default_address_comes_from_the_environment(monkeypatch):
     from pipelines.distributed.jobs import resolve_address
 

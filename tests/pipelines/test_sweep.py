@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -9,7 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
-from pipelines.sweep import best_trial, load_sweep, threads_for_trials
+from pipelines.signing import signed
+from pipelines.sweep import best_trial
+from pipelines.sweep_plan import load_sweep, threads_for_trials
+from pipelines.sweep_signature import sign_folder
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
@@ -31,6 +37,92 @@ def test_bad_search_space_is_refused_before_ray_starts(tracking_uri, capsys):
     assert "bounds must be > 0" in capsys.readouterr().err
     assert sweep(tracking_uri, "search_space={gamma: {grid: [0.9, 1.5]}}") == 2
     assert "search_space.gamma = 1.5: gamma: 1.5 is out of range" in capsys.readouterr().err
+
+
+def test_env_kwargs_are_tried_before_ray_starts(tracking_uri, tmp_path, monkeypatch, capsys):
+    """Issue #15, item 6: a kwarg the env's constructor refuses ends the sweep before Ray, every trial
+    retrying it, starts; in the base config (overrides) and in a searched value alike."""
+    monkeypatch.chdir(tmp_path)
+    assert sweep(tracking_uri, "overrides={env: {kwargs: {map_name: 9x9}}}") == 2
+    err = capsys.readouterr().err
+    assert "env.kwargs for 'FrozenLake-v1' were refused by gymnasium (KeyError: '9x9')" in err
+    assert sweep(tracking_uri, "search_space={env.kwargs.map_name: {grid: [4x4, 9x9]}}") == 2
+    err = capsys.readouterr().err
+    assert "search_space.env.kwargs.map_name = '9x9': env.kwargs" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no sweep state, no store: nothing was started
+
+
+class _Touch:
+    """Unpickling this runs ``touch PATH``: what a crafted tuner.pkl does to whoever loads it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def _no_ray(monkeypatch):
+    from pipelines.distributed import ray_runtime
+
+    def refuse(*_a, **_k):
+        raise AssertionError("Ray was started for a sweep that should have been refused")
+
+    monkeypatch.setattr(ray_runtime, "init_ray", refuse)
+
+
+def test_resume_never_unpickles_state_adl_did_not_sign(tmp_path, monkeypatch, capsys):
+    """Issue #15, item 1: a crafted adl_sweep.json + tuner.pkl, and a tuner.pkl swapped into a sweep
+    adl did write, are refused (exit 2) before Ray or Tune open them; the payload never runs."""
+    monkeypatch.chdir(tmp_path)
+    _no_ray(monkeypatch)
+    marker = tmp_path / "pwned"
+    crafted = pickle.dumps(_Touch(marker))
+    pickle.loads(pickle.dumps(_Touch(tmp_path / "proof")))  # the payload is live: it does run if loaded
+    assert (tmp_path / "proof").exists()
+
+    evil = tmp_path / ".adl/sweeps/evil"
+    evil.mkdir(parents=True)
+    state = {"sweep_file": SWEEP, "overrides": [], "tracking_uri": f"sqlite:///{tmp_path}/m.db"}
+    state |= {"experiment": "e", "tune_path": str(evil), "parent_run_id": "0" * 32}
+    (evil / "adl_sweep.json").write_text(json.dumps(state))
+    (evil / "tuner.pkl").write_bytes(crafted)
+    assert main(["sweep", "--resume", "evil"]) == 2
+    err = capsys.readouterr().err
+    assert "adl_sweep.json has no adl signature" in err and "--trust-state" in err
+    assert "Traceback" not in err
+
+    # A sweep adl wrote and signed, whose tuner.pkl was replaced afterwards.
+    good = tmp_path / ".adl/sweeps/good"
+    good.mkdir()
+    (good / "adl_sweep.json").write_text(json.dumps(signed({**state, "tune_path": str(good)})))
+    (good / "tuner.pkl").write_bytes(pickle.dumps({"a": "tuner"}))
+    sign_folder(str(good))
+    (good / "tuner.pkl").write_bytes(crafted)
+    assert main(["sweep", "--resume", str(good)]) == 2
+    assert f"{good}/tuner.pkl differs from what adl signed" in capsys.readouterr().err
+    # ... or a newer experiment state dropped beside it (Tune loads the newest).
+    (good / "tuner.pkl").write_bytes(pickle.dumps({"a": "tuner"}))
+    (good / "experiment_state-2099-01-01_00-00-00.json").write_bytes(crafted)
+    assert main(["sweep", "--resume", "good"]) == 2
+    assert "experiment_state-2099-01-01_00-00-00.json is not listed" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_a_sweep_name_cannot_climb_out_of_its_storage(tracking_uri, tmp_path, monkeypatch, capsys):
+    """Issue #15, item 2: the name is one folder under the storage root; nothing is written elsewhere."""
+    work = tmp_path / "a/b/c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    _no_ray(monkeypatch)
+    assert sweep(tracking_uri, "name=../../../escaped_sweep") == 2
+    assert "name: '../../../escaped_sweep' is not a sweep name" in capsys.readouterr().err
+    assert main(["sweep", "--resume", "../../../escaped_sweep"]) == 2
+    assert "--resume: '../../../escaped_sweep' is not a sweep name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c"]
+    assert sweep(tracking_uri, "storage_path=/proc/x") == 2  # a storage folder that takes no files
+    assert "storage_path: cannot write in /proc/x" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c"]
 
 
 @pytest.mark.slow
@@ -210,3 +302,132 @@ def test_two_trials_at_half_a_gpu_each_both_train_on_cuda(tracking_uri, tmp_path
     assert len(children) == 2
     assert all(c.data.params["device"].startswith("cuda") and c.data.params["gpu_name"] for c in children)
     assert all("system/gpu_utilization_percentage" in c.data.metrics for c in children)
+
+
+def test_a_trial_that_raises_is_a_failed_child_run_with_its_traceback(tracking_uri, monkeypatch):
+    """Issue #15, item 6: a trial that fails at run time (here its trainer's constructor) leaves a
+    FAILED child run holding the error, and retrying it (max_failures) appends to the same run."""
+    from ray import tune
+
+    from components.rl.qlearning import QLearnConfig
+    from pipelines.distributed import tune_trial
+    from pipelines.families import Family
+    from pipelines.tracking import open_run
+
+    def build(cfg):
+        raise RuntimeError("the simulator lost its licence")
+
+    class Context:
+        def get_trial_id(self):
+            return "abc12_00001"
+
+        def get_trial_name(self):
+            return "sweep_trial_abc12_00001"
+
+    family = Family("qlearn", QLearnConfig, "qlearn/frozenlake.yaml", build=build)
+    monkeypatch.setattr(tune_trial, "get_family", lambda name: family)
+    monkeypatch.setattr(tune, "get_context", lambda: Context())
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    parent = open_run(tracking_uri, "sw-fail", run_name="sweep-x")
+    spec = tune_trial.TrialSpec("qlearn", {}, tracking_uri, "sw-fail", parent.run_id, "x", os.getcwd())
+    for _attempt in range(2):  # the first try, and Tune's retry of it
+        with pytest.raises(RuntimeError, match="lost its licence"):
+            tune_trial.sweep_trial({"alpha.start": 0.3}, spec)
+
+    client = MlflowClient(tracking_uri)
+    (child,) = client.search_runs([parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.run_id}'")
+    assert child.info.status == "FAILED" and child.info.run_name == "sweep_trial_abc12_00001"
+    assert child.data.params["sweep.alpha.start"] == "0.3"
+    assert child.data.tags["adl.error"] == "RuntimeError: the simulator lost its licence"
+    text = Path(client.download_artifacts(child.info.run_id, "error.txt")).read_text()
+    assert text.startswith("Traceback") and "RuntimeError: the simulator lost its licence" in text
+
+
+def test_sigterm_during_fit_asks_tune_to_stop_and_exits_143(monkeypatch):
+    """The handler adl puts around ``tuner.fit()`` owns SIGTERM (Ray's would exit at once): the first
+    signal becomes a stop request that Tune's loop picks up (``StopOnSignal``), and the exit code
+    says which signal it was."""
+    import signal
+
+    from pipelines import sweep as sweep_mod
+    from pipelines.distributed.tune_callbacks import STOP_REQUESTED
+
+    class Tuner:
+        def fit(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert STOP_REQUESTED.wait(5)  # what StopOnSignal hands to Tune at its next step
+            return "results"
+
+    stop = sweep_mod._stop_signals()
+    with stop:
+        results = sweep_mod._fit(Tuner(), stop)
+    assert results == "results" and stop.requested() and stop.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) != stop._handle  # the previous handler is back
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_uri, tmp_path):
+    """Issue #15, item 5: Ctrl-C after the first of three trials exits 130 with the parent and the
+    running trial KILLED, names the unfinished trials and prints the resume command; the resume
+    (whose state adl signed while Tune saved it) runs only those, and the parent ends FINISHED."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "pipelines.cli", "sweep", "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    first = [*cmd, "--config", SWEEP, "--experiment", "sig", "--set", "name=sig"]
+    for item in (
+        "max_concurrent=1",
+        "scheduler.kind=fifo",
+        "artifacts_every=100",
+        "search_space={alpha.start: {grid: [0.1, 0.2, 0.3]}}",
+        "overrides={episodes: 4000, eval_every: 400}",
+    ):
+        first += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        first, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    client = MlflowClient(tracking_uri)
+
+    def children(status: str | None = None):
+        exp = client.get_experiment_by_name("sig")
+        if exp is None:
+            return []
+        runs = client.search_runs([exp.experiment_id], "tags.`mlflow.parentRunId` != ''")
+        return [r for r in runs if status is None or r.info.status == status]
+
+    try:
+        deadline = time.time() + 150
+        while not children("FINISHED") and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+        done = {r.info.run_id: r.data.metrics["eval_return"] for r in children("FINISHED")}
+        assert len(done) == 1, proc.communicate(timeout=30)[1][-3000:]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped by SIGINT: 2 unfinished trial(s): sweep_trial_" in err, err[-3000:]
+    assert "(alpha.start=0.2); 1 not started yet" in err  # the running one; the third was not made yet
+    assert f"continue with: adl sweep --resume {tmp_path / '.adl/sweeps/sig'}" in err
+    parent = next(
+        r
+        for r in client.search_runs([client.get_experiment_by_name("sig").experiment_id])
+        if "mlflow.parentRunId" not in r.data.tags
+    )
+    assert parent.info.status == "KILLED" and "adl.best_run_id" not in parent.data.tags
+    assert not children("RUNNING")
+
+    resumed = subprocess.run(
+        [*cmd, "--resume", "sig"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    runs = children()
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    for run_id, value in done.items():  # the finished trial was not run again
+        assert [m.step for m in client.get_metric_history(run_id, "eval/return")][-1] == 4000
+        assert client.get_run(run_id).data.metrics["eval_return"] == value

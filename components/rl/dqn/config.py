@@ -126,7 +126,9 @@ class DQNConfig:
     eval: EvalConfig = section(EvalConfig)
     checkpoint: CheckpointConfig = section(CheckpointConfig)
     max_env_steps: int = param(200_000, "stop after this many env steps", ge=1)
-    max_time_s: float = param(600.0, "stop after this many seconds of training", gt=0.0)
+    max_time_s: float = param(
+        600.0, "stop after this many seconds of training (.inf: no limit)", gt=0.0, allow_inf=True
+    )
     log_every_s: float = param(2.0, "seconds between metric logs and progress updates", gt=0.0)
     local: bool = param(False, "run every part in this process, without Ray (debugging, tests)")
     num_cpus: int | None = param(None, "CPUs for a local Ray (default: all)", ge=1)

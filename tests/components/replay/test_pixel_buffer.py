@@ -8,6 +8,7 @@ so the same stream) into a ReplayBuffer. A transition is named by (collector, ep
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -250,3 +251,63 @@ def _naive_export(naive: ReplayBuffer, tmp_path) -> str:
     write_replay(naive, tmp_path / "naive.arrow")
     export_parquet(tmp_path / "naive.arrow", tmp_path / "naive.parquet")
     return str(tmp_path / "naive.parquet")
+
+
+def test_check_snapshot_follows_frame_ids_and_the_live_count(stream, tmp_path):
+    """Issue #15, item 8: a frame-stack snapshot's ids must stay in the ring, in their slots, and its
+    size must be the transitions it holds."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from components.replay.snapshot_check import SnapshotSpec, check_snapshot
+
+    buf = PixelReplayBuffer(_cfg(150, "prioritized"), stack=4)
+    for push, _ in stream:
+        buf.add(push)
+    path = tmp_path / "replay.arrow"
+    write_replay(buf, path)
+    good = path.read_bytes()
+    spec = SnapshotSpec(150, "prioritized", 0.6, SHAPE, "|u1", n_actions=6, max_n=3, frame_stack=True)
+    assert check_snapshot(path, spec)["size"] == len(buf)
+    live = int(np.flatnonzero(buf.frames.has_transition)[0])
+
+    def rewrite(change):
+        table = ipc.open_file(pa.BufferReader(good)).read_all()
+        table, meta = change(table, json.loads(table.schema.metadata[b"adl"]))
+        table = table.replace_schema_metadata({"adl": json.dumps(meta)})
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    def ids(name, value):
+        def change(t, m):
+            flat = t[name].combine_chunks().values.to_numpy().copy()
+            flat[live * 4] = value
+            col = pa.FixedSizeListArray.from_arrays(pa.array(flat), 4)
+            return t.set_column(t.schema.get_field_index(name), name, col), m
+
+        return change
+
+    def frame_id(t, m):
+        fid = t["frame_id"].to_numpy().copy()
+        fid[live] += 1  # a frame of the next slot
+        return t.set_column(t.schema.get_field_index("frame_id"), "frame_id", pa.array(fid)), m
+
+    for change, needle in [
+        (ids("obs_ids", 10**9), "column 'obs_ids' holds frame ids outside [0,"),
+        (ids("next_ids", -5), "column 'next_ids' holds frame ids outside [0,"),
+        (frame_id, f"column 'frame_id' holds {int(buf.frames.frame_id[live]) + 1} in slot {live}"),
+        (lambda t, m: (t, {**m, "size": m["size"] + 3}), "is not the"),
+        (
+            lambda t, m: (t, {**m, "frame_ids": [[0, 0, 0, 0]]}),
+            "metadata field 'frame_ids' has a bad segment",
+        ),
+    ]:
+        rewrite(change)
+        with pytest.raises(SnapshotError, match=re.escape(needle)):
+            check_snapshot(path, spec)
+    path.write_bytes(good)
+    plain = SnapshotSpec(150, "prioritized", 0.6, SHAPE, "|u1", n_actions=6, max_n=3)
+    with pytest.raises(SnapshotError, match="this run's replay stores whole observations"):
+        check_snapshot(path, plain)

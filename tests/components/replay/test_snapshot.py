@@ -150,3 +150,79 @@ def test_frame_storage_round_trips_after_wrapping(tmp_path):
     live = np.flatnonzero(fs.valid(np.arange(50)))
     for a, b in zip(fs.stacks(live), back.stacks(live)):
         np.testing.assert_array_equal(a, b)
+
+
+def _rewrite(path, change):
+    """The snapshot at ``path`` rewritten through ``change(table, meta) -> (table, meta)``."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+    table, meta = change(table, json.loads(table.schema.metadata[b"adl"]))
+    table = table.replace_schema_metadata({"adl": json.dumps(meta)})
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _set(name, index, value):
+    import pyarrow as pa
+
+    def change(t, m):
+        values = t[name].to_numpy().copy()
+        values[index] = value
+        return t.set_column(t.schema.get_field_index(name), name, pa.array(values, t[name].type)), m
+
+    return change
+
+
+def test_check_snapshot_accepts_what_the_writer_wrote_and_names_every_bad_field(tmp_path):
+    """Issue #15, item 8, at the replay: the checks a resume runs before it trusts a snapshot."""
+    import pyarrow as pa
+
+    from components.replay.snapshot_check import SnapshotSpec, check_snapshot
+
+    buf = _filled("prioritized")
+    spec = SnapshotSpec(1000, "prioritized", 0.6, (4,), "<f4", n_actions=4, max_n=3)
+    path = tmp_path / "replay.arrow"
+    write_replay(buf, path)
+    good = path.read_bytes()
+    assert check_snapshot(path, spec)["size"] == 1000
+    for change, needle in [
+        (lambda t, m: (t, m), "column 'action' holds 3 at row"),  # a run with 3 actions only
+        (_set("action", 5, -1), "column 'action' holds -1 at row 5; allowed: 0 to 3"),
+        (_set("reward", 7, np.nan), "column 'reward' holds nan at row 7"),
+        (_set("n", 2, 0), "column 'n' holds 0 at row 2; allowed: 1 to 3"),
+        (_set("tree_leaf", 9, -1.0), "column 'tree_leaf' holds -1.0 at row 9"),
+        (lambda t, m: (t.drop_columns(["tree_leaf"]), m), "column 'tree_leaf' is missing"),
+        (
+            lambda t, m: (t.append_column("extra", pa.array(np.zeros(len(t)))), m),
+            "has columns this format does not",
+        ),
+        (lambda t, m: (t.slice(0, 900), m), "holds 900 rows; its metadata says 1000"),
+        (lambda t, m: (t, {**m, "size": "1000"}), "metadata field 'size' is '1000'"),
+        (lambda t, m: (t, {**m, "rng": {"state": 1}}), "metadata field 'rng' is not a sampling RNG state"),
+        (
+            lambda t, m: (t, {**m, "obs_shape": [5]}),
+            "column 'obs' is fixed_size_list<item: float>[4]; expected",
+        ),
+    ]:
+        _rewrite(path, change)
+        want = spec if "holds 3" not in needle else SnapshotSpec(1000, "prioritized", 0.6, (4,), "<f4", 3, 3)
+        with pytest.raises(SnapshotError) as e:
+            check_snapshot(path, want)
+        assert needle in str(e.value) and str(path) in str(e.value), (needle, str(e.value))
+        path.write_bytes(good)
+    other = SnapshotSpec(1000, "prioritized", 0.6, (4,), "<f8", n_actions=4, max_n=3)
+    with pytest.raises(SnapshotError, match="has obs_dtype '<f4'; this run's replay has '<f8'"):
+        check_snapshot(path, other)
+
+
+def test_export_of_a_snapshot_without_tree_leaf_is_refused_and_leaves_nothing(tmp_path):
+    """Issue #15, item 9: a clear error, no traceback of a missing column, and no half-written file."""
+    write_replay(_filled("uniform"), tmp_path / "replay.arrow")
+    _rewrite(tmp_path / "replay.arrow", lambda t, m: (t.drop_columns(["tree_leaf"]), m))
+    with pytest.raises(SnapshotError, match="column 'tree_leaf' is missing"):
+        export_parquet(tmp_path / "replay.arrow", tmp_path / "out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["replay.arrow"]

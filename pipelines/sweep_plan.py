@@ -1,0 +1,207 @@
+"""What ``adl sweep`` will run, resolved and checked before Ray starts: the sweep and its family's base
+config (every searched value validated), where its state lives, and for ``--resume`` the saved state,
+trusted only when adl signed it.
+
+The sweep's state file (``adl_sweep.json``, in ``<storage root>/<name>/``) and Ray Tune's files
+(``tuner.pkl``, the experiment state, which Tune unpickles) are signed with the user's key
+(``pipelines/signing.py``, ``pipelines/sweep_signature.py``). A resume verifies both before Ray
+or Tune opens anything, and refuses (exit 2) state it cannot trust, saying how to go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.config import ConfigError, apply_overrides, apply_values, build, read_yaml
+from pipelines.families import family_spec, get_family
+from pipelines.signing import KEY_FILE, SignatureError, check_signed, config_dir, signed
+from pipelines.sweep_config import SweepConfig, check_sweep_name
+from pipelines.sweep_signature import sign_folder, verify_folder
+from pipelines.writable import check_writable
+
+SWEEP_STATE = "adl_sweep.json"
+STATE_KEYS = ("sweep_file", "tracking_uri", "experiment", "tune_path", "parent_run_id")
+
+
+def _dotted_set(overrides: dict[str, Any]) -> list[str]:
+    return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+
+
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> tuple[SweepConfig, dict[str, Any]]:
+    """The sweep config and its family's base config as plain data, both validated (and each
+    config checked by the family's ``check``: the env made once with its kwargs)."""
+    from pipelines.distributed.search_space import all_values
+
+    path = Path(path)
+    sweep = build(SweepConfig, apply_overrides(read_yaml(path), overrides))
+    if sweep.name is None:
+        sweep.name = check_sweep_name(path.stem, f"name (from the file name {path.name})")
+    family = get_family(sweep.family)
+    base_path = Path(sweep.base_config)
+    if not base_path.is_file() and (path.parent.parent.parent / base_path).is_file():
+        base_path = path.parent.parent.parent / base_path  # relative to the repo, not the cwd
+    base = apply_overrides(read_yaml(base_path), _dotted_set(sweep.overrides))
+    base_cfg = build(family.config_cls, base)  # the base config itself is valid
+    if family.check is not None:
+        family.check(base_cfg)
+    for key, values in all_values(sweep.search_space).items():
+        for v in values:
+            try:
+                cfg = build(family.config_cls, apply_values(base, {key: v}))
+                if family.check is not None:
+                    family.check(cfg)
+            except ConfigError as e:
+                raise ConfigError(f"search_space.{key} = {v!r}: {e}") from None
+    return sweep, base
+
+
+@dataclass
+class SweepPlan:
+    """Everything a sweep run is built from, resolved and validated before Ray starts."""
+
+    sweep: SweepConfig
+    base: dict[str, Any]  # the family config as plain data, sweep overrides applied
+    sweep_path: Path
+    overrides: list[str]
+    metric: str
+    mode: str
+    uri: str
+    experiment: str
+    exp_dir: Path  # where adl_sweep.json lives
+    storage: str  # Tune's storage_path (a folder or a URI)
+    tune_path: str  # the Tune experiment inside it
+    driver_cwd: Path
+    in_job: bool  # under `adl submit`: the working dir is a temporary copy
+    parent_run_id: str | None = None  # set when resuming
+
+
+def _refusal(resume: str, exp_dir: Path, err: SignatureError) -> SignatureError:
+    return SignatureError(
+        f"adl sweep --resume {resume}: {err}. Ray Tune reads a sweep's state with pickle, which runs "
+        f"whatever code the files hold, so adl resumes only state it signed itself (with the key "
+        f"{config_dir() / KEY_FILE}). If this sweep's driver was killed while Tune was saving, and "
+        f"nobody else can write {exp_dir} or the sweep's storage_path, accept the files as they are "
+        f"with `adl sweep --resume {resume} --trust-state`; otherwise run the sweep again under a "
+        f"new name (--set name=...)"
+    )
+
+
+def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The signed state of sweep ``resume`` (a name, or its folder), its Tune folder verified.
+
+    With ``trust`` the files are signed as they are first (the user vouches for them)."""
+    exp_dir = Path(resume) if Path(resume).is_dir() else storage_root / check_sweep_name(resume, "--resume")
+    state_file = exp_dir / SWEEP_STATE
+    if not state_file.is_file():
+        raise ConfigError(f"--resume {resume}: no sweep state at {state_file}")
+    try:
+        raw = json.loads(state_file.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--resume {resume}: {state_file} cannot be read ({e})") from None
+    try:
+        if trust and isinstance(raw, dict):
+            raw = signed(raw)
+            state_file.write_text(json.dumps(raw))
+        state = check_signed(raw, str(state_file))
+        bad = [k for k in STATE_KEYS if not isinstance(state.get(k), str)]
+        overrides = state.get("overrides")
+        if bad or not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise ConfigError(f"--resume {resume}: {state_file} lacks or mistypes {bad or ['overrides']}")
+        if trust:
+            sign_folder(state["tune_path"])
+        verify_folder(state["tune_path"])
+    except SignatureError as e:
+        raise _refusal(resume, exp_dir, e) from None
+    return exp_dir, state
+
+
+def write_state(plan: SweepPlan, parent_run_id: str) -> None:
+    """What ``adl sweep --resume NAME`` needs to pick the sweep up again, signed."""
+    plan.exp_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        "sweep_file": str(plan.sweep_path),
+        "overrides": plan.overrides,
+        "tracking_uri": plan.uri,
+        "experiment": plan.experiment,
+        "tune_path": plan.tune_path,
+        "parent_run_id": parent_run_id,
+    }
+    (plan.exp_dir / SWEEP_STATE).write_text(json.dumps(signed(state)))
+
+
+def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, Any]:
+    """Trials of a family with ``train.threads`` use the CPUs each asks for (``resources.cpu``),
+    unless the sweep sets the threads itself: never torch's default of every core of the node."""
+    train = base.get("train") or {}
+    if "train.threads" in sweep.search_space or (isinstance(train, dict) and "threads" in train):
+        return base
+    config_cls = family_spec(sweep.family).config_cls()
+    try:
+        build(config_cls, apply_values(base, {"train.threads": 1}))
+    except ConfigError:  # this family has no train.threads (Q-learning is numpy)
+        return base
+    return apply_values(base, {"train.threads": max(1, int(sweep.resources.cpu))})
+
+
+def plan_sweep(
+    sweep_path: str | Path | None,
+    overrides: list[str],
+    tracking_uri: str | None,
+    experiment: str | None,
+    resume: str | None,
+    trust_state: bool = False,
+) -> SweepPlan:
+    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
+
+    # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
+    # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
+    in_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
+    storage_root = Path.home() / ".adl/sweeps" if in_job else Path(".adl/sweeps").resolve()
+    state: dict[str, Any] = {}
+    if resume is not None:  # everything comes from the saved state, not from a possibly edited YAML
+        _, state = read_state(resume, storage_root, trust_state)
+        sweep_path, overrides = state["sweep_file"], state["overrides"]
+    assert sweep_path is not None
+    # Absolute now, and the cwd taken now: under `adl submit` the job's working dir is unpacked
+    # again when the driver's ray.init joins the cluster, and relative paths to the old directory
+    # fail afterwards (seen as FileNotFoundError on the sweep file).
+    path = Path(sweep_path).resolve()
+    sweep, base = load_sweep(path, list(overrides))
+    base = threads_for_trials(sweep, base)
+    family = get_family(sweep.family)
+    # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.
+    remote = bool(sweep.storage_path and "://" in sweep.storage_path)
+    storage = Path(sweep.storage_path).resolve() if sweep.storage_path and not remote else storage_root
+    storage_str = str(sweep.storage_path).rstrip("/") if remote else str(storage)
+    uri = resolve_tracking_uri(state.get("tracking_uri") or tracking_uri)
+    check_reachable(uri)
+    root = storage_root if remote else storage
+    check_writable(root, "storage_path" if sweep.storage_path and not remote else "the sweep state folder")
+    exp_dir = root / str(sweep.name)
+    if exp_dir.resolve().parent != root.resolve():  # the name is one folder, checked; never climb out
+        raise ConfigError(f"name: {sweep.name!r} would put the sweep's state outside {root}")
+    if resume is None and (exp_dir / SWEEP_STATE).exists():
+        raise ConfigError(
+            f"sweep {sweep.name!r} already exists at {exp_dir}; resume it with "
+            f"`adl sweep --resume {sweep.name}` or set name: to something new"
+        )
+    return SweepPlan(
+        sweep=sweep,
+        base=base,
+        sweep_path=path,
+        overrides=list(overrides),
+        metric=sweep.metric or family.metric,
+        mode=sweep.mode or family.mode,
+        uri=uri,
+        experiment=state.get("experiment") or experiment or f"adl-{sweep.family}",
+        exp_dir=exp_dir,
+        storage=storage_str,
+        tune_path=state.get("tune_path") or f"{storage_str}/{sweep.name}",
+        driver_cwd=Path.cwd(),
+        in_job=in_job,
+        parent_run_id=state.get("parent_run_id"),
+    )
