@@ -72,7 +72,7 @@ class LearnerActor:
 
     def info(self) -> dict[str, Any]:
         return {
-            "device": str(self.learner.device),
+            **self.learner.describe(),  # device, cuda_graph, precision, channels_last
             "pid": os.getpid(),
             "gpu_ids": ray.get_gpu_ids(),
             "cuda_name": torch.cuda.get_device_name() if self.learner.device.type == "cuda" else None,

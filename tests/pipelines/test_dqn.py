@@ -61,6 +61,36 @@ def test_bad_input_exits_2_before_anything_starts(args, needle, tracking_uri, ca
     assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
+@pytest.mark.parametrize(
+    "sets,needle",
+    [
+        (
+            ["learner.device=cpu", "learner.cuda_graph=true"],
+            "learner.cuda_graph: true needs a CUDA learner, but learner.device is cpu; allowed with "
+            "learner.device: cpu: auto (eager updates there) or false",
+        ),
+        (
+            ["learner.device=cpu", "learner.precision=bf16"],
+            "learner.precision: bf16 needs a CUDA learner, but learner.device is cpu; allowed with "
+            "learner.device: cpu: fp32",
+        ),
+        pytest.param(
+            ["learner.device=auto", "learner.cuda_graph=true"],
+            "learner.cuda_graph: true needs a CUDA learner, but this learner runs on the CPU "
+            "(learner.device: auto); allowed here: auto",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="auto is a GPU here"),
+        ),
+        (["local=true", "collectors.inference=gpu"], "collectors.inference: gpu needs Ray"),
+    ],
+)
+def test_gpu_only_options_where_there_is_no_gpu_exit_2_before_a_run_opens(sets, needle, tracking_uri, capsys):
+    args = [a for kv in sets for a in ("--set", kv)]
+    assert main(["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
+
+
 @pytest.mark.ray
 def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
     proc = subprocess.run(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from components.config import ConfigError
 from components.nets.qnets import MLPQNetwork
 from components.replay.batch import SampledBatch
 from components.rl.dqn.config import LearnerConfig
@@ -96,6 +97,52 @@ def test_state_dict_round_trip_resumes_identically():
     torch.save(a.state_dict(), buffer)
     buffer.seek(0)
     b.load_state_dict(torch.load(buffer))
+    td_a, _ = a.step(batch)
+    td_b, _ = b.step(batch)
+    np.testing.assert_array_equal(td_a, td_b)
+    np.testing.assert_array_equal(a.get_weights(), b.get_weights())
+
+
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        ({"cuda_graph": True}, "learner.cuda_graph: true needs a CUDA learner"),
+        ({"precision": "bf16"}, "learner.precision: bf16 needs a CUDA learner"),
+    ],
+)
+def test_gpu_only_options_on_a_cpu_learner_are_refused_naming_key_value_and_allowed(options, needle):
+    with pytest.raises(ConfigError, match=needle) as err:
+        _learner(**options)
+    assert "allowed here:" in str(err.value)
+
+
+def test_cuda_graph_auto_falls_back_to_eager_updates_on_the_cpu():
+    learner = _learner(cuda_graph="auto")
+    assert learner.describe() == {
+        "device": "cpu",
+        "cuda_graph": False,
+        "precision": "fp32",
+        "channels_last": False,
+    }
+    assert learner.graph is None and learner.stager is None
+    assert all(not g["capturable"] for g in learner.optimizer.param_groups)
+
+
+def test_a_checkpoint_of_a_graphed_learner_loads_into_a_cpu_learner():
+    """A graphed GPU learner's optimizer groups say capturable=True; a CPU learner keeps its own flag
+    (capturable Adam refuses CPU tensors) and then trains as the writer would have."""
+    a, b = _learner(), _learner()
+    batch = _batch()
+    a.step(batch)
+    state = a.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    written = torch.load(buffer)
+    for group in written["optimizer"]["param_groups"]:
+        group["capturable"] = True  # as a graphed learner writes them
+    b.load_state_dict(written)
+    assert all(g["capturable"] is False and g["fused"] is True for g in b.optimizer.param_groups)
     td_a, _ = a.step(batch)
     td_b, _ = b.step(batch)
     np.testing.assert_array_equal(td_a, td_b)
