@@ -61,10 +61,10 @@ class BatchStager:
             torch.cuda.synchronize(self.device)  # a new batch shape: nothing may still use the old slots
 
         def slot() -> _Slot:
-            pin = self.cuda
+            pin, host = self.cuda, torch.device("cpu")
             return _Slot(
-                torch.empty(obs_shape, dtype=dtype, pin_memory=pin),
-                torch.empty((n, b), dtype=torch.float32, pin_memory=pin),
+                torch.empty(obs_shape, dtype=dtype, device=host, pin_memory=pin),
+                torch.empty((n, b), dtype=torch.float32, device=host, pin_memory=pin),
                 torch.empty(obs_shape, dtype=dtype, device=self.device),
                 torch.empty((n, b), dtype=torch.float32, device=self.device),
                 torch.cuda.Event() if self.cuda else None,

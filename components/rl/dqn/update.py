@@ -61,7 +61,8 @@ def pack_scalars(batch: SampledBatch, out: np.ndarray | None = None) -> np.ndarr
 
 def host_inputs(batch: SampledBatch) -> UpdateInputs:
     """A CPU learner's inputs: tensors over the batch's arrays (s and s' concatenated, as one forward)."""
-    obs, next_obs = torch.as_tensor(batch.obs), torch.as_tensor(batch.next_obs)
+    cpu = torch.device("cpu")  # the batch's own memory, whatever torch's default device is
+    obs, next_obs = torch.as_tensor(batch.obs, device=cpu), torch.as_tensor(batch.next_obs, device=cpu)
     return UpdateInputs(torch.cat([obs, next_obs]), torch.from_numpy(pack_scalars(batch)))
 
 

@@ -195,3 +195,15 @@ def test_scalars_pack_actions_and_window_lengths_exactly():
     np.testing.assert_array_equal(x.scalars[2].numpy(), b.done.astype(np.float32))
     np.testing.assert_array_equal(x.scalars[3].numpy(), b.n.astype(np.float32))
     np.testing.assert_array_equal(x.obs_pair.numpy(), np.concatenate([b.obs, b.next_obs]))
+
+
+def test_a_cpu_learner_creates_nothing_on_torchs_default_device():
+    """Every tensor of a CPU update is made on the CPU explicitly (with a meta default device any that
+    is not has no data): the cycle still trains and reads finite numbers back."""
+    learner, batches = _learner("mlp"), _batches("mlp")  # the network is built before
+    torch.set_default_device("meta")
+    try:
+        metrics = learner_cycle(learner, _Source(batches), K, 0.4, 1000, lambda: None)
+    finally:
+        torch.set_default_device(None)
+    assert len(metrics) == K and all(np.isfinite(m["loss"]) for m in metrics)
