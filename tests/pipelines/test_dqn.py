@@ -91,6 +91,34 @@ def test_gpu_only_options_where_there_is_no_gpu_exit_2_before_a_run_opens(sets, 
     assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
+def test_how_the_learner_and_collectors_compute_may_change_on_resume():
+    """A checkpoint's config identity leaves out the graph, precision, TF32 and inference keys: a run
+    checkpointed on a GPU resumes on a CPU, and checkpoints written before these keys existed verify."""
+    from pipelines.dqn_checkpoint import config_identity
+
+    plain = config_identity(load(DQNConfig, CARTPOLE))
+    changed = config_identity(
+        load(
+            DQNConfig,
+            CARTPOLE,
+            [
+                "learner.cuda_graph=false",
+                "learner.tf32=false",
+                "learner.device=cuda",
+                "learner.precision=bf16",
+                "collectors.inference=gpu",
+                "collectors.inference_gpus=0.5",
+                "collectors.inference_wait_ms=3",
+            ],
+        )
+    )
+    assert changed == plain
+    assert not any(
+        k.startswith(("learner.cuda_graph", "learner.tf32", "collectors.inference")) for k in plain
+    )
+    assert config_identity(load(DQNConfig, CARTPOLE, ["learner.lr=0.01"])) != plain  # the maths still counts
+
+
 @pytest.mark.ray
 def test_more_collectors_than_cpus_is_refused_before_actors_start(tracking_uri):
     proc = subprocess.run(
