@@ -159,6 +159,19 @@ class Learner:
         for group in self.optimizer.param_groups:
             group["capturable"] = self.graphed
         keep_optimizer_settings(self.optimizer, fused=True)
+        _match_param_layouts(self.optimizer)
         self.steps = int(state["steps"])
         if self.graph is not None:
             self.graph.reset()  # the optimizer's state tensors are new: capture them again
+
+
+def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give Adam's moments their parameter's memory layout. A CUDA learner keeps conv weights (and so
+    their moments) channels-last and a CPU learner does not; ``load_state_dict`` keeps the writer's
+    strides, and fused Adam with moments laid out unlike their parameter updates the wrong elements."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
