@@ -38,7 +38,7 @@ from components.rl.dqn.graphed_update import GraphedUpdate
 from components.rl.dqn.networks import get_flat_weights
 from components.rl.dqn.staging import BatchStager, consume
 from components.rl.dqn.target_network import TargetPair
-from components.rl.dqn.update import DQNUpdate, UpdateInputs, host_inputs, unpack
+from components.rl.dqn.update import METRICS, DQNUpdate, UpdateInputs, host_inputs, unpack
 
 __all__ = ["Learner", "check_learner_options", "resolve_device"]
 
@@ -101,13 +101,13 @@ class Learner:
         if self.stager is None:
             yield from (host_inputs(b) for b in batches)
             return
-        staged = self.stager.put(batches[0]) if batches else None
-        for i in range(len(batches)):
-            assert staged is not None
-            current = staged
-            yield current
-            if i + 1 < len(batches):
-                staged = self.stager.put(batches[i + 1])
+        if not batches:
+            return
+        staged = self.stager.put(batches[0])
+        for following in [*batches[1:], None]:
+            yield staged  # the caller queues its update before asking for the next one
+            if following is not None:
+                staged = self.stager.put(following)
 
     def update(self, x: UpdateInputs) -> torch.Tensor:
         """One update; returns [B + 4] on the learner's device (|δ|, then the metrics), unread."""
@@ -123,7 +123,7 @@ class Learner:
         if not outs:
             return np.zeros(0, np.float32), []
         host = torch.cat(outs).cpu().numpy()
-        return unpack(host, [o.numel() - 4 for o in outs])
+        return unpack(host, [o.numel() - len(METRICS) for o in outs])
 
     def step(self, batch: SampledBatch) -> tuple[np.ndarray, dict[str, float]]:
         """One update, read back at once; returns |δ| for the replay's priorities and the step's metrics."""
