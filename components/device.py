@@ -82,10 +82,12 @@ def setup_process(device: torch.device, threads: int, tf32: bool = True) -> None
         torch.backends.cudnn.benchmark = True
 
 
-def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` when ``precision`` is bf16, else a context that changes nothing."""
+def autocast(device: torch.device, precision: str, cache: bool = True) -> AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` when ``precision`` is bf16, else a context that changes nothing.
+
+    ``cache=False`` turns off autocast's cache of cast weights, as code captured in a CUDA graph needs."""
     if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return nullcontext()
 
 

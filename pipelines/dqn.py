@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.learner import resolve_device
+from components.rl.dqn.learner import check_learner_options, resolve_device
 from pipelines.dqn_artifacts import fetch_checkpoint, log_results, upload_checkpoint
 from pipelines.dqn_checkpoint import checkpoint_dir, verify
 from pipelines.dqn_run import DQNSetup, check_resources, prestart_ray, run_dqn
@@ -33,6 +33,13 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
     check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
+    # Where the learner runs: this process's device, or (in an actor) the one the actor asks Ray for,
+    # which this machine need not have; a GPU-only option on a CPU learner exits 2 before the run opens.
+    device = cfg.learner.device
+    if not cfg.learner_in_actor():
+        resolved = resolve_device(cfg.learner.device, "learner.device")
+        check_learner_options(cfg.learner, resolved)
+        device = resolved.type
     uri, register = ctx.tracking_uri, ctx.extra.get("register")
     if resume_id := ctx.extra.get("resume"):
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.
@@ -44,7 +51,6 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         check_run_folders(ckpt_dir.parent)
     else:
         experiment, manifest = ctx.experiment, None
-        device = resolve_device(cfg.learner.device).type
         tags = {"adl.family": "dqn", "adl.config": ctx.config_name, "adl.device": device}
         opened = {"run_name": ctx.run_name or run_name(cfg), "tags": tags}
         check_run_folders(cfg.checkpoint.dir)  # writable now, not at the first checkpoint

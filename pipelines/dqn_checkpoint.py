@@ -46,6 +46,12 @@ RESUMABLE_PREFIXES = (
     "learner.num_threads",
     "learner.placement",
     "learner.num_gpus",
+    # How the learner and the collectors compute, not what: a GPU run resumes on a CPU (and back), and
+    # checkpoints written before these keys existed still verify.
+    "learner.cuda_graph",
+    "learner.precision",
+    "learner.tf32",
+    "collectors.inference",
 )
 
 

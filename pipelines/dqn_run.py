@@ -118,7 +118,9 @@ def build_learner(cfg: DQNConfig, setup: DQNSetup, wiring: Wiring, local: Learne
     from pipelines.distributed.learner_actor import RemoteLearner
 
     remote = RemoteLearner(cfg, setup.obs_shape, setup.n_actions, wiring, mirror=setup.net)
-    print(f"adl: learner actor on {remote.info()['device']}", file=sys.stderr)
+    info = remote.info()
+    graph = "a CUDA graph per update" if info["cuda_graph"] else "eager updates"
+    print(f"adl: learner actor on {info['device']} ({graph}, {info['precision']})", file=sys.stderr)
     return remote
 
 

@@ -1,10 +1,12 @@
 """A collector as a Ray actor: the pure :class:`~components.rl.dqn.collector.Collector`, pushing its
 batches straight into the replay actor with at most ``max_in_flight`` adds outstanding, so it goes on
-stepping while its last batch travels."""
+stepping while its last batch travels. With ``collectors.inference: gpu`` it asks the shared inference
+actor (``inference_actor.py``) for its Q-values instead of running the network itself."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,16 @@ import ray
 from components.rl.dqn.collector import Collector, EpisodeStats
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.networks import get_flat_weights
+
+
+def _remote_q(inference: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Q-values from the inference actor, waited for (the collector acts on them at once)."""
+
+    def q_fn(obs: np.ndarray) -> np.ndarray:
+        q: np.ndarray = ray.get(inference.q_values.remote(obs))
+        return q
+
+    return q_fn
 
 
 @ray.remote(num_cpus=1)
@@ -26,11 +38,13 @@ class CollectorActor:
         replay: Any,
         generation: int = 0,
         env_steps: int = 0,
+        inference: Any = None,
     ) -> None:
         import torch
 
         torch.set_num_threads(1)
-        self.collector = Collector(cfg, index, obs_shape, n_actions, generation)
+        q_fn = _remote_q(inference) if inference is not None else None
+        self.collector = Collector(cfg, index, obs_shape, n_actions, generation, q_fn=q_fn)
         self.replay = replay
         self.max_in_flight = cfg.collectors.max_in_flight
         self.in_flight: list[Any] = []

@@ -32,8 +32,8 @@ from components.rl.dqn.networks import build_q_network, set_flat_weights
 
 
 def check_gpus(cfg: DQNConfig, have: float | None = None) -> None:
-    """Refuse a GPU learner actor the cluster (with ``have`` GPUs: default, ask Ray) cannot place
-    (it would wait forever)."""
+    """Refuse a GPU learner actor, or an inference actor, the cluster (with ``have`` GPUs: default,
+    ask Ray) cannot place (they would wait forever)."""
     gpus = cfg.learner_gpus()
     if have is None:
         have = float(ray.cluster_resources().get("GPU", 0.0))
@@ -42,6 +42,15 @@ def check_gpus(cfg: DQNConfig, have: float | None = None) -> None:
             f"learner.device: cuda on Ray puts the learner in an actor that asks for "
             f"learner.num_gpus={gpus:g} GPU, but the Ray cluster has {have:g}; allowed: "
             f"learner.num_gpus <= {have:g} (a cluster with a GPU), or learner.device: cpu or auto"
+        )
+    total = (gpus if cfg.learner_in_actor() else 0.0) + cfg.inference_gpus()
+    if cfg.inference_gpus() > 0 and total > have:
+        raise ConfigError(
+            f"collectors.inference: gpu asks for collectors.inference_gpus={cfg.inference_gpus():g} GPU "
+            f"besides the learner actor's {gpus if cfg.learner_in_actor() else 0:g}, but the Ray cluster "
+            f"has {have:g}; allowed: shares that sum to <= {have:g} (e.g. learner.num_gpus: 0.75 and "
+            f"collectors.inference_gpus: 0.25 on one GPU), collectors.inference_gpus: 0 (on a CPU), or "
+            f"collectors.inference: local"
         )
 
 
@@ -75,7 +84,7 @@ class LearnerActor:
 
     def info(self) -> dict[str, Any]:
         return {
-            "device": str(self.learner.device),
+            **self.learner.describe(),  # device, cuda_graph, precision, channels_last
             "pid": os.getpid(),
             "gpu_ids": ray.get_gpu_ids(),
             "cuda_name": torch.cuda.get_device_name() if self.learner.device.type == "cuda" else None,

@@ -4,7 +4,8 @@ Collectors push their batches straight into the replay actor (Ape-X's shared buf
 most ``max_in_flight`` adds outstanding so they go on stepping while the last batch travels. The
 learner (in the driver) prefetches its next ``batches_per_call`` batches while it trains on the
 current ones, and broadcasts weights with one ``ray.put`` per publish: every collector reads the
-same object-store copy.
+same object-store copy. With ``collectors.inference: gpu`` the collectors act through one shared
+inference actor (``inference_actor.py``), and the weights go to it instead.
 
 Faults: a collector that dies (``ray.kill``, a killed process, a crashed env) shows up as a
 ``RayActorError`` on its pending ``run()``; the wiring starts a replacement with the same index, the
@@ -31,6 +32,7 @@ from components.replay.snapshot import Compression
 from components.rl.dqn.collector import EpisodeStats
 from components.rl.dqn.config import DQNConfig
 from pipelines.distributed.collector_actor import CollectorActor
+from pipelines.distributed.inference_actor import InferenceActor
 from pipelines.distributed.replay_actor import ReplayActor
 
 
@@ -45,8 +47,14 @@ class RayWiring:
         self.cfg = cfg
         self.spaces = (obs_shape, np.dtype(obs_dtype).str, n_actions)
         self.replay = ReplayActor.remote(cfg, obs_shape, np.dtype(obs_dtype).str)
+        # collectors.inference: gpu — one actor answers every collector's Q-values (inference_actor.py).
+        self.inference = (
+            InferenceActor.options(num_gpus=cfg.inference_gpus()).remote(cfg, obs_shape, n_actions)
+            if cfg.collectors.inference == "gpu"
+            else None
+        )
         self.collectors = [
-            CollectorActor.remote(cfg, i, obs_shape, n_actions, self.replay)
+            CollectorActor.remote(cfg, i, obs_shape, n_actions, self.replay, inference=self.inference)
             for i in range(cfg.collectors.num_collectors)
         ]
         self.generation = [0] * len(self.collectors)
@@ -92,7 +100,14 @@ class RayWiring:
             ray.kill(self.collectors[i])
         obs_shape, _, n_actions = self.spaces
         c = CollectorActor.remote(
-            self.cfg, i, obs_shape, n_actions, self.replay, self.generation[i], self.env_steps[i]
+            self.cfg,
+            i,
+            obs_shape,
+            n_actions,
+            self.replay,
+            self.generation[i],
+            self.env_steps[i],
+            self.inference,
         )
         if self.weights_ref is not None:
             c.set_weights.remote(self.weights_ref)
@@ -160,6 +175,9 @@ class RayWiring:
         # One copy in the object store (put here, or by a learner actor), read zero-copy by every collector.
         ref = weights if isinstance(weights, ray.ObjectRef) else ray.put(weights)
         self.weights_ref = ref
+        if self.inference is not None:  # the collectors act through it and need no weights
+            self.inference.set_weights.remote(ref)
+            return
         for c in self.collectors:
             c.set_weights.remote(ref)
 
@@ -176,7 +194,7 @@ class RayWiring:
         return self._size
 
     def stop(self) -> None:
-        for a in [*self.collectors, self.replay]:
+        for a in [*self.collectors, self.replay, *([self.inference] if self.inference is not None else [])]:
             with contextlib.suppress(Exception):  # already dead
                 ray.kill(a)
 

@@ -61,6 +61,64 @@ def test_bad_input_exits_2_before_anything_starts(args, needle, tracking_uri, ca
     assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
 
 
+@pytest.mark.parametrize(
+    "sets,needle",
+    [
+        (
+            ["learner.device=cpu", "learner.cuda_graph=true"],
+            "learner.cuda_graph: true needs a CUDA learner, but learner.device is cpu; allowed with "
+            "learner.device: cpu: auto (eager updates there) or false",
+        ),
+        (
+            ["learner.device=cpu", "learner.precision=bf16"],
+            "learner.precision: bf16 needs a CUDA learner, but learner.device is cpu; allowed with "
+            "learner.device: cpu: fp32",
+        ),
+        pytest.param(
+            ["learner.device=auto", "learner.cuda_graph=true"],
+            "learner.cuda_graph: true needs a CUDA learner, but this learner runs on the CPU "
+            "(learner.device: auto); allowed here: auto",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="auto is a GPU here"),
+        ),
+        (["local=true", "collectors.inference=gpu"], "collectors.inference: gpu needs Ray"),
+    ],
+)
+def test_gpu_only_options_where_there_is_no_gpu_exit_2_before_a_run_opens(sets, needle, tracking_uri, capsys):
+    args = [a for kv in sets for a in ("--set", kv)]
+    assert main(["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not Path(tracking_uri[len("sqlite:///") :]).exists()  # no run was opened
+
+
+def test_how_the_learner_and_collectors_compute_may_change_on_resume():
+    """A checkpoint's config identity leaves out the graph, precision, TF32 and inference keys: a run
+    checkpointed on a GPU resumes on a CPU, and checkpoints written before these keys existed verify."""
+    from pipelines.dqn_checkpoint import config_identity
+
+    plain = config_identity(load(DQNConfig, CARTPOLE))
+    changed = config_identity(
+        load(
+            DQNConfig,
+            CARTPOLE,
+            [
+                "learner.cuda_graph=false",
+                "learner.tf32=false",
+                "learner.device=cuda",
+                "learner.precision=bf16",
+                "collectors.inference=gpu",
+                "collectors.inference_gpus=0.5",
+                "collectors.inference_wait_ms=3",
+            ],
+        )
+    )
+    assert changed == plain
+    assert not any(
+        k.startswith(("learner.cuda_graph", "learner.tf32", "collectors.inference")) for k in plain
+    )
+    assert config_identity(load(DQNConfig, CARTPOLE, ["learner.lr=0.01"])) != plain  # the maths still counts
+
+
 def test_more_collectors_than_cpus_is_refused_before_the_run_opens(tracking_uri):
     """Issue #15, item 9: exit 2 and no FAILED run left behind (the check used to wait for Ray)."""
     proc = subprocess.run(

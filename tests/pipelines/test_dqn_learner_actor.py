@@ -136,3 +136,46 @@ def test_cuda_learner_runs_in_an_actor_on_half_a_gpu_and_solves_cartpole(tmp_pat
     assert "adl: learner actor on cuda" in proc.stderr
     solved_s, steps, mirror_device = proc.stdout.split()[-3:]
     assert solved_s != "None" and int(steps) > 0 and mirror_device == "cpu"
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("inference", ["local", "gpu"])
+def test_pong_on_ray_trains_with_the_learner_actor_on_the_gpu_for_a_short_budget(inference):
+    """Pong through the pixel replay actor, the learner actor replaying CUDA graphs on half a GPU and
+    (inference: gpu) the collectors acting through the inference actor on a quarter of it."""
+    script = (
+        "import sys\n"
+        "from components.config import load\n"
+        "from components.rl.dqn.config import DQNConfig\n"
+        "from pipelines.dqn_run import run_dqn\n"
+        "from pipelines.tracking import NullTracker\n"
+        "cfg = load(DQNConfig, sys.argv[1], sys.argv[2:])\n"
+        "res, learner = run_dqn(cfg, NullTracker(), progress=False)\n"
+        "print(res.env_steps, res.learner_steps)\n"
+    )
+    sets = [
+        "num_cpus=4",
+        "learner.device=cuda",
+        "learner.num_gpus=0.5",
+        f"collectors.inference={inference}",
+        "collectors.inference_gpus=0.25",
+        "replay.capacity=20000",
+        "replay.min_size=1000",
+        "eval.every_env_steps=1000000000",
+        "max_env_steps=8000",
+        "max_time_s=120",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "configs/dqn/pong.yaml"), *sets],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "adl: learner actor on cuda" in proc.stderr and "a CUDA graph per update" in proc.stderr
+    env_steps, updates = (int(v) for v in proc.stdout.split()[-2:])
+    assert env_steps >= 8000 and updates > 0

@@ -14,6 +14,7 @@ frame S times. The initial priorities still come from the full stacks, which the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,11 @@ class Collector:
     own env seeds and a fresh range of episode ids, so (collector, episode) stays unique in the replay.
 
     ``frames`` (default: ``atari.enabled``) sends each frame once; ``frames=False`` on Atari sends
-    whole stacks, for a ``ReplayBuffer`` (the path the frame mode is tested against)."""
+    whole stacks, for a ``ReplayBuffer`` (the path the frame mode is tested against).
+
+    ``q_fn`` answers Q-values [N, A] for observations [N, ...] in place of the collector's own copy of
+    the network (``collectors.inference: gpu``: an inference actor batching every collector's requests,
+    ``components/rl/dqn/batched_inference.py``); the collector then needs no weights of its own."""
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class Collector:
         n_actions: int,
         generation: int = 0,
         frames: bool | None = None,
+        q_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.cfg, self.index, self.generation = cfg, index, generation
         c = cfg.collectors
@@ -70,6 +76,7 @@ class Collector:
         self.policy = inference_copy(self.net)
         # Vector observations: the MLP in numpy over the net's own weights (see NumpyMLP).
         self.numpy_policy = NumpyMLP(self.net) if isinstance(self.net, MLPQNetwork) else None
+        self.q_fn = q_fn
         self.n_actions = n_actions
         self.rng = np.random.default_rng(self.seed)
         self.nstep = SegmentNStep(self.num_envs, cfg.learner.n_step, cfg.learner.gamma)
@@ -109,6 +116,8 @@ class Collector:
 
     @torch.no_grad()
     def _q(self, obs: np.ndarray) -> np.ndarray:
+        if self.q_fn is not None:
+            return self.q_fn(obs)
         if self.numpy_policy is not None:
             return self.numpy_policy(obs)  # type: ignore[no-any-return]
         return self.policy(torch.as_tensor(obs)).numpy()

@@ -54,6 +54,15 @@ class CollectorConfig:
     apex_alpha: float = param(7.0, "Ape-X ε exponent spread", ge=0.0)
     schedule: ScheduleConfig = param(factory=_eps, doc="ε over env steps when epsilon: schedule")
     max_in_flight: int = param(2, "replay adds a collector may have outstanding (pipelining)", ge=1)
+    inference: Literal["local", "gpu"] = param(
+        "local", "local: each collector runs Q itself on its CPU; gpu: one inference actor batches all (Ray)"
+    )
+    inference_gpus: float = param(
+        0.25, "GPU share of the inference actor (inference: gpu); 0 runs it on a CPU (tests)", ge=0.0
+    )
+    inference_wait_ms: float = param(
+        1.0, "how long the inference actor waits to batch requests from more collectors", ge=0.0
+    )
 
 
 @dataclass
@@ -80,6 +89,13 @@ class LearnerConfig:
         "auto", "where the learner runs on Ray: auto = in an actor when device is cuda, else in the driver"
     )
     num_gpus: float = param(1.0, "GPU share the learner actor asks Ray for when device is cuda", gt=0.0)
+    cuda_graph: Literal["auto"] | bool = param(
+        "auto", "replay each update as one CUDA graph: auto = on CUDA, eager on the CPU (true there: error)"
+    )
+    precision: Literal["fp32", "bf16"] = param(
+        "fp32", "bf16: forward passes under bf16 autocast on CUDA (targets, loss in fp32); CPU: fp32 only"
+    )
+    tf32: bool = param(True, "on CUDA: let fp32 matmuls and convolutions use TF32 (process-wide)")
 
 
 @dataclass
@@ -145,12 +161,18 @@ class DQNConfig:
         """The GPU share the learner actor asks Ray for (0 for a CPU learner)."""
         return self.learner.num_gpus if self.learner.device == "cuda" else 0.0
 
+    def inference_gpus(self) -> float:
+        """The GPU share of the collectors' inference actor (0: none, or it runs on a CPU)."""
+        return self.collectors.inference_gpus if self.collectors.inference == "gpu" else 0.0
+
     def validate(self) -> None:
         check_schedule(self.collectors.schedule, "collectors.schedule")
         if self.local and self.learner.placement == "actor":
             raise ConfigError(
                 "learner.placement: actor needs Ray, but local is true; allowed with local: auto, driver"
             )
+        self._validate_learner_options()
+        self._validate_inference()
         if self.learner.batch_size > self.replay.capacity:
             raise ConfigError(
                 f"learner.batch_size: {self.learner.batch_size} is larger than replay.capacity "
@@ -164,4 +186,34 @@ class DQNConfig:
             raise ConfigError(
                 f"replay.min_size: {self.replay.min_size} is below learner.batch_size "
                 f"{self.learner.batch_size}; allowed: >= learner.batch_size"
+            )
+
+    def _validate_learner_options(self) -> None:
+        """GPU-only learner options on a learner that is certainly on the CPU (``learner.device: cpu``, or
+        an actor Ray gives no GPU). ``learner.device: auto`` in the driver is checked where it resolves
+        (``components/rl/dqn/learner.check_learner_options``)."""
+        lc = self.learner
+        if lc.device == "cpu":
+            where, graph_ok, bf16_ok = (
+                "learner.device is cpu",
+                "allowed with learner.device: cpu: auto (eager updates there) or false",
+                "allowed with learner.device: cpu: fp32",
+            )
+        elif lc.device == "auto" and self.learner_in_actor():
+            where = "learner.device is auto with learner.placement: actor, and Ray gives that actor no GPU"
+            graph_ok = "allowed: learner.device: cuda, or learner.cuda_graph: auto or false"
+            bf16_ok = "allowed: learner.device: cuda, or learner.precision: fp32"
+        else:
+            return
+        if lc.cuda_graph is True:
+            raise ConfigError(f"learner.cuda_graph: true needs a CUDA learner, but {where}; {graph_ok}")
+        if lc.precision == "bf16":
+            raise ConfigError(f"learner.precision: bf16 needs a CUDA learner, but {where}; {bf16_ok}")
+
+    def _validate_inference(self) -> None:
+        """The collectors' inference actor is a Ray actor."""
+        if self.local and self.collectors.inference == "gpu":
+            raise ConfigError(
+                "collectors.inference: gpu needs Ray (an inference actor), but local is true; allowed "
+                "with local: local"
             )

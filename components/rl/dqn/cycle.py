@@ -1,4 +1,4 @@
-"""The learner's cycle: sample k batches → k updates → new priorities → publish when due.
+"""The learner's cycle: sample k batches → k updates → new priorities (read back once) → publish when due.
 
 Ape-X runs it in two places: in the driver (:class:`InProcessLearner`, fed by the wiring, which
 samples locally or from the replay actor) and inside a learner actor on a GPU
@@ -42,20 +42,23 @@ def learner_cycle(
 ) -> list[dict[str, float]]:
     """Train on ``count`` batches from ``source``; send their |δ| back in one call.
 
-    ``publish`` is called right after every ``publish_every``-th learner step. Returns the metrics of
-    each update; an empty list when the source had nothing to give (a replay that refills).
+    The updates' results stay on the learner's device until all ``count`` are queued, then come back
+    in one transfer (on a GPU, k updates run without waiting for the host; on the CPU the numbers are
+    those of k separate steps). Each batch's copy to a GPU overlaps the update before it
+    (``Learner.stage``). ``publish`` is called right after every ``publish_every``-th learner step.
+    Returns the metrics of each update; an empty list when the source had nothing to give (a replay
+    that refills).
     """
     batches = source.sample(count, beta)
-    idx, prio, metrics = [], [], []
-    for batch in batches:
-        p, m = learner.step(batch)
-        idx.append(batch.slots)
-        prio.append(p)
-        metrics.append(m)
+    if not batches:
+        return []
+    outs = []
+    for x in learner.stage(batches):
+        outs.append(learner.update(x))
         if learner.steps % publish_every == 0:
             publish()
-    if batches:
-        source.update_priorities(np.concatenate(idx), np.concatenate(prio))
+    prio, metrics = learner.to_host(outs)  # the call's one device→host transfer
+    source.update_priorities(np.concatenate([b.slots for b in batches]), prio)
     return metrics
 
 

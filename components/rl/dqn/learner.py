@@ -1,93 +1,146 @@
-"""The learner: sample → Double-DQN loss → optimizer step → new priorities; owns target and optimizer."""
+"""The learner: batches → Double-DQN updates → new priorities; owns the target network and the optimizer.
+
+On the CPU an update runs eagerly over tensors that wrap the batch's own arrays, as it always has. On
+CUDA the learner is built for speed (``learner.*`` options):
+
+- batches go through pinned buffers and a side-stream copy that overlaps the previous update
+  (:class:`~components.rl.dqn.staging.BatchStager`);
+- the update is one CUDA graph replay (``cuda_graph``: auto = on for CUDA;
+  :class:`~components.rl.dqn.graphed_update.GraphedUpdate`), TF32 is on (``tf32``), a CNN runs
+  channels-last, and ``precision: bf16`` autocasts the forward passes;
+- :meth:`update` returns |δ| and the metrics as one device tensor; the cycle reads all of a call's
+  results back with one transfer (:meth:`to_host`), so k updates never wait for the host.
+
+The hard target copy every K steps stays outside the graph (it depends on the step count); the Polyak
+step of a soft target is inside it. :meth:`step` keeps the one-batch form (update + read back).
+"""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from components.device import resolve_device
+from components.config import ConfigError
+from components.device import (
+    check_precision,
+    keep_optimizer_settings,
+    prefers_channels_last,
+    resolve_device,
+    setup_process,
+)
 from components.replay.batch import SampledBatch
 from components.rl.dqn.config import LearnerConfig
+from components.rl.dqn.graphed_update import GraphedUpdate
 from components.rl.dqn.networks import get_flat_weights
+from components.rl.dqn.staging import BatchStager, consume
 from components.rl.dqn.target_network import TargetPair
-from components.rl.dqn.targets import dqn_loss, td_target
+from components.rl.dqn.update import METRICS, DQNUpdate, UpdateInputs, host_inputs, unpack
 
-# Batches from Ray's object store are read-only numpy arrays; torch warns (once) when it wraps one,
-# and the learner only reads them. A filter for that message, set once: a catch_warnings around
-# every batch array cost ~4% of an update.
-warnings.filterwarnings(
-    "ignore",
-    message="The given NumPy array is not writable",
-    category=UserWarning,
-    module=r"components\.rl\.dqn\.learner",
-)
+__all__ = ["Learner", "check_learner_options", "resolve_device"]
+
+
+def check_learner_options(cfg: LearnerConfig, device: torch.device) -> bool:
+    """Whether the update runs as a CUDA graph on ``device``; refuses what a CPU learner cannot do.
+
+    ``cuda_graph: auto`` falls back to eager updates on the CPU; ``true`` there is an error, and so is
+    ``precision: bf16`` (CPU bf16 autocast was never measured to help this learner: exit 2, not a guess).
+    """
+    if device.type != "cuda":
+        where = f"this learner runs on the CPU (learner.device: {cfg.device})"
+        if cfg.cuda_graph is True:
+            raise ConfigError(
+                f"learner.cuda_graph: true needs a CUDA learner, but {where}; allowed here: auto "
+                f"(graphs on CUDA, eager updates on the CPU) or false"
+            )
+        if cfg.precision == "bf16":
+            raise ConfigError(
+                f"learner.precision: bf16 needs a CUDA learner, but {where}; allowed here: fp32"
+            )
+        return False
+    check_precision(cfg.precision, device, "learner.precision")
+    return cfg.cuda_graph is not False
 
 
 class Learner:
     def __init__(self, net: nn.Module, cfg: LearnerConfig) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device, "learner.device")
-        self.pair = TargetPair(net.to(self.device))
+        self.graphed = check_learner_options(cfg, self.device)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            setup_process(self.device, 0, cfg.tf32)  # TF32 and cuDNN autotuning; threads left alone
+        net = net.to(self.device)
+        channels_last = prefers_channels_last(self.device) and any(p.dim() == 4 for p in net.parameters())
+        if channels_last:  # 4-d (conv) weights only; torch's stubs omit this keyword
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.pair = TargetPair(net)
         self.params = list(self.pair.online.parameters())
-        # One fused kernel per step instead of ~10 small ops per parameter (5x faster for small nets).
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, fused=True)
+        # One fused kernel per step instead of ~10 small ops per parameter (5x faster for small nets);
+        # capturable keeps Adam's step counters on the GPU, as a graph needs.
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, fused=True, capturable=self.graphed)
+        self.body = DQNUpdate(self.pair, self.optimizer, cfg, channels_last, cfg.precision == "bf16")
+        self.graph = (
+            GraphedUpdate(self.body, lambda: self.optimizer.zero_grad(set_to_none=True))
+            if self.graphed
+            else None
+        )
+        self.stager = BatchStager(self.device) if cuda else None
         self.steps = 0
 
     @property
     def online(self) -> nn.Module:
         return self.pair.online
 
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(x).to(self.device, non_blocking=True)
+    def stage(self, batches: Sequence[SampledBatch]) -> Iterator[UpdateInputs]:
+        """Each batch as update inputs, in order. On CUDA batch i+1's copy is started once the caller has
+        queued update i (when it asks for the next item), so the copy overlaps that update."""
+        if self.stager is None:
+            yield from (host_inputs(b) for b in batches)
+            return
+        if not batches:
+            return
+        staged = self.stager.put(batches[0])
+        for following in [*batches[1:], None]:
+            yield staged  # the caller queues its update before asking for the next one
+            if following is not None:
+                staged = self.stager.put(following)
+
+    def update(self, x: UpdateInputs) -> torch.Tensor:
+        """One update; returns [B + 4] on the learner's device (|δ|, then the metrics), unread."""
+        out = self.graph(x) if self.graph is not None else consume(x, lambda: self.body(x))
+        self.steps += 1
+        if self.cfg.target_update == "hard" and self.steps % self.cfg.target_every == 0:
+            self.pair.sync(1.0)
+        return out
+
+    @staticmethod
+    def to_host(outs: list[torch.Tensor]) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """The results of several updates in one device→host transfer: (|δ| in batch order, metrics)."""
+        if not outs:
+            return np.zeros(0, np.float32), []
+        host = torch.cat(outs).cpu().numpy()
+        return unpack(host, [o.numel() - len(METRICS) for o in outs])
 
     def step(self, batch: SampledBatch) -> tuple[np.ndarray, dict[str, float]]:
-        """One update; returns |δ| for the replay's priorities and the step's metrics."""
-        obs, next_obs = self._tensor(batch.obs), self._tensor(batch.next_obs)
-        action = self._tensor(batch.action).long()
-        b = obs.shape[0]
-        # One forward of the online net over s and s' together (s' picks the Double-DQN action).
-        q_all = self.pair.online(torch.cat([obs, next_obs]))
-        q, next_q_online = q_all[:b], q_all[b:].detach()
-        with torch.no_grad():
-            next_q_target = self.pair.target(next_obs)
-            target = td_target(
-                self._tensor(batch.reward).float(),
-                self._tensor(batch.done).float(),
-                self._tensor(batch.n).float(),
-                next_q_online,
-                next_q_target,
-                self.cfg.gamma,
-                self.cfg.double,
-            )
-        q_taken = q.gather(1, action.unsqueeze(1)).squeeze(1)
-        loss, td = dqn_loss(q_taken, target, self._tensor(batch.weight).float(), self.cfg.huber_delta)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = (
-            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip, foreach=True)
-            if self.cfg.grad_clip > 0
-            else torch.tensor(0.0, device=self.device)
-        )
-        self.optimizer.step()
-        self.steps += 1
-        if self.cfg.target_update == "soft":
-            self.pair.sync(self.cfg.tau)
-        elif self.steps % self.cfg.target_every == 0:
-            self.pair.sync(1.0)
-        abs_td = td.abs().cpu().numpy()
-        return abs_td, {
-            "loss": float(loss.detach()),
-            "mean_q": float(q_taken.detach().mean()),
-            "mean_abs_td": float(abs_td.mean()),
-            "grad_norm": float(grad_norm),
-        }
+        """One update, read back at once; returns |δ| for the replay's priorities and the step's metrics."""
+        prio, metrics = self.to_host([self.update(x) for x in self.stage([batch])])
+        return prio, metrics[0]
 
     def get_weights(self) -> np.ndarray:
         return get_flat_weights(self.pair.online)
+
+    def describe(self) -> dict[str, Any]:
+        """How it trains, resolved: for logs and the learner actor's ``info``."""
+        return {
+            "device": str(self.device),
+            "cuda_graph": self.graphed,
+            "precision": self.cfg.precision,
+            "channels_last": self.body.channels_last,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -101,4 +154,24 @@ class Learner:
         self.pair.online.load_state_dict(state["online"])
         self.pair.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
+        # The checkpoint's param groups carry the writer's flags (a graphed GPU learner's capturable):
+        # this learner's own flags go back, and Adam's step counters to where they then belong.
+        for group in self.optimizer.param_groups:
+            group["capturable"] = self.graphed
+        keep_optimizer_settings(self.optimizer, fused=True)
+        _match_param_layouts(self.optimizer)
         self.steps = int(state["steps"])
+        if self.graph is not None:
+            self.graph.reset()  # the optimizer's state tensors are new: capture them again
+
+
+def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give Adam's moments their parameter's memory layout. A CUDA learner keeps conv weights (and so
+    their moments) channels-last and a CPU learner does not; ``load_state_dict`` keeps the writer's
+    strides, and fused Adam with moments laid out unlike their parameter updates the wrong elements."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)

@@ -37,3 +37,21 @@ def test_atari_stack_shape():
     cfg = load(DQNConfig, None, ["env.id=ALE/Pong-v5", "atari.enabled=true", "network.kind=cnn"])
     shape, dtype, n_actions = check_spaces(cfg)
     assert shape == (4, 84, 84) and dtype == np.uint8 and n_actions == 6
+
+
+@pytest.mark.parametrize("config", ["configs/dqn/pong.yaml", "configs/dqn/pong_gpu.yaml"])
+def test_a_pong_game_runs_to_21_points_not_to_a_time_limit(config):
+    """The TimeLimit counts emulator frames under the frame skip: with the default 1,000 a game was cut
+    after 250 agent steps (return around -2), where +18 cannot be reached. A random policy loses a whole
+    game: one side reaches 21, and the episode terminates rather than being truncated."""
+    from components.rl.dqn.env_factory import env_fn
+
+    env = env_fn(load(DQNConfig, config, ["learner.device=cpu", "collectors.inference=local"]), 0)()
+    env.reset(seed=0)
+    total, steps, terminated, truncated = 0.0, 0, False, False
+    while not (terminated or truncated):
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        total, steps = total + float(reward), steps + 1
+    env.close()
+    assert terminated and not truncated, (steps, total)
+    assert steps > 250 and total <= -1  # 21 points to the opponent, fewer to the random player

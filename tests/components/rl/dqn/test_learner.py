@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from components.config import ConfigError
 from components.nets.qnets import MLPQNetwork
 from components.replay.batch import SampledBatch
 from components.rl.dqn.config import LearnerConfig
@@ -99,4 +100,95 @@ def test_state_dict_round_trip_resumes_identically():
     td_a, _ = a.step(batch)
     td_b, _ = b.step(batch)
     np.testing.assert_array_equal(td_a, td_b)
+    np.testing.assert_array_equal(a.get_weights(), b.get_weights())
+
+
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        ({"cuda_graph": True}, "learner.cuda_graph: true needs a CUDA learner"),
+        ({"precision": "bf16"}, "learner.precision: bf16 needs a CUDA learner"),
+    ],
+)
+def test_gpu_only_options_on_a_cpu_learner_are_refused_naming_key_value_and_allowed(options, needle):
+    with pytest.raises(ConfigError, match=needle) as err:
+        _learner(**options)
+    assert "allowed here:" in str(err.value)
+
+
+def test_cuda_graph_auto_falls_back_to_eager_updates_on_the_cpu():
+    learner = _learner(cuda_graph="auto")
+    assert learner.describe() == {
+        "device": "cpu",
+        "cuda_graph": False,
+        "precision": "fp32",
+        "channels_last": False,
+    }
+    assert learner.graph is None and learner.stager is None
+    assert all(not g["capturable"] for g in learner.optimizer.param_groups)
+
+
+def test_a_checkpoint_of_a_graphed_learner_loads_into_a_cpu_learner():
+    """A graphed GPU learner's optimizer groups say capturable=True; a CPU learner keeps its own flag
+    (capturable Adam refuses CPU tensors) and then trains as the writer would have."""
+    a, b = _learner(), _learner()
+    batch = _batch()
+    a.step(batch)
+    state = a.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    written = torch.load(buffer)
+    for group in written["optimizer"]["param_groups"]:
+        group["capturable"] = True  # as a graphed learner writes them
+    b.load_state_dict(written)
+    assert all(g["capturable"] is False and g["fused"] is True for g in b.optimizer.param_groups)
+    td_a, _ = a.step(batch)
+    td_b, _ = b.step(batch)
+    np.testing.assert_array_equal(td_a, td_b)
+    np.testing.assert_array_equal(a.get_weights(), b.get_weights())
+
+
+def test_adam_moments_written_channels_last_by_a_gpu_learner_train_right_on_the_cpu():
+    """A CUDA learner keeps conv weights channels-last, so its checkpoint's Adam moments are laid out
+    so; fused Adam on a CPU learner (NCHW weights) would update the wrong elements with them. Loaded,
+    the moments take their parameter's layout and the next step equals one from NCHW moments."""
+    from components.nets.qnets import NatureCNN
+
+    def cnn_learner() -> Learner:
+        torch.manual_seed(0)
+        return Learner(NatureCNN(4, (36, 36), 2, head_hidden=16), LearnerConfig(lr=1e-2, device="cpu"))
+
+    rng = np.random.default_rng(0)
+    frames = SampledBatch(
+        rng.integers(0, 256, (8, 4, 36, 36)).astype(np.uint8),
+        rng.integers(0, 2, 8),
+        rng.normal(size=8).astype(np.float32),
+        rng.integers(0, 256, (8, 4, 36, 36)).astype(np.uint8),
+        np.zeros(8, bool),
+        np.full(8, 3, np.uint8),
+        np.arange(8),
+        np.ones(8, np.float32),
+    )
+    writer = cnn_learner()
+    writer.step(frames)
+    state = writer.state_dict()
+    as_gpu_wrote = io.BytesIO()
+    torch.save(state, as_gpu_wrote)
+    for moments in state["optimizer"]["state"].values():  # the layout a channels-last learner writes
+        for k, v in moments.items():
+            if torch.is_tensor(v) and v.dim() == 4:
+                moments[k] = v.contiguous(memory_format=torch.channels_last)
+    channels_last = io.BytesIO()
+    torch.save(state, channels_last)
+    a, b = cnn_learner(), cnn_learner()
+    for learner, buffer in ((a, as_gpu_wrote), (b, channels_last)):
+        buffer.seek(0)
+        learner.load_state_dict(torch.load(buffer))
+    for p in b.params:
+        for v in b.optimizer.state[p].values():
+            if torch.is_tensor(v) and v.shape == p.shape:
+                assert v.stride() == p.stride()
+    a.step(frames)
+    b.step(frames)
     np.testing.assert_array_equal(a.get_weights(), b.get_weights())
