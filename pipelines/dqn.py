@@ -30,6 +30,8 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 
 
 def train(cfg: DQNConfig, ctx: Any) -> int:
+    # Absolute before Ray is joined: inside a Ray job that moves this process out of its working dir.
+    cfg.checkpoint.dir = str(Path(cfg.checkpoint.dir).resolve())
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
     check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run

@@ -5,7 +5,9 @@ unless asked."""
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from components.config import ConfigError
@@ -114,9 +116,8 @@ def _init_ray(
     target = address or os.environ.get("RAY_ADDRESS")
     try:
         if target:
-            cwd = os.getcwd()
             ctx = ray.init(address=target, runtime_env={"env_vars": env}, log_to_driver=True, **kwargs)
-            _reenter(cwd)
+            _leave_job_working_dir()
             return ctx
         return _start_local(num_cpus, num_gpus, dashboard, env, **kwargs)
     except ConnectionError as e:
@@ -153,14 +154,14 @@ def _start_local(
     return ctx
 
 
-def _reenter(cwd: str) -> None:
-    """Inside a Ray job, joining the cluster unpacks the job's working dir again at the same path,
-    leaving this process in a deleted folder (``os.getcwd`` raises): step into the new one."""
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        if os.path.isdir(cwd):
-            os.chdir(cwd)
+def _leave_job_working_dir() -> None:
+    """Inside a Ray job, joining the cluster makes Ray unpack the job's working directory again (at
+    once, or when the first worker starts), deleting the folder this process stands in, and anything
+    that reads the cwd later fails (``torch._dynamo`` does on import). Step out to the home folder:
+    callers resolve their relative paths before they join (``adl sweep`` then moves to its storage)."""
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        home = Path.home()
+        os.chdir(home if home.is_dir() else tempfile.gettempdir())
 
 
 def cluster_cpus() -> float:

@@ -309,9 +309,9 @@ def test_a_trial_that_raises_is_a_failed_child_run_with_its_traceback(tracking_u
     FAILED child run holding the error, and retrying it (max_failures) appends to the same run."""
     from ray import tune
 
-    from components.rl.qlearning import QLearnConfig
     from pipelines.distributed import tune_trial
     from pipelines.families import Family
+    from pipelines.tracking.metric_names import QLEARN
     from pipelines.tracking import open_run
 
     def build(cfg):
@@ -324,7 +324,7 @@ def test_a_trial_that_raises_is_a_failed_child_run_with_its_traceback(tracking_u
         def get_trial_name(self):
             return "sweep_trial_abc12_00001"
 
-    family = Family("qlearn", QLearnConfig, "qlearn/frozenlake.yaml", build=build)
+    family = Family("qlearn", QLEARN, lambda cfg: "qlearn", build=build)
     monkeypatch.setattr(tune_trial, "get_family", lambda name: family)
     monkeypatch.setattr(tune, "get_context", lambda: Context())
     monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
@@ -336,8 +336,9 @@ def test_a_trial_that_raises_is_a_failed_child_run_with_its_traceback(tracking_u
 
     client = MlflowClient(tracking_uri)
     (child,) = client.search_runs([parent.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.run_id}'")
-    assert child.info.status == "FAILED" and child.info.run_name == "sweep_trial_abc12_00001"
-    assert child.data.params["sweep.alpha.start"] == "0.3"
+    assert child.info.status == "FAILED" and child.info.run_name == "#1 alpha.start=0.3"
+    assert child.data.tags["adl.trial_name"] == "sweep_trial_abc12_00001"
+    assert child.data.params["alpha.start"] == "0.3"
     assert child.data.tags["adl.error"] == "RuntimeError: the simulator lost its licence"
     text = Path(client.download_artifacts(child.info.run_id, "error.txt")).read_text()
     assert text.startswith("Traceback") and "RuntimeError: the simulator lost its licence" in text
@@ -403,7 +404,7 @@ def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_ur
         deadline = time.time() + 150
         while not children("FINISHED") and time.time() < deadline and proc.poll() is None:
             time.sleep(0.3)
-        done = {r.info.run_id: r.data.metrics["eval_return"] for r in children("FINISHED")}
+        done = {r.info.run_id: r.data.metrics["eval/return"] for r in children("FINISHED")}
         assert len(done) == 1, proc.communicate(timeout=30)[1][-3000:]
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=90)
@@ -430,4 +431,4 @@ def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_ur
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     for run_id, value in done.items():  # the finished trial was not run again
         assert [m.step for m in client.get_metric_history(run_id, "eval/return")][-1] == 4000
-        assert client.get_run(run_id).data.metrics["eval_return"] == value
+        assert client.get_run(run_id).data.metrics["eval/return"] == value
