@@ -311,8 +311,8 @@ def test_a_trial_that_raises_is_a_failed_child_run_with_its_traceback(tracking_u
 
     from pipelines.distributed import tune_trial
     from pipelines.families import Family
-    from pipelines.tracking.metric_names import QLEARN
     from pipelines.tracking import open_run
+    from pipelines.tracking.metric_names import QLEARN
 
     def build(cfg):
         raise RuntimeError("the simulator lost its licence")
