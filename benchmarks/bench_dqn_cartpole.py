@@ -10,10 +10,12 @@ the cap for a run that did not get there), computed the same way for every tool 
 it collected while exploring: adl's Ape-X collectors keep ε up to 0.4 on some envs, RLlib and SB3
 end at 0.02 and 0.04, so adl's training return reads lower for the same greedy policy.
 
-``--tools`` may add ``adl-cluster``: adl joining a Ray that is already running (started by this
-script before the clock starts, stopped after the run), as under ``adl submit`` or ``--address``,
-so that Ray's own start-up (and its idle workers, started with it) is not in its time; everything
-else (imports, actor start, MLflow) still is.
+``adl`` is the command ``make run`` runs (``adl train dqn --config configs/dqn/cartpole.yaml``),
+with a fresh MLflow store; beside its time to the target it reports how long the command took to
+exit after it (the final checkpoint, logged models, Ray's stop). ``--tools`` may add
+``adl-cluster``: the same command joining a Ray that is already running (started by this script
+before the clock starts, stopped after the run), as under ``adl submit`` or ``--address``, so that
+Ray's own start-up is not in its time; everything else (imports, actor start, MLflow) still is.
 
     .venv/bin/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150
 """
@@ -62,35 +64,47 @@ def rolling20(returns: list[float]) -> float:
 
 
 def run_adl(seed: int, t0: float, cap: float) -> dict:
-    from components.config import load
-    from components.rl.dqn.config import DQNConfig
-    from pipelines.dqn_run import prestart_ray, run_dqn
-    from pipelines.tracking import open_run
+    """``adl train dqn`` as a user runs it (``make run``'s command), in its own process with a fresh
+    MLflow store: imports, the MLflow run, Ray's start (or the join, for ``adl-cluster``), the logged
+    models and the exit all count. Its own clock starts at its process's creation, as ours does."""
+    from mlflow.tracking import MlflowClient
 
-    cfg = load(
-        DQNConfig,
-        REPO / "configs/dqn/cartpole.yaml",
-        [
-            f"seed={seed}",
-            f"max_time_s={cap}",
-            "max_env_steps=10000000",
-            f"eval.every_env_steps={EVAL_EVERY}",
-            f"eval.episodes={EVAL_EPISODES}",
-            f"eval.stop_at_return={TARGET}",
-        ],
-    )
-    with tempfile.TemporaryDirectory() as d:  # tracked like `adl train dqn`, to a throwaway store
-        prestart_ray(cfg)  # as `adl train dqn` does: Ray comes up while the run opens
-        tracker = open_run(f"sqlite:///{d}/mlflow.db", "bench")
-        res, _ = run_dqn(cfg, tracker, progress=False, t_start=t0)
-        tracker.finish()
+    with tempfile.TemporaryDirectory() as d:
+        argv = [sys.executable, "-m", "pipelines.cli", "train", "dqn", "--no-progress"]
+        argv += [
+            "--config",
+            str(REPO / "configs/dqn/cartpole.yaml"),
+            "--tracking-uri",
+            f"sqlite:///{d}/mlflow.db",
+        ]
+        sets = [f"seed={seed}", f"max_time_s={cap}", "max_env_steps=10000000"]
+        sets += [f"eval.every_env_steps={EVAL_EVERY}", f"eval.episodes={EVAL_EPISODES}"]
+        sets += [f"eval.stop_at_return={TARGET}"]
+        if os.environ.get("RAY_ADDRESS"):  # adl-cluster: join the Ray started before the clock
+            sets.append(f"address={os.environ['RAY_ADDRESS']}")
+        started = time.time()
+        proc = subprocess.run(
+            [*argv, *(a for kv in sets for a in ("--set", kv))], cwd=d, capture_output=True, text=True
+        )
+        exited = time.time()
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        client = MlflowClient(f"sqlite:///{d}/mlflow.db")
+        (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
+        m = run.data.metrics
+        solved = m.get("final/solved_at_s")  # from the process's creation (pipelines/cli.py)
+        steps = m.get("final/solved_at_env_steps")
+        train = client.get_metric_history(run.info.run_id, "train/return")
+        at = [x for x in train if steps is None or x.step <= steps]
+    # The command's own clock (from its process's creation), as the other tools' start at theirs.
     return {
-        "solved_s": res.solved_at_s,
-        "solved_steps": res.solved_at_env_steps,
-        "env_steps": res.env_steps,
-        "wall_s": time.time() - t0,
-        "best_eval": res.best_eval,
-        "train_return": res.train_return,
+        "solved_s": solved,
+        "solved_steps": None if steps is None else int(steps),
+        "env_steps": int(m["final/final_env_steps"]),
+        "wall_s": exited - started,
+        "exit_after_solve_s": None if solved is None else exited - started - solved,
+        "best_eval": m.get("final/best_eval_return", float("nan")),
+        "train_return": max(at, key=lambda x: x.step).value if at else float("nan"),
     }
 
 
@@ -290,7 +304,13 @@ def main() -> None:
             print(
                 f"{tool:6s} seed {seed}: solved {row['solved_s']} s at {row['solved_steps']} env steps "
                 f"(best eval {row['best_eval']:.0f}, rolling-20 training return {row['train_return']:.0f}, "
-                f"{row['env_steps']} steps in {row['wall_s']:.0f}s)",
+                f"{row['env_steps']} steps in {row['wall_s']:.0f}s"
+                + (
+                    f", exited {row['exit_after_solve_s']:.1f}s after"
+                    if row.get("exit_after_solve_s")
+                    else ""
+                )
+                + ")",
                 flush=True,
             )
     summary = {}
@@ -305,8 +325,10 @@ def main() -> None:
             for r in rows
             if r["tool"] == tool and math.isfinite(r.get("train_return", math.nan))
         ]
+        exits = [r["exit_after_solve_s"] for r in rows if r["tool"] == tool and r.get("exit_after_solve_s")]
         summary[tool] = {
             "median_s": statistics.median(times),
+            "exit_after_solve_s": statistics.median(exits) if exits else None,
             "solved": solved,
             "runs": len(times),
             "env_steps_per_s": statistics.median(sps) if sps else None,

@@ -67,8 +67,19 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
             print(f"adl: resuming MLflow run {resume_id} from {manifest['path']}", file=sys.stderr)
         tracker.set_tags({CHECKPOINT_TAG: str(ckpt_dir)})
         res, learner = run_dqn(
-            cfg, tracker, ctx.progress, stop=stop, ckpt_dir=ckpt_dir, resume=manifest, setup=setup
+            cfg,
+            tracker,
+            ctx.progress,
+            t_start=ctx.started,
+            stop=stop,
+            ckpt_dir=ckpt_dir,
+            resume=manifest,
+            setup=setup,
         )
+        if not cfg.local:  # the actors are gone: Ray stops while the results are logged
+            from pipelines.distributed.ray_runtime import shutdown_in_background
+
+            shutdown_in_background()
         upload_checkpoint(cfg, ckpt_dir, tracker)
         log_results(cfg, res, learner, setup, tracker, register)
         if res.interrupted:
@@ -82,6 +93,10 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         return stop.exit_code
     print(f"\n{summary(cfg, res)}")
     print(where_to_look(tracker.run_id, experiment, uri))
+    if not cfg.local:
+        from pipelines.distributed.ray_runtime import wait_for_shutdown
+
+        wait_for_shutdown()
     return 0
 
 

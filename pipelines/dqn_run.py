@@ -179,12 +179,12 @@ def run_dqn(
     t0 = t_start if t_start is not None else time.time()
     setup = setup or DQNSetup.from_config(cfg)
     torch.set_num_threads(cfg.learner.num_threads)
-    # A learner in the driver is built before Ray: Adam's constructor imports torch._dynamo, which
-    # reads the cwd, and inside a Ray job joining the cluster unpacks the working dir again under us.
-    local = None if cfg.learner_in_actor() else Learner(setup.net, cfg.learner)
-    wiring = build_wiring(cfg, setup)
+    wiring = build_wiring(cfg, setup)  # actors start in their own processes from here
     learner: LoopLearner | None = None
     try:
+        # Built while the actors start: the optimizer's first construction imports torch._dynamo
+        # (~1.4 s here), which the first batches need not wait for.
+        local = None if cfg.learner_in_actor() else Learner(setup.net, cfg.learner)
         learner = build_learner(cfg, setup, wiring, local)
         with stop or StopSignals() as signals:  # after ray.init, which replaces the SIGTERM handler
             ckpt = (

@@ -14,7 +14,6 @@ import ray
 
 from components.rl.dqn.collector import Collector, EpisodeStats
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.networks import get_flat_weights
 
 
 def _remote_q(inference: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -40,9 +39,10 @@ class CollectorActor:
         env_steps: int = 0,
         inference: Any = None,
     ) -> None:
-        import torch
+        if cfg.network.kind != "mlp" and inference is None:  # a torch CNN: one thread per actor's CPU
+            import torch
 
-        torch.set_num_threads(1)
+            torch.set_num_threads(1)
         q_fn = _remote_q(inference) if inference is not None else None
         self.collector = Collector(cfg, index, obs_shape, n_actions, generation, q_fn=q_fn)
         self.replay = replay
@@ -61,7 +61,7 @@ class CollectorActor:
         self.collector.set_weights(flat)
 
     def weights(self) -> np.ndarray:
-        return get_flat_weights(self.collector.net)
+        return self.collector.get_weights()
 
     def set_env_steps(self, env_steps: int) -> None:
         self.collector.env_steps = env_steps

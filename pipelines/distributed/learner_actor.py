@@ -149,6 +149,7 @@ class RemoteLearner:
         self.replay = wiring.replay
         self._mirror = mirror if mirror is not None else build_q_network(cfg.network, obs_shape, n_actions)
         self.steps = 0
+        self.stopped = False
         self.in_flight: list[Any] = []
         self.done: list[dict[str, float]] = []  # metrics of calls drained between train calls
 
@@ -158,7 +159,9 @@ class RemoteLearner:
 
     @property
     def online(self) -> torch.nn.Module:
-        set_flat_weights(self._mirror, ray.get(self.actor.get_weights.remote()))
+        """The actor's network as of now (after :meth:`stop`: as of the stop, which refreshed it)."""
+        if not self.stopped:
+            set_flat_weights(self._mirror, ray.get(self.actor.get_weights.remote()))
         return self._mirror
 
     def get_weights(self) -> np.ndarray:
@@ -213,5 +216,11 @@ class RemoteLearner:
         return metrics
 
     def stop(self) -> None:
+        """Kill the actor, keeping its last weights in the mirror (the run's final model)."""
+        if self.stopped:
+            return
+        with contextlib.suppress(Exception):  # already gone: the mirror keeps what it had
+            set_flat_weights(self._mirror, ray.get(self.actor.get_weights.remote(), timeout=30))
+        self.stopped = True
         with contextlib.suppress(Exception):  # already gone
             ray.kill(self.actor)

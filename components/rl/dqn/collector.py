@@ -16,17 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 
-from components.nets.qnets import MLPQNetwork, NumpyMLP, inference_copy
 from components.replay.batch import PixelTransitions, Transitions
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import vector_env
 from components.rl.dqn.epsilon import apex_epsilons
-from components.rl.dqn.networks import build_q_network, set_flat_weights
 from components.rl.dqn.nstep import SegmentNStep, Windows
+from components.rl.dqn.numpy_q import NumpyQNetwork
 from components.rl.schedules import schedule_value
 
 
@@ -53,7 +52,10 @@ class Collector:
 
     ``q_fn`` answers Q-values [N, A] for observations [N, ...] in place of the collector's own copy of
     the network (``collectors.inference: gpu``: an inference actor batching every collector's requests,
-    ``components/rl/dqn/batched_inference.py``); the collector then needs no weights of its own."""
+    ``components/rl/dqn/batched_inference.py``); the collector then needs no weights of its own.
+
+    Its own copy is numpy for an MLP (:class:`NumpyQNetwork`: a collector on vector observations never
+    imports torch), and a torch inference copy of the CNN, with batch norm folded, for frames."""
 
     def __init__(
         self,
@@ -71,12 +73,21 @@ class Collector:
         self.seed = cfg.seed * 1000 + index * c.envs_per_collector + generation * 1_000_003
         self.envs = vector_env(cfg, self.num_envs, self.seed)
         self.obs, _ = self.envs.reset(seed=self.seed)
-        torch.manual_seed(self.seed)
-        self.net = build_q_network(cfg.network, obs_shape, n_actions)
-        self.policy = inference_copy(self.net)
-        # Vector observations: the MLP in numpy over the net's own weights (see NumpyMLP).
-        self.numpy_policy = NumpyMLP(self.net) if isinstance(self.net, MLPQNetwork) else None
         self.q_fn = q_fn
+        self.numpy_q: NumpyQNetwork | None = None
+        self.net: Any = None  # the torch CNN and its inference copy (frames)
+        self.policy: Any = None
+        if q_fn is None and cfg.network.kind == "mlp":
+            self.numpy_q = NumpyQNetwork(cfg.network, int(np.prod(obs_shape)), n_actions, self.seed)
+        elif q_fn is None:
+            import torch
+
+            from components.nets.qnets import inference_copy
+            from components.rl.dqn.networks import build_q_network
+
+            torch.manual_seed(self.seed)
+            self.net = build_q_network(cfg.network, obs_shape, n_actions)
+            self.policy = inference_copy(self.net)
         self.n_actions = n_actions
         self.rng = np.random.default_rng(self.seed)
         self.nstep = SegmentNStep(self.num_envs, cfg.learner.n_step, cfg.learner.gamma)
@@ -102,11 +113,27 @@ class Collector:
         self.carry = self._records(0)  # the recorded steps whose n-step windows are still open
 
     def set_weights(self, flat: np.ndarray) -> None:
+        if self.numpy_q is not None:
+            self.numpy_q.set_weights(flat)
+            return
+        if self.net is None:
+            return  # Q-values come from the inference actor, which gets the weights itself
+        from components.nets.qnets import inference_copy
+        from components.rl.dqn.networks import set_flat_weights
+
         set_flat_weights(self.net, flat)
         if self.cfg.network.batch_norm:
             self.policy = inference_copy(self.net)  # re-fold BN with the new statistics
         else:
             set_flat_weights(self.policy, flat)
+
+    def get_weights(self) -> np.ndarray:
+        """The flat weights the collector acts on (as ``networks.get_flat_weights`` lays them out)."""
+        if self.numpy_q is not None:
+            return self.numpy_q.get_weights()
+        from components.rl.dqn.networks import get_flat_weights
+
+        return get_flat_weights(self.net)
 
     def epsilons(self) -> np.ndarray:
         if self.cfg.collectors.epsilon == "schedule":
@@ -114,13 +141,16 @@ class Collector:
             return np.full(self.num_envs, schedule_value(self.cfg.collectors.schedule, total))
         return self.apex_eps
 
-    @torch.no_grad()
     def _q(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values [N, A] of what the collector acts on."""
         if self.q_fn is not None:
             return self.q_fn(obs)
-        if self.numpy_policy is not None:
-            return self.numpy_policy(obs)  # type: ignore[no-any-return]
-        return self.policy(torch.as_tensor(obs)).numpy()
+        if self.numpy_q is not None:
+            return self.numpy_q(obs)
+        import torch
+
+        with torch.no_grad():
+            return self.policy(torch.as_tensor(obs)).numpy()  # type: ignore[no-any-return]
 
     def run(self, num_steps: int) -> tuple[Transitions | PixelTransitions, EpisodeStats]:
         """Step every env ``num_steps`` times; return the completed n-step transitions and episode stats.
