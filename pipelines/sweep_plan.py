@@ -147,6 +147,22 @@ def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, An
     return apply_values(base, {"train.threads": max(1, int(sweep.resources.cpu))})
 
 
+def check_devices(sweep: SweepConfig, base: dict[str, Any]) -> None:
+    """A trial that must train on a GPU (``train.device: cuda``) needs a GPU share of its own: Ray
+    gives a ``resources.gpu: 0`` trial no GPU at all, so every such trial would fail as it starts."""
+    from pipelines.distributed.search_space import all_values
+
+    train = base.get("train") if isinstance(base.get("train"), dict) else {}
+    devices = [train.get("device", "auto"), *all_values(sweep.search_space).get("train.device", [])]
+    cuda = [d for d in devices if isinstance(d, str) and d.startswith("cuda")]
+    if cuda and sweep.resources.gpu <= 0:
+        raise ConfigError(
+            f"train.device: {cuda[0]} needs a GPU, but each trial asks Ray for resources.gpu: "
+            f"{sweep.resources.gpu:g}, so none is given one; allowed: resources.gpu > 0 (e.g. 0.25), or "
+            f"train.device: auto (a GPU where the trial has one, else its CPUs) or cpu"
+        )
+
+
 def plan_sweep(
     sweep_path: str | Path | None,
     overrides: list[str],
@@ -171,6 +187,7 @@ def plan_sweep(
     # fail afterwards (seen as FileNotFoundError on the sweep file).
     path = Path(sweep_path).resolve()
     sweep, base = load_sweep(path, list(overrides))
+    check_devices(sweep, base)
     base = threads_for_trials(sweep, base)
     family = get_family(sweep.family)
     # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.

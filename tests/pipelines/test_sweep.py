@@ -259,6 +259,15 @@ def test_a_gpu_sweep_on_a_cluster_without_gpus_is_refused_before_any_trial(
     assert not (tmp_path / ".adl/sweeps").exists()  # no sweep state either
 
 
+def test_a_cuda_trial_without_a_gpu_share_is_refused_before_ray(tracking_uri, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--config", str(REPO / "configs/sweeps/gan_ring8.yaml"), "--tracking-uri", tracking_uri]
+    assert main([*argv, "--set", "overrides={train.device: cuda}"]) == 2
+    err = capsys.readouterr().err
+    assert "train.device: cuda needs a GPU, but each trial asks Ray for resources.gpu: 0" in err
+    assert "Traceback" not in err and not (tmp_path / ".adl").exists()
+
+
 def test_trials_get_as_many_threads_as_cpus_unless_the_sweep_sets_them():
     gan, base = load_sweep(REPO / "configs/sweeps/gan_ring8_gpu.yaml")
     assert "threads" not in base["train"]
