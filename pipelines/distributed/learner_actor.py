@@ -24,6 +24,7 @@ import torch
 from ray.exceptions import RayActorError, RayTaskError
 
 from components.config import ConfigError
+from components.device import to_cpu
 from components.replay.batch import SampledBatch
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.cycle import learner_cycle
@@ -107,21 +108,11 @@ class LearnerActor:
         return self.learner.get_weights()
 
     def state_dict(self) -> dict[str, Any]:
-        return _to_cpu(self.learner.state_dict())
+        return to_cpu(self.learner.state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> int:
         self.learner.load_state_dict(state)  # onto the actor's device
         return self.learner.steps
-
-
-def _to_cpu(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, dict):
-        return {k: _to_cpu(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return type(x)(_to_cpu(v) for v in x)
-    return x
 
 
 class RemoteLearner:

@@ -353,6 +353,27 @@ def test_submit_follow_dqn_run_lands_on_the_mlflow_server(cluster, capsys, tmp_p
     local = client.download_artifacts(run.info.run_id, "final_model.pt", str(tmp_path))
     assert Path(local).stat().st_size > 1000
     assert list(cluster.artifacts.rglob("final_model.pt"))  # stored by the server itself
+    assert run.data.tags["adl.ray_job_id"] == "adl-test-dqn" and run.data.tags["mlflow.source.type"] == "JOB"
+
+
+def test_submit_checks_the_clusters_python_before_uploading(cluster, capsys):
+    """A head whose python lacks a package the job needs is found before anything is uploaded: a probe
+    job asks the cluster's own python; here for a module no python has."""
+    from ray.job_submission import JobSubmissionClient
+
+    code = submit(
+        cluster,
+        "adl-test-missing",
+        "adl",
+        "train",
+        "qlearn",
+        extra=("--require", "adl_no_such_module"),
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot import adl_no_such_module" in err and "nothing was uploaded" in err
+    assert "Traceback" not in err
+    ids = {j.submission_id for j in JobSubmissionClient(cluster.jobs).list_jobs()}
+    assert "adl-test-missing" not in ids and any(i.startswith("adl-probe-") for i in ids)
 
 
 def test_submit_follow_two_trial_sweep_children_of_one_parent(cluster, capsys):

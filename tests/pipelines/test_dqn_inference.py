@@ -107,7 +107,7 @@ def test_a_run_with_shared_inference_collects_and_trains(ray_local):
         # It acts with the weights published last (to it alone: the collectors run no network).
         last = ray_local.get(wiring.weights_ref)
         np.testing.assert_array_equal(ray_local.get(wiring.inference.weights.remote()), last)
-        assert not np.array_equal(last, ray_local.get(wiring.collectors[0].weights.remote()))
+        assert ray_local.get(wiring.collectors[0].weights.remote()).size == 0  # they hold no network
     finally:
         wiring.stop()
 

@@ -128,9 +128,12 @@ class Collector:
             set_flat_weights(self.policy, flat)
 
     def get_weights(self) -> np.ndarray:
-        """The flat weights the collector acts on (as ``networks.get_flat_weights`` lays them out)."""
+        """The flat weights the collector acts on (as ``networks.get_flat_weights`` lays them out);
+        none when an inference actor answers its Q-values."""
         if self.numpy_q is not None:
             return self.numpy_q.get_weights()
+        if self.net is None:
+            return np.zeros(0, dtype=np.float32)
         from components.rl.dqn.networks import get_flat_weights
 
         return get_flat_weights(self.net)
