@@ -29,15 +29,12 @@ def tracking_uri(tmp_path):
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A real local Ray with 2 CPUs, no dashboard; shut down at the end of the session."""
+    """A real local Ray with 2 CPUs, no dashboard, started the way adl starts one (bound to 127.0.0.1,
+    its own temp folder); shut down at the end of the session."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            runtime_env={"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}},
-        )
+    from pipelines.distributed.ray_runtime import init_ray
+
+    init_ray(num_cpus=2, dashboard=False)
     yield ray
     ray.shutdown()
