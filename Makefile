@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # `make run` does not reinstall.
 STAMP  := $(VENV)/.adl-installed
 
-.PHONY: run test install lint bench clean ui
+.PHONY: run test install lint bench gpu-check clean ui
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH, or make PYTHON=/path/to/python3.11"; exit 1; }
@@ -34,6 +34,15 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench,sweeps]'
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_dqn_cartpole.py --seeds 5 --cap-s 150 --tools adl,adl-cluster,rllib,sb3
+
+# On a machine with a CUDA GPU (and ~16 cores for the collector scaling): the CUDA tests, then the GPU
+# benchmarks of issues #12 and #13, each writing its JSON to benchmarks/results/. About 40 minutes.
+gpu-check: $(STAMP)
+	$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA GPU; torch sees none')"
+	$(BIN)/python -m pytest -q -m cuda
+	$(BIN)/python benchmarks/bench_gpu_trials.py
+	$(BIN)/python benchmarks/bench_dqn_gpu.py --parts learner devices cartpole pong --pong-budget-s 480
+	$(BIN)/python benchmarks/bench_apex_collectors.py --inference local gpu
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

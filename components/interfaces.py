@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from components.data_card import DataCard
+
 
 class Trainer(Protocol):
     """A resumable training run that advances in chunks and reports metrics after each."""
@@ -36,6 +38,11 @@ class Trainer(Protocol):
 
     def describe(self) -> dict[str, str]:
         """Where and how it trains, resolved (device, GPU name, precision): the run's params."""
+        ...
+
+    def datasets(self) -> list[DataCard]:
+        """What it trains and evaluates on (MLflow's Datasets column); empty where experience comes
+        from an environment."""
         ...
 
     def models(self) -> dict[str, tuple[Any, np.ndarray]]:

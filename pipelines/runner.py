@@ -188,6 +188,7 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
         lead_metric=family.metric,
     ) as tracker:
         print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
+        tracker.log_datasets(trainer.datasets())
         t0 = time.time()
         try:
             metrics = run_trainer(trainer, tracker, progress=ctx.progress, show=(family.metric,))

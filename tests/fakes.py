@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from components.config import flatten
+from components.data_card import DataCard
 from pipelines.tracking import NullTracker
 
 
@@ -20,6 +21,7 @@ class MemoryTracker(NullTracker):
         self.texts: dict[str, str] = {}
         self.tags: dict[str, str] = {}
         self.status: str | None = None
+        self.datasets: list[DataCard] = []
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self.params.update(flatten(params))
@@ -38,6 +40,9 @@ class MemoryTracker(NullTracker):
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.tags.update(tags)
+
+    def log_datasets(self, cards: Sequence[DataCard]) -> None:
+        self.datasets.extend(cards)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.status = status

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from components.config import ConfigError
+from components.data_card import DataCard, array_digest, recipe_digest
 from components.gan.config import DataConfig
 
 
@@ -170,3 +171,24 @@ def make_source(cfg: DataConfig) -> DataSource:
         return DataSource(Path(cfg.path).expanduser().name or "images", tuple(x.shape[1:]), data=x)
     x = load_file(cfg)
     return DataSource(Path(cfg.path).stem, tuple(x.shape[1:]), data=x)
+
+
+def data_card(cfg: DataConfig, source: DataSource) -> DataCard:
+    """What ``source`` is, for the run's Datasets column (give the CPU source: finite sets are hashed).
+    A mixture is drawn fresh every batch, so its recipe (centres and σ) is the dataset."""
+    shape = source.sample_shape
+    if source.data is None:
+        assert source.modes is not None
+        modes = source.modes.cpu()
+        recipe = {"name": source.name, "modes": modes.tolist(), "sigma": source.sigma}
+        what = f"{len(modes)} modes" if len(modes) > 1 else f"mean {modes.flatten()[0].item():g}"
+        where = f"generated: {source.name} ({what}, σ={source.sigma:g})"
+        return DataCard(source.name, where, recipe_digest(recipe), shape, "float32")
+    data = source.data.cpu().numpy()
+    rows, dtype, digest = len(data), str(data.dtype), array_digest(data)
+    if cfg.kind == "digits":
+        return DataCard("digits", "sklearn.datasets.load_digits", digest, shape, dtype, rows)
+    if cfg.kind in ("file", "images") and cfg.path:
+        path = str(Path(cfg.path).expanduser().resolve())
+        return DataCard(source.name, path, digest, shape, dtype, rows, local=True)
+    return DataCard(source.name, "given in memory", digest, shape, dtype, rows)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from components.config import ConfigError
+from components.data_card import DataCard
 from components.device import (
     autocast,
     check_precision,
@@ -47,7 +48,7 @@ from components.device import (
 )
 from components.gan import losses
 from components.gan.config import GanConfig
-from components.gan.data import DataSource, make_source
+from components.gan.data import DataSource, data_card, make_source
 from components.gan.metrics import class_coverage, energy_distance, mode_stats
 from components.gan.nets import build_networks
 from components.gan.optimal import (
@@ -119,6 +120,7 @@ class GanTrainer:
         eval_rng = torch.Generator(device="cpu").manual_seed(cfg.seed + 1_000_003)
         self.eval_z = torch.randn(cfg.eval.samples, m.z_dim, generator=eval_rng, device="cpu").to(self.device)
         self.eval_real = cpu_source.sample(min(cfg.eval.samples, 2000), eval_rng).to(self.device)
+        self.data_card = data_card(cfg.data, cpu_source)
         self.source = cpu_source.to(self.device, self.channels_last)
         self.normals: NormalPair | None = None
         if self.fixed_generator and cfg.data.kind == "gaussian":
@@ -338,6 +340,9 @@ class GanTrainer:
 
     def describe(self) -> dict[str, str]:
         return {**describe_device(self.device), "precision": self.cfg.train.precision}
+
+    def datasets(self) -> list[DataCard]:
+        return [self.data_card]
 
     def models(self) -> dict[str, tuple[Any, np.ndarray]]:
         """The generator the metrics describe (the weight average, if any), with latent codes as its

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from components.config import ConfigError, param, section
+from components.data_card import DataCard
 from components.rl.envs import EnvConfig, make_env, require_discrete
 from components.rl.schedules import ScheduleConfig, check_schedule, schedule_value
 from components.rl.tabular import (
@@ -153,6 +154,9 @@ class QLearningTrainer:
 
     def describe(self) -> dict[str, str]:
         return {"device": "cpu"}  # a numpy table
+
+    def datasets(self) -> list[DataCard]:
+        return []  # experience comes from the environment (the run's env params), not a dataset
 
     def models(self) -> dict[str, tuple[Any, np.ndarray]]:
         return {}  # the Q-table is an artifact (q_table.npy), not a network

@@ -11,6 +11,7 @@ and moved; its token lanes and held-out batches are copied there once; fresh bat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from components.config import ConfigError
+from components.data_card import DataCard, array_digest, recipe_digest
 from components.seq.config import SeqConfig
 from components.seq.losses import lm_loss, lm_loss_sum, mse, nats_to_bits, perplexity_from_bits
 from components.seq.markov import MarkovSource
@@ -44,6 +46,11 @@ class CharLMTask:
             )
             ids = self.markov.sample(d.markov_length, d.data_seed + 1)
             self.vocab = Vocabulary(self.markov.alphabet)
+            self.corpus_name = f"markov-K{d.markov_alphabet}-order{d.markov_order}"
+            self.corpus_source = (
+                f"generated: Markov chain (K={d.markov_alphabet}, order {d.markov_order}, "
+                f"α={d.markov_concentration:g}, seed {d.data_seed})"
+            )
             self.corpus_info = (
                 f"markov source: K={d.markov_alphabet}, order={d.markov_order}, "
                 f"alpha={d.markov_concentration}, seed={d.data_seed}, "
@@ -54,8 +61,11 @@ class CharLMTask:
             if d.source == "file":
                 assert d.path is not None  # SeqConfig.validate
                 text, name = read_text_file(d.path, min_chars), d.path
+                self.corpus_name = Path(d.path).name
+                self.corpus_source = str(Path(d.path).expanduser().resolve())
             else:
                 text, name = stdlib_corpus(), "pydoc_data.topics (Python standard library help topics)"
+                self.corpus_name, self.corpus_source = "pydoc_data.topics", "pydoc_data.topics"
             if d.max_chars:
                 text = text[: d.max_chars]
             self.vocab = Vocabulary.from_text(text)
@@ -91,6 +101,14 @@ class CharLMTask:
         self.default_target = self.markov.entropy_rate() + 0.05 if self.markov else 2.5
         # The true model's loss on the held-out slice: the floor the model is compared with.
         self.source_bpc = self.markov.log_loss_bits(self.val_ids) if self.markov else None
+
+    def data_cards(self) -> list[DataCard]:
+        """The text's training and held-out parts (character ids), hashed by content."""
+        name, source, local = self.corpus_name, self.corpus_source, self.cfg.data.source == "file"
+        return [
+            DataCard(name, source, array_digest(ids), (), "int64", len(ids), local, context)
+            for ids, context in ((self.train_ids, "training"), (self.val_ids, "validation"))
+        ]
 
     def export(self) -> tuple[nn.Module, np.ndarray]:
         """The model as it is served (token ids [B, T] → logits [B, T, V], from a zero state) and two
@@ -207,6 +225,22 @@ class RegressionTask:
         if self.cfg.task == "adding":
             return adding_batch(b, d.length, g)
         return linear_sum_batch(b, d.length, self.w, d.noise_std, g)
+
+    def data_cards(self) -> list[DataCard]:
+        """Training sequences are drawn fresh every batch (hashed by their recipe); the held-out set is
+        fixed (hashed by content)."""
+        d, task = self.cfg.data, self.cfg.task
+        recipe: dict[str, Any] = {"task": task, "length": d.length, "data_seed": d.data_seed}
+        if task != "adding":
+            recipe.update(input_dim=d.input_dim, noise_std=d.noise_std)
+        text = ", ".join(f"{k}={v}" for k, v in recipe.items() if k != "task")
+        shape = tuple(self.val[0].x.shape[1:])
+        x = torch.cat([b.x for b in self.val]).cpu().numpy()
+        held_out = DataCard(task, f"held out: {task} ({text})", array_digest(x), shape, "float32", len(x))
+        return [
+            DataCard(task, f"generated: {task} ({text})", recipe_digest(recipe), shape, "float32"),
+            dataclasses.replace(held_out, context="validation"),
+        ]
 
     def export(self) -> tuple[nn.Module, np.ndarray]:
         """The model (x [B, T, D] → [B, 1]) and two held-out sequences as its input example."""

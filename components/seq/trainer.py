@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from components.data_card import DataCard
 from components.device import (
     autocast,
     check_precision,
@@ -161,6 +162,9 @@ class SeqTrainer:
 
     def describe(self) -> dict[str, str]:
         return {**describe_device(self.device), "precision": self.cfg.train.precision}
+
+    def datasets(self) -> list[DataCard]:
+        return self.task.data_cards()
 
     def models(self) -> dict[str, tuple[Any, np.ndarray]]:
         return {"model": self.task.export()}

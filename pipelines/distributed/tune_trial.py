@@ -155,6 +155,7 @@ def _train(family: Any, cfg: Any, tracker: Any, spec: TrialSpec, new_run: bool) 
     tracker.set_tags({"adl.device": where["device"]})
     if new_run:
         tracker.log_params(where)
+        tracker.log_datasets(trainer.datasets())
     wall_before = 0.0
     ckpt = tune.get_checkpoint()
     if ckpt is not None:

@@ -25,11 +25,12 @@ model's parameter count, a resolved target) become params.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.data_card import DataCard
 from pipelines.tracking.tracker import Tracker
 
 FINAL = "final/"
@@ -111,6 +112,9 @@ class NamedTracker:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.tracker.set_tags(tags)
+
+    def log_datasets(self, cards: Sequence[DataCard]) -> None:
+        self.tracker.log_datasets(cards)
 
     def __getattr__(self, name: str) -> Any:  # the rest of an MlflowTracker (log_model, client ...)
         return getattr(self.tracker, name)

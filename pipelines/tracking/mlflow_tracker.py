@@ -8,13 +8,17 @@ change directory, and each must write to the same store.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from components.config import flatten
+from components.data_card import DataCard
 from pipelines.tracking.provenance import run_tags
 from pipelines.tracking.uri import check_reachable
 
@@ -97,6 +101,28 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, str(v))
+
+    def log_datasets(self, cards: Sequence[DataCard]) -> None:
+        """The run's inputs, as MLflow datasets (the runs table's Datasets column), each tagged with
+        its context (``training``, ``validation``)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.types import Schema, TensorSpec
+
+        inputs = []
+        for c in cards:
+            schema = Schema([TensorSpec(np.dtype(c.dtype), tuple(c.shape()))]).to_json()
+            profile = {"features_shape": c.shape(), "features_size": c.rows, "source": c.source}
+            dataset = Dataset(
+                name=c.name,
+                digest=c.digest,
+                source_type="local" if c.local else "code",
+                source=json.dumps({"uri": c.source} if c.local else {"tags": {"adl.source": c.source}}),
+                schema=json.dumps({"mlflow_tensorspec": {"features": schema, "targets": None}}),
+                profile=json.dumps(profile),
+            )
+            inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", c.context)]))
+        if inputs:
+            self.client.log_inputs(self.run_id, datasets=inputs)
 
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)

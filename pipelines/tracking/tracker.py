@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+from components.data_card import DataCard
 
 
 class Tracker(Protocol):
@@ -15,6 +17,7 @@ class Tracker(Protocol):
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_text(self, text: str, name: str) -> None: ...
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    def log_datasets(self, cards: Sequence[DataCard]) -> None: ...
     def finish(self, status: str = "FINISHED") -> None: ...
 
 
@@ -36,6 +39,9 @@ class NullTracker:
         pass
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
+        pass
+
+    def log_datasets(self, cards: Sequence[DataCard]) -> None:
         pass
 
     def finish(self, status: str = "FINISHED") -> None:

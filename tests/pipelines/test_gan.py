@@ -76,6 +76,11 @@ def test_adl_train_gan_logs_metrics_samples_and_a_loadable_checkpoint(
         20,
     ]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/distance")] == [10, 20]
+    # The Datasets column: the mixture, hashed by its recipe, as the training input.
+    (data,) = run.inputs.dataset_inputs
+    assert (data.dataset.name, data.dataset.source_type) == ("ring8", "code")
+    assert {t.key: t.value for t in data.tags} == {"mlflow.data.context": "training"}
+    assert json.loads(data.dataset.profile)["features_shape"] == [-1, 2]
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"samples.png", "curves.png", "generator.pt", "checkpoint.pt", "config.yaml"} <= arts
     ckpt = client.download_artifacts(run.info.run_id, "checkpoint.pt", str(tmp_path))

@@ -67,6 +67,9 @@ def test_two_trial_gan_sweep_writes_parent_and_children(
         assert {"samples.png", "generator.pt"} <= top
         reports = {a.path for a in client.list_artifacts(child.info.run_id, "reports/step_00000020")}
         assert "reports/step_00000020/samples.png" in reports
+    # Both trials trained on the same data: one dataset, one digest, in the Datasets column.
+    datasets = {(d.dataset.name, d.dataset.digest) for c in children for d in c.inputs.dataset_inputs}
+    assert len(datasets) == 1 and next(iter(datasets))[0] == "ring8"
     assert parent.info.status == "FINISHED"
     best = parent.data.tags["adl.best_run_id"]
     assert best in {c.info.run_id for c in children}

@@ -86,6 +86,13 @@ def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys, tmp
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/bpc")] == [20, 40]
     assert run.data.metrics["eval/loss"] == run.data.metrics["eval/bpc"]
     assert run.data.params["model.cell"] == "lstm"
+    # The Datasets column: the generated text's training and held-out parts, told apart by digest.
+    inputs = {
+        {t.key: t.value for t in d.tags}["mlflow.data.context"]: d.dataset for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "validation"}
+    assert inputs["training"].name == inputs["validation"].name == "markov-K5-order3"
+    assert inputs["training"].digest != inputs["validation"].digest
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
         "learning_curves.png",
