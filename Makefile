@@ -41,6 +41,7 @@ gpu-check: $(STAMP)
 	$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check needs a CUDA GPU; torch sees none')"
 	$(BIN)/python -m pytest -q -m cuda
 	$(BIN)/python benchmarks/bench_gpu_trials.py
+	$(BIN)/python benchmarks/bench_gpu_packing.py
 	$(BIN)/python benchmarks/bench_dqn_gpu.py --parts learner devices cartpole pong --pong-budget-s 480
 	$(BIN)/python benchmarks/bench_apex_collectors.py --inference local gpu
 
