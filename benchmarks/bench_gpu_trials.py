@@ -17,8 +17,8 @@ clock starts and stops. The ratio adl / bare of each repetition is reported, and
 TF32 and cuDNN's autotuner are process-wide: the first trainer turns them on, so both sides of every
 comparison run with them (recorded in the output).
 
-Out of scope here: four Tune trials sharing one GPU at ``resources.gpu: 0.25`` need the Ray Tune
-plumbing of ``pipelines/`` and are measured separately, with their own script.
+Out of scope here: four trials sharing one GPU at ``resources.gpu: 0.25`` are measured by
+``bench_gpu_packing.py`` (Ray actors with fractional GPUs running these same trainers).
 
     .venv/bin/python benchmarks/bench_gpu_trials.py                   # on the GPU machine, ~5 minutes
     .venv/bin/python benchmarks/bench_gpu_trials.py --device cpu --quick   # a smoke run in seconds

@@ -53,7 +53,3 @@ def recipe_digest(recipe: Mapping[str, Any]) -> str:
     """A digest of the config values that define a generated distribution (key order ignored)."""
     text = json.dumps(dict(recipe), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_CHARS]
-
-
-def text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
