@@ -189,7 +189,7 @@ def part_tune(steps: int, reps: int) -> None:
                 filter_string=f"tags.`adl.sweep` = 'bench{i}'",
             )
             child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
-            trial.append(child.data.metrics["wall_s"])
+            trial.append(child.data.metrics["perf/wall_s"])  # the trial's own clock
             print(
                 f"rep {i}: direct {direct[-1]:.1f}s  tune trial {trial[-1]:.1f}s  adl sweep command "
                 f"{command[-1]:.1f}s",
