@@ -12,6 +12,8 @@ discriminator alone against such a pair, and the trainer reports how far it is f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -61,3 +63,37 @@ def optimal_value(pair: NormalPair, points: int = 200_001) -> float:
     kl_q = float((log_q.exp() * (log_q - log_m)).sum() * dt)
     jsd = 0.5 * kl_p + 0.5 * kl_q
     return -math.log(4) + 2 * jsd
+
+
+class OptimalCheck:
+    """A discriminator against D* on a grid over both normals: the mean |D − D*| it reports, and the
+    picture of D, D* and both densities it draws. Built once, on the trainer's device."""
+
+    POINTS = 601  # grid points of the comparison
+
+    def __init__(self, pair: NormalPair, device: torch.device) -> None:
+        self.pair = pair
+        self.grid = evaluation_grid(pair, self.POINTS, device)  # [G, 1]
+        self.d_star = optimal_discriminator(self.grid, pair).squeeze(1)  # [G]
+        self.v_star = optimal_value(pair)
+
+    def metrics(self, discriminate: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        """``d_star_error`` (mean |D − D*| over the grid) and the optimum ``optimal_value`` V(D*, G)."""
+        d = discriminate(self.grid).reshape(-1)  # [G]
+        return {"d_star_error": float((d - self.d_star).abs().mean()), "optimal_value": self.v_star}
+
+    def plot(self, discriminate: Callable[[torch.Tensor], torch.Tensor], path: Path, title: str) -> Path:
+        from components.gan import plots
+
+        d = discriminate(self.grid).reshape(-1)  # [G]
+        err = float((d - self.d_star).abs().mean())
+        p = self.pair
+        return plots.plot_discriminator(
+            self.grid,
+            d,
+            self.d_star,
+            normal_log_pdf(self.grid, p.data_mean, p.data_std).exp().squeeze(1),
+            normal_log_pdf(self.grid, p.gen_mean, p.gen_std).exp().squeeze(1),
+            path,
+            f"{title} · mean |D − D*| = {err:.4f}",
+        )

@@ -51,13 +51,7 @@ from components.gan.config import GanConfig
 from components.gan.data import DataSource, data_card, make_source
 from components.gan.metrics import class_coverage, energy_distance, mode_stats
 from components.gan.nets import build_networks
-from components.gan.optimal import (
-    NormalPair,
-    evaluation_grid,
-    normal_log_pdf,
-    optimal_discriminator,
-    optimal_value,
-)
+from components.gan.optimal import NormalPair, OptimalCheck
 
 CURVE_KEYS = (
     "d_loss",
@@ -68,7 +62,6 @@ CURVE_KEYS = (
     "eval_distance",
     "hq_fraction",
 )
-D_STAR_POINTS = 601  # grid points of the D* comparison
 
 
 class GanTrainer:
@@ -122,12 +115,11 @@ class GanTrainer:
         self.eval_real = cpu_source.sample(min(cfg.eval.samples, 2000), eval_rng).to(self.device)
         self.data_card = data_card(cfg.data, cpu_source)
         self.source = cpu_source.to(self.device, self.channels_last)
-        self.normals: NormalPair | None = None
-        if self.fixed_generator and cfg.data.kind == "gaussian":
-            self.normals = NormalPair(cfg.data.mean, cfg.data.std, m.generator_mean, m.generator_std)
-            self.d_grid = evaluation_grid(self.normals, D_STAR_POINTS, self.device)  # [G, 1]
-            self.d_star = optimal_discriminator(self.d_grid, self.normals).squeeze(1)  # [G]
-            self.v_star = optimal_value(self.normals)
+        # A classic discriminator against a fixed normal generator is compared with D* (the theory check).
+        self.optimal: OptimalCheck | None = None
+        if self.fixed_generator and cfg.data.kind == "gaussian" and not self.wgan:
+            pair = NormalPair(cfg.data.mean, cfg.data.std, m.generator_mean, m.generator_std)
+            self.optimal = OptimalCheck(pair, self.device)
         self.position = 0
         self.total = t.steps
         self.history: dict[str, list[list[float]]] = {}
@@ -270,9 +262,8 @@ class GanTrainer:
         else:
             out["energy_distance"] = energy_distance(fake[: len(self.eval_real)], self.eval_real)
             out["eval_distance"] = out["energy_distance"]
-        if self.normals is not None and not self.wgan:
-            out["d_star_error"] = float((self.discriminate(self.d_grid) - self.d_star).abs().mean())
-            out["optimal_value"] = self.v_star
+        if self.optimal is not None:
+            out.update(self.optimal.metrics(self.discriminate))
         return out
 
     @torch.no_grad()
@@ -360,8 +351,8 @@ class GanTrainer:
         out_dir.mkdir(parents=True, exist_ok=True)
         title = f"{self.source.name} · {self.loss} · step {self.position}"
         fake = self.sample()
-        if self.normals is not None and not self.wgan:
-            paths = [self._plot_discriminator(out_dir / "discriminator.png", title)]
+        if self.optimal is not None:
+            paths = [self.optimal.plot(self.discriminate, out_dir / "discriminator.png", title)]
         elif self.source.is_image:
             paths = [plots.plot_image_grid(fake[:64], out_dir / "samples.png", title)]
         elif self.source.sample_shape == (2,):
@@ -382,20 +373,3 @@ class GanTrainer:
             torch.save(fake.float().cpu().contiguous(), out_dir / "samples.pt")
             paths.append(out_dir / "samples.pt")
         return paths
-
-    def _plot_discriminator(self, path: Path, title: str) -> Path:
-        from components.gan import plots
-
-        assert self.normals is not None
-        pair = self.normals
-        d = self.discriminate(self.d_grid)
-        err = float((d - self.d_star).abs().mean())
-        return plots.plot_discriminator(
-            self.d_grid,
-            d,
-            self.d_star,
-            normal_log_pdf(self.d_grid, pair.data_mean, pair.data_std).exp().squeeze(1),
-            normal_log_pdf(self.d_grid, pair.gen_mean, pair.gen_std).exp().squeeze(1),
-            path,
-            f"{title} · mean |D − D*| = {err:.4f}",
-        )

@@ -12,7 +12,13 @@ from scipy import integrate, stats
 
 from components.config import ConfigError, build, load
 from components.gan.config import GanConfig
-from components.gan.optimal import NormalPair, evaluation_grid, optimal_discriminator, optimal_value
+from components.gan.optimal import (
+    NormalPair,
+    OptimalCheck,
+    evaluation_grid,
+    optimal_discriminator,
+    optimal_value,
+)
 from components.gan.trainer import GanTrainer
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "gan" / "optimal_discriminator.yaml"
@@ -52,6 +58,19 @@ def test_optimal_value_limits() -> None:
 def test_the_evaluation_grid_spans_three_sigmas_past_both_means() -> None:
     g = evaluation_grid(NormalPair(0, 1, 2, 0.5), 601, torch.device("cpu"))
     assert g.shape == (601, 1) and g[0].item() == pytest.approx(-3) and g[-1].item() == pytest.approx(5)
+
+
+def test_the_check_measures_mean_abs_distance_to_d_star_on_its_grid(tmp_path: Path) -> None:
+    pair = NormalPair(0, 1, 2, 1)
+    check = OptimalCheck(pair, torch.device("cpu"))
+    perfect = check.metrics(lambda x: optimal_discriminator(x, pair).squeeze(1))  # D = D*, shaped [G]
+    assert perfect == {"d_star_error": 0.0, "optimal_value": optimal_value(pair)}
+    # D ≡ 1/2: the error is the mean of |D* − 1/2| over the grid (D* runs from ~1 to ~0).
+    half = check.metrics(lambda x: torch.full((len(x), 1), 0.5))  # a [G, 1] output counts alike
+    expected = float((check.d_star - 0.5).abs().mean())
+    assert half["d_star_error"] == pytest.approx(expected) and 0.3 < expected < 0.5
+    path = check.plot(lambda x: torch.full((len(x),), 0.5), tmp_path / "d.png", "D ≡ 1/2")
+    assert path.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_shipped_config_trains_d_to_d_star(tmp_path: Path) -> None:
