@@ -14,13 +14,10 @@ from mlflow.tracking import MlflowClient
 from components.config import load
 from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.cycle import InProcessLearner
-from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
-from components.rl.dqn.networks import build_q_network
 from pipelines.cli import main
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import run_dqn
+from pipelines.dqn_run import DQNSetup, build_learner, build_wiring, run_dqn
 from pipelines.local_wiring import LocalWiring
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
@@ -241,10 +238,10 @@ def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
             "learner.batches_per_call=1",
         ],
     )
-    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
-    net = build_q_network(cfg.network, obs_shape, n_actions)
-    learner = InProcessLearner(Learner(net, cfg.learner), wiring, cfg.learner.publish_every)
+    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
+    wiring = build_wiring(cfg, setup)
+    assert isinstance(wiring, RayWiring)
+    learner = build_learner(cfg, setup, wiring, Learner(setup.net, cfg.learner))
     try:
         res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
         assert res.env_steps >= 400 and learner.steps > 0

@@ -13,11 +13,10 @@ import pytest
 from components.config import load
 from components.rl.dqn.collector import Collector
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.cycle import InProcessLearner
-from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network, get_flat_weights
 from pipelines.dqn_loop import train_loop
+from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
 from tests.fakes import MemoryTracker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,10 +93,10 @@ def test_a_run_with_shared_inference_collects_and_trains(ray_local):
             "max_env_steps=3000",
         ],
     )
-    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
-    net = build_q_network(cfg.network, obs_shape, n_actions)
-    learner = InProcessLearner(Learner(net, cfg.learner), wiring, cfg.learner.publish_every)
+    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
+    wiring = build_wiring(cfg, setup)
+    assert isinstance(wiring, RayWiring)
+    learner = build_learner(cfg, setup, wiring, Learner(setup.net, cfg.learner))
     try:
         res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
         assert res.env_steps >= 3000 and learner.steps > 0
