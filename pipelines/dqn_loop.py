@@ -6,7 +6,7 @@ learner (in this process, or in an actor) trains when asked. Each turn of the lo
 1. collects whatever the collectors have finished, if the samples-per-insert limiter lets them insert;
 2. trains ``batches_per_call`` batches, if the limiter lets the learner sample (else waits briefly);
 3. evaluates greedily every ``eval.every_env_steps`` env steps, keeping the best network;
-4. logs every ``log_every_s`` seconds;
+4. logs every ``log_every_s`` seconds, and once more at the end for what the last log missed;
 5. stops at a stop request (SIGINT/SIGTERM), or at the step, time or return budget (``max_time_s``
    counts the time in this loop over all sessions of a run, not Ray's and the actors' start-ups);
 6. writes a checkpoint every ``checkpoint.every_s`` when the caller gave it a way to.
@@ -109,6 +109,8 @@ class _Loop:
                 if now >= self.next_ckpt and self.ctl.checkpoint is not None:
                     self.ctl.checkpoint(self.state())
                     self.next_ckpt = time.time() + self.every_ckpt
+            if self.metrics.pending(self.res.env_steps):  # a run shorter than log_every_s logs too
+                self._log(time.time())
         finally:
             self.bar.close()
             self.learner.drain()  # calls a learner actor still has queued

@@ -29,6 +29,10 @@ class LoopMetrics:
     def add_updates(self, rows: list[dict[str, float]]) -> None:
         self.learner_rows.extend(rows)
 
+    def pending(self, env_steps: int) -> bool:
+        """Whether anything happened since the last :meth:`collect` (updates or env steps)."""
+        return bool(self.learner_rows) or env_steps > self.last_env_steps
+
     @property
     def train_return(self) -> float:
         return float(np.mean(self.recent)) if self.recent else float("nan")

@@ -288,3 +288,19 @@ def test_local_run_logs_the_epsilon_schedule_and_the_rolling_training_return():
         assert eps == pytest.approx(schedule_value(sched, step - per_call)), step
     # The rolling-20 training return the run reports is the one its last log shows.
     assert res.train_return == tracker.metrics["train_return"][-1][1] and res.train_return > 0
+
+
+def test_a_run_that_ends_before_its_first_log_still_logs_the_learner():
+    """A budget reached inside the first ``log_every_s`` (CartPole solved in seconds) logs one last row."""
+    cfg = load(
+        DQNConfig,
+        CARTPOLE,
+        ["local=true", "collectors.num_collectors=1", "max_env_steps=2000", "log_every_s=1e9"],
+    )
+    tracker = MemoryTracker()
+    res, learner = run_dqn(cfg, tracker, progress=False)
+    assert learner.steps > 0
+    for key in ("loss", "mean_q", "train_return", "replay_size", "env_steps_per_s", "learner_steps"):
+        (row,) = tracker.metrics[key]  # one log: the final one, at the run's last env step
+        assert row[0] == res.env_steps, key
+    assert tracker.metrics["learner_steps"][0][1] == learner.steps
