@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,12 +20,11 @@ from mlflow.tracking import MlflowClient
 from components.config import load
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.cycle import InProcessLearner
-from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
-from components.rl.dqn.networks import build_q_network
 from pipelines.cli import main
 from pipelines.dqn_checkpoint import Checkpointer
 from pipelines.dqn_loop import train_loop
+from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
 from pipelines.dqn_state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
@@ -190,18 +188,13 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
             f"learner.placement={placement}",
         ],
     )
-    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
-    learner: Any = (
-        RemoteLearner(cfg, obs_shape, n_actions, wiring)
-        if placement == "actor"
-        else InProcessLearner(
-            Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner),
-            wiring,
-            cfg.learner.publish_every,
-        )
-    )
-    ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, (obs_shape, "float32", 2))
+    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
+    wiring = build_wiring(cfg, setup)
+    assert isinstance(wiring, RayWiring)
+    local = None if placement == "actor" else Learner(setup.net, cfg.learner)
+    learner = build_learner(cfg, setup, wiring, local)
+    assert isinstance(learner, RemoteLearner if placement == "actor" else InProcessLearner)
+    ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, setup.spaces)
     wiring.restore_fault_counts({"collector_restarts": 3.0})  # an earlier session's (issue #15, item 7)
     tracker = KillingTracker(ckpt.dir)
     tracker.wiring = wiring
@@ -315,7 +308,6 @@ def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_it
     import threading
 
     from pipelines.dqn_checkpoint import verify
-    from pipelines.dqn_run import DQNSetup
 
     ck = tmp_path / "ck"
     done = threading.Event()
@@ -355,7 +347,6 @@ def test_fault_counts_and_the_training_time_carry_across_a_resume(tmp_path):
     max_time_s counts the loop's time only: a resume whose start-up was long still trains for the
     time the budget has left (it used to spend it all on start-up, 0 env steps)."""
     from pipelines.dqn_checkpoint import restore, verify
-    from pipelines.dqn_run import DQNSetup
     from pipelines.local_wiring import LocalWiring
 
     def session(sets: list[str]):

@@ -15,10 +15,10 @@ import torch
 
 from components.config import load
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.networks import get_flat_weights
 from pipelines.dqn_checkpoint import Checkpointer, restore, verify
 from pipelines.dqn_loop import train_loop
+from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
 from pipelines.dqn_state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
@@ -54,9 +54,12 @@ def test_learner_actor_trains_publishes_by_reference_evaluates_and_checkpoints(r
     from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(DQNConfig, CARTPOLE, [*SMALL, "learner.placement=actor", "learner.device=cpu"])
-    obs_shape, obs_dtype, n_actions = check_spaces(cfg)
-    wiring = RayWiring(cfg, obs_shape, obs_dtype, n_actions)
-    learner = RemoteLearner(cfg, obs_shape, n_actions, wiring)
+    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
+    obs_shape, n_actions = setup.obs_shape, setup.n_actions
+    wiring = build_wiring(cfg, setup)
+    learner = build_learner(cfg, setup, wiring, None)
+    assert isinstance(wiring, RayWiring) and isinstance(learner, RemoteLearner)
+    assert learner.online is setup.net  # the driver's network is the actor's mirror
     published: list = []
     plain_publish = wiring.publish
     wiring.publish = lambda w: (published.append(w), plain_publish(w))  # type: ignore[method-assign]
@@ -90,7 +93,7 @@ def test_learner_actor_trains_publishes_by_reference_evaluates_and_checkpoints(r
         saved = learner.state_dict()
         assert saved["steps"] == learner.steps and saved["online"]["body.0.weight"].device.type == "cpu"
         manifest = verify(ckpt.dir, cfg, obs_shape, n_actions, learner.online)
-        fresh = RemoteLearner(cfg, obs_shape, n_actions, wiring)
+        fresh = build_learner(cfg, DQNSetup.from_config(cfg), wiring, None)
         restore(manifest, fresh, wiring)
         assert fresh.steps == learner.steps
         np.testing.assert_array_equal(fresh.get_weights(), learner.get_weights())
