@@ -14,13 +14,13 @@ from mlflow.tracking import MlflowClient
 from components.config import load
 from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.learner import Learner
 from pipelines.cli import main
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import DQNSetup, build_learner, build_wiring, run_dqn
+from pipelines.dqn_run import run_dqn
 from pipelines.local_wiring import LocalWiring
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
+from tests.pipelines.dqn_ray import ray_dqn
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -220,7 +220,6 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
 
 @pytest.mark.ray
 def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
-    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(
         DQNConfig,
@@ -238,11 +237,7 @@ def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
             "learner.batches_per_call=1",
         ],
     )
-    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
-    wiring = build_wiring(cfg, setup)
-    assert isinstance(wiring, RayWiring)
-    learner = build_learner(cfg, setup, wiring, Learner(setup.net, cfg.learner))
-    try:
+    with ray_dqn(cfg) as (_, wiring, learner):
         res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
         assert res.env_steps >= 400 and learner.steps > 0
         # Every transition the collectors reported reaches the replay actor once the adds in flight
@@ -257,8 +252,6 @@ def test_pong_on_ray_pushes_frames_once_into_the_pixel_replay_actor(ray_local):
         assert ((batch.n >= 1) & (batch.n <= 3)).all()
         for o, nx, n in zip(batch.obs, batch.next_obs, batch.n.astype(int)):
             np.testing.assert_array_equal(nx[: 4 - n], o[n:])
-    finally:
-        wiring.stop()
 
 
 def test_local_run_logs_the_epsilon_schedule_and_the_rolling_training_return():

@@ -24,10 +24,11 @@ from components.rl.dqn.learner import Learner
 from pipelines.cli import main
 from pipelines.dqn_checkpoint import Checkpointer
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
+from pipelines.dqn_run import DQNSetup
 from pipelines.dqn_state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
+from tests.pipelines.dqn_ray import ray_dqn
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -174,7 +175,6 @@ class KillingTracker(MemoryTracker):
 def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, tmp_path, capfd):
     """With the learner in the driver, and in its own actor (which must be pointed at the new replay)."""
     from pipelines.distributed.learner_actor import RemoteLearner
-    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(
         DQNConfig,
@@ -188,17 +188,12 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
             f"learner.placement={placement}",
         ],
     )
-    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
-    wiring = build_wiring(cfg, setup)
-    assert isinstance(wiring, RayWiring)
-    local = None if placement == "actor" else Learner(setup.net, cfg.learner)
-    learner = build_learner(cfg, setup, wiring, local)
-    assert isinstance(learner, RemoteLearner if placement == "actor" else InProcessLearner)
-    ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, setup.spaces)
-    wiring.restore_fault_counts({"collector_restarts": 3.0})  # an earlier session's (issue #15, item 7)
-    tracker = KillingTracker(ckpt.dir)
-    tracker.wiring = wiring
-    try:
+    with ray_dqn(cfg) as (setup, wiring, learner):
+        assert isinstance(learner, RemoteLearner if placement == "actor" else InProcessLearner)
+        ckpt = Checkpointer(cfg, tmp_path / "r" / "checkpoint", learner, wiring, setup.spaces)
+        wiring.restore_fault_counts({"collector_restarts": 3.0})  # an earlier session's (issue #15, item 7)
+        tracker = KillingTracker(ckpt.dir)
+        tracker.wiring = wiring
         res = train_loop(
             cfg, wiring, learner, tracker, progress=False, control=LoopControl(None, 0.25, ckpt.save)
         )
@@ -219,9 +214,6 @@ def test_killed_collectors_and_replay_actor_are_replaced(placement, ray_local, t
         steps = tracker.metrics["learner_steps"]
         at_kill = max(v for s, v in steps if s <= tracker.done["replay"])
         assert learner.steps > at_kill
-    finally:
-        learner.stop()
-        wiring.stop()
     err = capfd.readouterr().err
     assert "collector 0 died" in err and "collector 1 died" in err and "restart 5" in err
     assert "replay actor died" in err and f"restarted from the snapshot {ckpt.dir / 'replay.arrow'}" in err

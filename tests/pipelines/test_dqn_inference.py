@@ -13,11 +13,10 @@ import pytest
 from components.config import load
 from components.rl.dqn.collector import Collector
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network, get_flat_weights
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
 from tests.fakes import MemoryTracker
+from tests.pipelines.dqn_ray import ray_dqn
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -77,7 +76,6 @@ def test_a_collector_acting_through_the_inference_actor_steps_as_one_with_its_ow
 
 @pytest.mark.ray
 def test_a_run_with_shared_inference_collects_and_trains(ray_local):
-    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(
         DQNConfig,
@@ -93,11 +91,7 @@ def test_a_run_with_shared_inference_collects_and_trains(ray_local):
             "max_env_steps=3000",
         ],
     )
-    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
-    wiring = build_wiring(cfg, setup)
-    assert isinstance(wiring, RayWiring)
-    learner = build_learner(cfg, setup, wiring, Learner(setup.net, cfg.learner))
-    try:
+    with ray_dqn(cfg) as (_, wiring, learner):
         res = train_loop(cfg, wiring, learner, MemoryTracker(), progress=False)
         assert res.env_steps >= 3000 and learner.steps > 0
         stats = ray_local.get(wiring.inference.stats.remote())
@@ -107,8 +101,6 @@ def test_a_run_with_shared_inference_collects_and_trains(ray_local):
         last = ray_local.get(wiring.weights_ref)
         np.testing.assert_array_equal(ray_local.get(wiring.inference.weights.remote()), last)
         assert ray_local.get(wiring.collectors[0].weights.remote()).size == 0  # they hold no network
-    finally:
-        wiring.stop()
 
 
 @pytest.mark.ray

@@ -18,10 +18,11 @@ from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.networks import get_flat_weights
 from pipelines.dqn_checkpoint import Checkpointer, restore, verify
 from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
+from pipelines.dqn_run import DQNSetup, build_learner
 from pipelines.dqn_state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
+from tests.pipelines.dqn_ray import ray_dqn
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -51,19 +52,15 @@ def _cli(tracking_uri: str, cwd: Path, *sets: str) -> subprocess.CompletedProces
 @pytest.mark.ray
 def test_learner_actor_trains_publishes_by_reference_evaluates_and_checkpoints(ray_local, tmp_path):
     from pipelines.distributed.learner_actor import RemoteLearner
-    from pipelines.distributed.ray_wiring import RayWiring
 
     cfg = load(DQNConfig, CARTPOLE, [*SMALL, "learner.placement=actor", "learner.device=cpu"])
-    setup = DQNSetup.from_config(cfg)  # the set-up run_dqn does, with the wiring in reach
-    obs_shape, n_actions = setup.obs_shape, setup.n_actions
-    wiring = build_wiring(cfg, setup)
-    learner = build_learner(cfg, setup, wiring, None)
-    assert isinstance(wiring, RayWiring) and isinstance(learner, RemoteLearner)
-    assert learner.online is setup.net  # the driver's network is the actor's mirror
-    published: list = []
-    plain_publish = wiring.publish
-    wiring.publish = lambda w: (published.append(w), plain_publish(w))  # type: ignore[method-assign]
-    try:
+    with ray_dqn(cfg) as (setup, wiring, learner):
+        obs_shape, n_actions = setup.obs_shape, setup.n_actions
+        assert isinstance(learner, RemoteLearner)
+        assert learner.online is setup.net  # the driver's network is the actor's mirror
+        published: list = []
+        plain_publish = wiring.publish
+        wiring.publish = lambda w: (published.append(w), plain_publish(w))  # type: ignore[method-assign]
         assert learner.info()["pid"] != os.getpid()  # it trains in another process
         tracker = MemoryTracker()
         res = train_loop(cfg, wiring, learner, tracker, progress=False, control=LoopControl())
@@ -98,9 +95,6 @@ def test_learner_actor_trains_publishes_by_reference_evaluates_and_checkpoints(r
         assert fresh.steps == learner.steps
         np.testing.assert_array_equal(fresh.get_weights(), learner.get_weights())
         fresh.stop()
-    finally:
-        learner.stop()
-        wiring.stop()
 
 
 def test_placement_actor_without_ray_is_refused():
