@@ -52,11 +52,10 @@ class DataSource:
         if self.modes is not None:
             k, dim = self.modes.shape
             if k == 1:  # one component: no index to draw
-                return self.modes[0] + self.sigma * torch.randn(
-                    n, dim, generator=generator, device=self.device
-                )
-            idx = torch.randint(k, (n,), generator=generator, device=self.device)
-            return self.modes[idx] + self.sigma * torch.randn(n, dim, generator=generator, device=self.device)
+                centres = self.modes[0]
+            else:
+                centres = self.modes[torch.randint(k, (n,), generator=generator, device=self.device)]
+            return centres + self.sigma * torch.randn(n, dim, generator=generator, device=self.device)
         assert self.data is not None
         idx = torch.randint(len(self.data), (n,), generator=generator, device=self.device)
         return self.data[idx]
