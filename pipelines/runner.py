@@ -122,8 +122,8 @@ class ReportBudget:
 
     FIRST_COST_S = 1.0  # the estimate before one has been measured
 
-    def __init__(self, share: float, every: int = 1, always: bool = False) -> None:
-        self.share, self.every, self.always = share, every, always
+    def __init__(self, share: float, every: int = 1) -> None:
+        self.share, self.every = share, every
         self.reports = 0
         self.train_s = self.spent_s = 0.0
         self.cost_s = self.FIRST_COST_S
@@ -134,7 +134,7 @@ class ReportBudget:
         self.train_s += now - self.since
         self.since = now
         self.reports += 1
-        if done or self.always:
+        if done:
             return True
         due = self.reports % self.every == 0
         return due and self.spent_s + self.cost_s <= self.share * self.train_s

@@ -11,6 +11,7 @@ from pipelines.distributed.jobs import (
     DEFAULT_ADDRESS,
     REQUIRED_MODULES,
     client,
+    exit_code,
     follow,
     list_jobs,
     missing_modules,
@@ -149,8 +150,15 @@ def cmd_submit(args: Any) -> int:
             file=sys.stderr,
         )
         raise
-    print(f"adl: job {job_id} {status}", file=sys.stderr)
-    return 0 if status == "SUCCEEDED" else 1
+    return _ended(c, job_id, status)
+
+
+def _ended(c: Any, job_id: str, status: str) -> int:
+    """Say how the job ended; exit as its command did (2 for a refused input), 1 if it was stopped."""
+    code = exit_code(c, job_id, status)
+    said = f" (its command exited {code})" if status == "FAILED" and code not in (0, 1) else ""
+    print(f"adl: job {job_id} {status}{said}", file=sys.stderr)
+    return code
 
 
 def cmd_jobs(args: Any) -> int:
@@ -164,8 +172,7 @@ def cmd_jobs(args: Any) -> int:
             print(c.get_job_status(args.job_id).value)
         elif args.jobs_command == "logs":
             if args.follow:
-                status = follow(c, args.job_id)
-                return 0 if status == "SUCCEEDED" else 1
+                return _ended(c, args.job_id, follow(c, args.job_id))
             sys.stdout.write(c.get_job_logs(args.job_id))
         elif args.jobs_command == "stop":
             stopped = c.stop_job(args.job_id)

@@ -27,7 +27,7 @@ import yaml
 
 from pipelines.families import get_family
 from pipelines.stop_signals import StopSignals
-from pipelines.sweep_plan import SweepPlan, plan_sweep, write_state
+from pipelines.sweep_plan import SweepPlan, plan_sweep, remove_state, write_state
 
 
 def run_sweep(
@@ -41,17 +41,29 @@ def run_sweep(
     trust_state: bool = False,
 ) -> int:
     from pipelines.distributed.ray_runtime import init_ray
+    from pipelines.distributed.storage_check import check_storage_reachable
     from pipelines.distributed.tune_callbacks import sign_tune_state_of
-    from pipelines.distributed.tune_sweep import check_trial_resources, make_tuner, trial_rows
+    from pipelines.distributed.tune_sweep import check_trial_resources, errored_trials, make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
     from pipelines.sweep_signature import sign_folder
-    from pipelines.tracking import tracked_run
+    from pipelines.tracking import fail_trial_runs, tracked_run
+    from pipelines.tracking.provenance import command_line
     from pipelines.tracking.uri import ui_command
 
     plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume, trust_state)
     sweep, uri = plan.sweep, plan.uri
     init_ray(address=address, num_cpus=num_cpus)
     check_trial_resources(sweep.resources.cpu, sweep.resources.gpu)  # before any run or trial
+    # Every node that may run a trial reads and writes the storage (a head's own folder fails them all).
+    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu, **sweep.resources.custom}
+    what = (
+        f"storage_path {plan.storage}"
+        if sweep.storage_path
+        else f"storage_path is not set, so the sweep's state goes to the driver's own disk ({plan.storage})"
+    )
+    checked = check_storage_reachable(plan.storage, need, what)
+    if checked:
+        print(f"adl: storage {plan.storage}: read and written from {checked} node(s)", file=sys.stderr)
     if plan.in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
         Path(plan.storage).mkdir(parents=True, exist_ok=True)
         os.chdir(plan.storage)
@@ -87,6 +99,7 @@ def run_sweep(
             checkpoint_every_report=sweep.scheduler.kind == "pbt",
             gpu=sweep.resources.gpu,
             metric=plan.metric,
+            command=command_line(),
         )
         tuner = make_tuner(
             sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None
@@ -97,12 +110,30 @@ def run_sweep(
         results = _fit(tuner, stop)
         if stop.requested():
             return _stopped(parent, stop, plan)
-        _finish_parent(parent, get_family(sweep.family), trial_rows(results, plan.metric), plan)
-        if results.num_errors:
+        errors = errored_trials(results)
+        rows = trial_rows(results, plan.metric)  # never an errored trial's
+        fail_trial_runs(uri, str(parent.run_id), errors)
+        _finish_parent(parent, get_family(sweep.family), rows, plan)
+        if errors:
             parent.finish("FAILED")
-    print(f"adl: sweep {sweep.name!r} done in {time.time() - t0:.0f}s, {results.num_errors} errored trial(s)")
+        if errors and not rows:
+            remove_state(plan)  # nothing to resume: the name is free for the next try
+    took = f"{time.time() - t0:.0f}s"
+    if errors:
+        first = next(iter(errors.values()))
+        print(f"adl: sweep {sweep.name!r}: {len(errors)} trial(s) failed, their runs FAILED; first: {first}")
+    if errors and not rows:
+        print(
+            f"adl: sweep {sweep.name!r} failed in {took} before any trial reported a result: no best trial; "
+            f"its folder {plan.exp_dir} was removed, so the name can be used again"
+        )
+    else:
+        print(
+            f"adl: sweep {sweep.name!r} done in {took}: {len(rows)} trial(s) with results, "
+            f"{len(errors)} failed"
+        )
     print(f"adl: parent run {parent.run_id}; look at it with: {ui_command(uri)}")
-    return 0 if results.num_errors == 0 else 1
+    return 0 if not errors else 1
 
 
 def _stop_signals() -> StopSignals:

@@ -76,7 +76,7 @@ class SweepConfig:
     overhead: float = param(
         0.1,
         "share of a trial's training time its pictures and checkpoints may take; the last report always "
-        "has both (PBT checkpoints every report: it exploits them)",
+        "has both (PBT checkpoints every report, pictures within this share: it exploits checkpoints)",
         gt=0.0,
     )
     seed: int = param(0, "seed of the search algorithm")

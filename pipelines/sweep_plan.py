@@ -2,7 +2,8 @@
 config (every searched value validated), where its state lives, and for ``--resume`` the saved state,
 trusted only when adl signed it.
 
-The sweep's state file (``adl_sweep.json``, in ``<storage root>/<name>/``) and Ray Tune's files
+The sweep's state file (``adl_sweep.json``, in the sweep's folder ``<storage_path>/<name>/``, on a
+local disk or on S3 beside Tune's own files) and Ray Tune's files
 (``tuner.pkl``, the experiment state, which Tune unpickles) are signed with the user's key
 (``pipelines/signing.py``, ``pipelines/sweep_signature.py``). A resume verifies both before Ray
 or Tune opens anything, and refuses (exit 2) state it cannot trust, saying how to go on.
@@ -11,16 +12,16 @@ or Tune opens anything, and refuses (exit 2) state it cannot trust, saying how t
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components.config import ConfigError, apply_overrides, apply_values, build, read_yaml
+from pipelines.distributed.jobs import in_ray_job
 from pipelines.families import family_spec, get_family
 from pipelines.signing import KEY_FILE, SignatureError, check_signed, config_dir, signed
 from pipelines.sweep_config import SweepConfig, check_sweep_name
-from pipelines.sweep_signature import sign_folder, verify_folder
+from pipelines.sweep_signature import open_folder, sign_folder, verify_folder
 from pipelines.writable import check_writable
 
 SWEEP_STATE = "adl_sweep.json"
@@ -71,7 +72,7 @@ class SweepPlan:
     mode: str
     uri: str
     experiment: str
-    exp_dir: Path  # where adl_sweep.json lives
+    exp_dir: str  # where adl_sweep.json lives: the Tune experiment's folder (a path or a URI)
     storage: str  # Tune's storage_path (a folder or a URI)
     tune_path: str  # the Tune experiment inside it
     driver_cwd: Path
@@ -79,7 +80,7 @@ class SweepPlan:
     parent_run_id: str | None = None  # set when resuming
 
 
-def _refusal(resume: str, exp_dir: Path, err: SignatureError) -> SignatureError:
+def _refusal(resume: str, exp_dir: str, err: SignatureError) -> SignatureError:
     return SignatureError(
         f"adl sweep --resume {resume}: {err}. Ray Tune reads a sweep's state with pickle, which runs "
         f"whatever code the files hold, so adl resumes only state it signed itself (with the key "
@@ -90,27 +91,59 @@ def _refusal(resume: str, exp_dir: Path, err: SignatureError) -> SignatureError:
     )
 
 
-def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[Path, dict[str, Any]]:
-    """The signed state of sweep ``resume`` (a name, or its folder), its Tune folder verified.
+def _read_text(folder: str, name: str) -> str | None:
+    """``folder/name`` on a local disk or any storage pyarrow reaches (s3://, gs://); None if absent."""
+    fs, root = open_folder(folder)
+    try:
+        with fs.open_input_stream(f"{root}/{name}") as f:
+            return bytes(f.read()).decode()
+    except FileNotFoundError:
+        return None
+
+
+def _write_text(folder: str, name: str, text: str) -> None:
+    fs, root = open_folder(folder)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{name}") as f:
+        f.write(text.encode())
+
+
+def state_folder(resume: str, storage_root: Path) -> str:
+    """Where the sweep ``resume`` names keeps its state: a URI as it is, a folder, or a name under
+    ``storage_root``."""
+    if "://" in resume and not resume.startswith("file://"):
+        return resume.rstrip("/")
+    if Path(resume.removeprefix("file://")).is_dir():
+        return str(Path(resume.removeprefix("file://")).resolve())
+    return str(storage_root / check_sweep_name(resume, "--resume"))
+
+
+def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[str, dict[str, Any]]:
+    """The signed state of sweep ``resume`` (a name, its folder, or its storage URI), its Tune
+    folder verified.
 
     With ``trust`` the files are signed as they are first (the user vouches for them)."""
-    exp_dir = Path(resume) if Path(resume).is_dir() else storage_root / check_sweep_name(resume, "--resume")
-    state_file = exp_dir / SWEEP_STATE
-    if not state_file.is_file():
-        raise ConfigError(f"--resume {resume}: no sweep state at {state_file}")
+    exp_dir = state_folder(resume, storage_root)
+    where = f"{exp_dir}/{SWEEP_STATE}"
     try:
-        raw = json.loads(state_file.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--resume {resume}: {state_file} cannot be read ({e})") from None
+        text = _read_text(exp_dir, SWEEP_STATE)
+    except OSError as e:
+        raise ConfigError(f"--resume {resume}: {where} cannot be read ({e})") from None
+    if text is None:
+        raise ConfigError(f"--resume {resume}: no sweep state at {where}")
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"--resume {resume}: {where} cannot be read ({e})") from None
     try:
         if trust and isinstance(raw, dict):
             raw = signed(raw)
-            state_file.write_text(json.dumps(raw))
-        state = check_signed(raw, str(state_file))
+            _write_text(exp_dir, SWEEP_STATE, json.dumps(raw))
+        state = check_signed(raw, where)
         bad = [k for k in STATE_KEYS if not isinstance(state.get(k), str)]
         overrides = state.get("overrides")
         if bad or not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-            raise ConfigError(f"--resume {resume}: {state_file} lacks or mistypes {bad or ['overrides']}")
+            raise ConfigError(f"--resume {resume}: {where} lacks or mistypes {bad or ['overrides']}")
         if trust:
             sign_folder(state["tune_path"])
         verify_folder(state["tune_path"])
@@ -120,8 +153,8 @@ def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[Pa
 
 
 def write_state(plan: SweepPlan, parent_run_id: str) -> None:
-    """What ``adl sweep --resume NAME`` needs to pick the sweep up again, signed."""
-    plan.exp_dir.mkdir(parents=True, exist_ok=True)
+    """What ``adl sweep --resume NAME`` needs to pick the sweep up again, signed, in the sweep's
+    folder of its storage (so a sweep on S3 resumes from any machine that reaches it)."""
     state = {
         "sweep_file": str(plan.sweep_path),
         "overrides": plan.overrides,
@@ -130,7 +163,14 @@ def write_state(plan: SweepPlan, parent_run_id: str) -> None:
         "tune_path": plan.tune_path,
         "parent_run_id": parent_run_id,
     }
-    (plan.exp_dir / SWEEP_STATE).write_text(json.dumps(signed(state)))
+    _write_text(plan.exp_dir, SWEEP_STATE, json.dumps(signed(state)))
+
+
+def remove_state(plan: SweepPlan) -> None:
+    """Delete the sweep's folder (its state and Tune's): a sweep that ended before any trial reported
+    leaves nothing worth resuming, and its name is free again."""
+    fs, root = open_folder(plan.tune_path)
+    fs.delete_dir(root)
 
 
 def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +203,13 @@ def check_devices(sweep: SweepConfig, base: dict[str, Any]) -> None:
         )
 
 
+def _state_exists(exp_dir: str, storage: str) -> bool:
+    try:
+        return _read_text(exp_dir, SWEEP_STATE) is not None
+    except OSError as e:  # e.g. S3 credentials missing on this machine
+        raise ConfigError(f"storage_path {storage}: cannot be read here ({type(e).__name__}: {e})") from None
+
+
 def plan_sweep(
     sweep_path: str | Path | None,
     overrides: list[str],
@@ -175,7 +222,7 @@ def plan_sweep(
 
     # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
     # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
-    in_job = bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
+    in_job = in_ray_job()
     storage_root = Path.home() / ".adl/sweeps" if in_job else Path(".adl/sweeps").resolve()
     state: dict[str, Any] = {}
     if resume is not None:  # everything comes from the saved state, not from a possibly edited YAML
@@ -190,21 +237,22 @@ def plan_sweep(
     check_devices(sweep, base)
     base = threads_for_trials(sweep, base)
     family = get_family(sweep.family)
-    # A URI (s3://, gs://, file://...) goes to Tune as it is; the small adl state file stays local.
+    # A URI (s3://, gs://...) goes to Tune as it is; adl's state file lives beside Tune's, there too.
     remote = bool(sweep.storage_path and "://" in sweep.storage_path)
     storage = Path(sweep.storage_path).resolve() if sweep.storage_path and not remote else storage_root
     storage_str = str(sweep.storage_path).rstrip("/") if remote else str(storage)
     uri = resolve_tracking_uri(state.get("tracking_uri") or tracking_uri)
     check_reachable(uri)
-    root = storage_root if remote else storage
-    check_writable(root, "storage_path" if sweep.storage_path and not remote else "the sweep state folder")
-    exp_dir = root / str(sweep.name)
-    if exp_dir.resolve().parent != root.resolve():  # the name is one folder, checked; never climb out
-        raise ConfigError(f"name: {sweep.name!r} would put the sweep's state outside {root}")
-    if resume is None and (exp_dir / SWEEP_STATE).exists():
+    tune_path = state.get("tune_path") or f"{storage_str}/{sweep.name}"
+    if not remote:
+        check_writable(storage, "storage_path" if sweep.storage_path else "the sweep state folder")
+        if (storage / str(sweep.name)).resolve().parent != storage.resolve():  # one folder; never climb out
+            raise ConfigError(f"name: {sweep.name!r} would put the sweep's state outside {storage}")
+    exp_dir = tune_path
+    if resume is None and _state_exists(exp_dir, storage_str):
         raise ConfigError(
             f"sweep {sweep.name!r} already exists at {exp_dir}; resume it with "
-            f"`adl sweep --resume {sweep.name}` or set name: to something new"
+            f"`adl sweep --resume {exp_dir if remote else sweep.name}` or set name: to something new"
         )
     return SweepPlan(
         sweep=sweep,
@@ -217,7 +265,7 @@ def plan_sweep(
         experiment=state.get("experiment") or experiment or f"adl-{sweep.family}",
         exp_dir=exp_dir,
         storage=storage_str,
-        tune_path=state.get("tune_path") or f"{storage_str}/{sweep.name}",
+        tune_path=tune_path,
         driver_cwd=Path.cwd(),
         in_job=in_job,
         parent_run_id=state.get("parent_run_id"),

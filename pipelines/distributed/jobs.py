@@ -25,6 +25,12 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
+def in_ray_job() -> bool:
+    """Is this process the driver of a Ray job (``adl submit``)? Its working dir is then a temporary
+    copy that Ray deletes after the job: nothing meant to last may be written under it."""
+    return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
+
+
 def resolve_address(address: str | None) -> str:
     """``--address``, else ``$RAY_API_SERVER_ADDRESS``, else an http ``$RAY_ADDRESS``, else loopback."""
     env_addr = os.environ.get("RAY_ADDRESS", "")
@@ -113,6 +119,21 @@ def follow(c: Any, job_id: str, out: Any = None) -> str:
     while (status := str(c.get_job_status(job_id).value)) not in TERMINAL:
         time.sleep(0.5)
     return status
+
+
+def exit_code(c: Any, job_id: str, status: str) -> int:
+    """0 for a job that SUCCEEDED; for one that FAILED, its command's own exit code where Ray knows it
+    (adl exits 2 for bad input), else 1; 1 for a STOPPED job."""
+    if status == "SUCCEEDED":
+        return 0
+    if status == "FAILED":
+        try:
+            code = c.get_job_info(job_id).driver_exit_code
+        except Exception:  # noqa: BLE001 - an older server: the status is all there is
+            code = None
+        if isinstance(code, int) and 0 < code < 256:
+            return code
+    return 1
 
 
 def list_jobs(c: Any) -> list[tuple[str, str, str]]:

@@ -80,3 +80,39 @@ def to_tune(space: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = tune.randint(*args)
     return out
+
+
+def pbt_mutations(space: Mapping[str, Any]) -> dict[str, Any]:
+    """What PBT may change when it explores: a choice as a list (PBT steps to a neighbouring value, or
+    resamples), a range as a Tune domain (PBT scales it by 0.8 or 1.2, or resamples); grid and fixed
+    keys stay as the trial had them."""
+    out: dict[str, Any] = {}
+    tuned = to_tune(space)
+    for key, spec in space.items():
+        checked = _check(key, spec)
+        if checked is None or checked[0] == "grid":
+            continue
+        out[key] = list(checked[1]) if checked[0] == "choice" else tuned[key]
+    return out
+
+
+def clamp_to_space(space: Mapping[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as PBT perturbed it, put back inside ``space`` (PBT's 1.2× of a value near a bound
+    leaves the range, e.g. a step size of 1.08 from [0.01, 0.9]; every value of the space was validated
+    before Ray started, nothing outside it was): a range clipped to its bounds (a randint's upper
+    bound is exclusive), a number not among its choices to the nearest one."""
+    for key, spec in space.items():
+        checked = _check(key, spec)
+        if checked is None or key not in config:
+            continue
+        kind, args = checked
+        value = config[key]
+        if kind in ("uniform", "loguniform"):
+            config[key] = float(min(max(float(value), args[0]), args[1]))
+        elif kind == "randint":
+            config[key] = int(min(max(round(float(value)), args[0]), args[1] - 1))
+        elif value not in args and isinstance(value, int | float):
+            numbers = [a for a in args if isinstance(a, int | float) and not isinstance(a, bool)]
+            if numbers:
+                config[key] = min(numbers, key=lambda a: abs(a - value))
+    return config

@@ -3,10 +3,12 @@ its results as plain data for the parent run."""
 
 from __future__ import annotations
 
+import functools
+import random
 from typing import Any
 
 from components.config import ConfigError
-from pipelines.distributed.search_space import to_tune
+from pipelines.distributed.search_space import clamp_to_space, pbt_mutations, to_tune
 from pipelines.distributed.tune_callbacks import SignTuneState, StopOnSignal
 from pipelines.distributed.tune_trial import TrialSpec, sweep_trial
 
@@ -24,14 +26,15 @@ def _scheduler(sweep: Any, metric: str, mode: str) -> Any:
             reduction_factor=s.reduction_factor,
         )
     if s.kind == "pbt":
-        mutations = {k: v for k, v in to_tune(sweep.search_space).items() if not isinstance(v, dict)}
+        # Ray 2.60's PBT takes no seed: it draws its exploits and perturbations from Python's `random`.
+        random.seed(sweep.seed)
         return PopulationBasedTraining(
             time_attr="training_iteration",  # perturbation_interval counts reports, not seconds
             metric=metric,
             mode=mode,
             perturbation_interval=s.perturbation_interval,
-            hyperparam_mutations=mutations,
-            seed=sweep.seed,
+            hyperparam_mutations=pbt_mutations(sweep.search_space),
+            custom_explore_fn=functools.partial(clamp_to_space, dict(sweep.search_space)),
         )
     return FIFOScheduler()
 
@@ -114,11 +117,30 @@ def unfinished_trials(sweep: Any) -> tuple[list[str], list[str], int]:
     return [n for n, _ in left], [i for _, i in left], max(0, planned - len(TRIAL_STATUSES))
 
 
+def errored_trials(results: Any) -> dict[str, str]:
+    """Trial id -> the last line of its error, for every trial that ended in error (Tune's retries
+    spent): from the results of trials that reported, and from Tune's trial statuses for those that
+    errored before their first report."""
+    from pipelines.distributed.tune_callbacks import TRIAL_STATUSES
+
+    errors: dict[str, str] = {}
+    for r in results:
+        if r.error is not None and (trial_id := (r.metrics or {}).get("trial_id")):
+            lines = [x for x in str(r.error).strip().splitlines() if x.strip()]
+            errors[str(trial_id)] = (lines[-1] if lines else type(r.error).__name__)[:500]
+    for trial_id, status, _ in TRIAL_STATUSES.values():
+        if status == "ERROR":
+            errors.setdefault(trial_id, "the trial errored before its first report (see the job's log)")
+    return errors
+
+
 def trial_rows(results: Any, metric: str) -> list[dict[str, Any]]:
-    """Every trial that reported ``metric``: its config, last metrics, history and MLflow run id."""
+    """Every trial that reported ``metric`` and did not end in error: its config, last metrics,
+    history and MLflow run id. (An errored trial's last report is not its result: it may be the
+    report whose checkpoint could not be stored.)"""
     trials = []
     for r in results:
-        if r.metrics is None or metric not in r.metrics:
+        if r.error is not None or r.metrics is None or metric not in r.metrics:
             continue
         history = r.metrics_dataframe.to_dict("records") if r.metrics_dataframe is not None else []
         trials.append(

@@ -48,6 +48,7 @@ class TrialSpec:
     checkpoint_every_report: bool = False  # PBT exploits checkpoints: it needs one at every report
     gpu: float = 0.0  # the GPU share each trial asked for (system metrics are sampled when > 0)
     metric: str | None = None  # what the sweep ranks by: logged first, so comparisons show it
+    command: str = ""  # the sweep's own command line (a trial's process is Ray's worker, not `adl`)
 
 
 def trial_run_name(config: dict[str, Any], trial_name: str) -> str:
@@ -66,19 +67,21 @@ class TuneReporter:
 
     def __init__(self, trainer: Trainer, tracker: Any, spec: TrialSpec) -> None:
         self.trainer, self.tracker = trainer, tracker
-        self.budget = ReportBudget(spec.overhead, spec.artifacts_every, spec.checkpoint_every_report)
+        self.budget = ReportBudget(spec.overhead, spec.artifacts_every)
+        self.every_report = spec.checkpoint_every_report  # PBT: a checkpoint at each, pictures on budget
 
     def __call__(self, metrics: dict[str, float], done: bool) -> None:
         from ray import tune
 
-        heavy = self.budget.allows(done)
+        pictures = self.budget.allows(done)
+        heavy = pictures or self.every_report
         start = time.perf_counter()
         trainer, tracker = self.trainer, self.tracker
         with tempfile.TemporaryDirectory() as d:
             out = Path(d)
             checkpoint = None
             if heavy:
-                if not done:
+                if pictures and not done:
                     for p in trainer.write_artifacts(out / "artifacts", final=False):
                         tracker.log_artifact(p, f"reports/step_{trainer.position:08d}")
                 save_checkpoint(trainer, out / "ckpt" / TRAINER_FILE)
@@ -120,6 +123,7 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         "adl.sweep": spec.sweep_name,
         "adl.swept": ",".join(sorted(config)),
         "mlflow.source.name": f"adl sweep {spec.sweep_name} (trial {number})",
+        **({"adl.command": spec.command} if spec.command else {}),
     }
     with tracked_run(
         spec.tracking_uri,
@@ -134,7 +138,7 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
         system_metrics=spec.gpu > 0,  # GPU utilisation and memory; the parent samples the driver's host
     ) as tracker:
         try:
-            _train(family, cfg, tracker, spec, new_run=existing is None)
+            _train(family, cfg, tracker, spec, new_run=existing is None, swept=config)
         except SystemExit:  # Tune stopped the trial (a scheduler's early stop, or the sweep's stop)
             tracker.set_tags({"adl.stopped_by": "tune"})
             tracker.finish("KILLED")  # the driver closes early stops FINISHED (close_stopped_runs)
@@ -145,14 +149,20 @@ def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
             raise  # the run ends FAILED, and Tune retries the trial (max_failures) or records it errored
 
 
-def _train(family: Any, cfg: Any, tracker: Any, spec: TrialSpec, new_run: bool) -> None:
+def _train(
+    family: Any, cfg: Any, tracker: Any, spec: TrialSpec, new_run: bool, swept: dict[str, Any]
+) -> None:
     """Build the trainer (on the GPU Ray assigned, with ``train.device: auto``), record where it
-    trains, continue from the trial's checkpoint (a retry, a PBT exploit), run it."""
+    trains, continue from the trial's checkpoint (a retry, a PBT exploit), run it. Under PBT, the
+    searched values are logged at every start as ``hparams/<key>``: a trial that PBT exploited starts
+    again with another trial's checkpoint and new values, and the run shows the schedule it got."""
+    import ray
     from ray import tune
 
     trainer = family.build(cfg)
     where = trainer.describe()
-    tracker.set_tags({"adl.device": where["device"]})
+    # Where it trains now: a trial retried after its host died continues on another node.
+    tracker.set_tags({"adl.device": where["device"], "adl.node_ip": ray.util.get_node_ip_address()})
     if new_run:
         tracker.log_params(where)
         tracker.log_datasets(trainer.datasets())
@@ -162,6 +172,9 @@ def _train(family: Any, cfg: Any, tracker: Any, spec: TrialSpec, new_run: bool) 
         with ckpt.as_directory() as d:
             trainer.load_state_dict(load_checkpoint(Path(d) / TRAINER_FILE))
             wall_before = json.loads((Path(d) / META_FILE).read_text())["wall_s"]
+    if spec.checkpoint_every_report:  # PBT
+        numeric = {k: v for k, v in swept.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        tracker.log_metrics({f"hparams/{k}": float(v) for k, v in numeric.items()}, step=trainer.position)
     run_trainer(
         trainer,
         tracker,

@@ -13,7 +13,13 @@ Everything else logs through the small :class:`Tracker` interface, so components
 Tests keep what was logged with ``tests/fakes.MemoryTracker``.
 """
 
-from pipelines.tracking.lookups import close_running_children, close_stopped_runs, find_trial_run, run_info
+from pipelines.tracking.lookups import (
+    close_running_children,
+    close_stopped_runs,
+    fail_trial_runs,
+    find_trial_run,
+    run_info,
+)
 from pipelines.tracking.mlflow_tracker import MlflowTracker
 from pipelines.tracking.run import open_run, tracked_run
 from pipelines.tracking.tracker import NullTracker, Tracker
@@ -24,6 +30,7 @@ __all__ = [
     "Tracker",
     "close_running_children",
     "close_stopped_runs",
+    "fail_trial_runs",
     "find_trial_run",
     "open_run",
     "run_info",

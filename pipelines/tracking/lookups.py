@@ -79,3 +79,24 @@ def download_artifacts(tracking_uri: str, run_id: str, artifact_path: str, dst: 
     dst.mkdir(parents=True, exist_ok=True)
     client.download_artifacts(run_id, artifact_path, str(dst))
     return True
+
+
+def fail_trial_runs(tracking_uri: str, parent_run_id: str, errors: dict[str, str]) -> list[str]:
+    """The child runs of trials that ended in error (``errors``: Tune trial id -> error) closed
+    FAILED with an ``adl.error`` tag, whatever status the trial left them in (a trial whose last
+    checkpoint could not be stored had already closed its run FINISHED). Returns their run ids."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    failed = []
+    for trial_id, error in errors.items():
+        run_id = find_trial_run(tracking_uri, parent_run_id, trial_id)
+        if run_id is None:  # the trial errored before it opened its run
+            continue
+        run = client.get_run(run_id)
+        if "adl.error" not in run.data.tags:
+            client.set_tag(run_id, "adl.error", error[:500])
+        if run.info.status != "FAILED":
+            client.set_terminated(run_id, "FAILED")
+        failed.append(run_id)
+    return failed

@@ -16,11 +16,12 @@ seq/       sequence-model specifics
 resume/    where a resumed run picked up (one point per resume)
 checkpoint/  checkpoint writes that failed (the run trains on; the last good checkpoint stays)
 final/     one-off results, logged once at the end (best, solved at, time to target)
+hparams/   a PBT trial's searched values, each time it (re)starts: the schedule PBT made
 =========  ======================================================================
 
-A name no table lists goes under the family's own prefix. One-off results are kept until the
-run ends and logged once, so the UI shows a value, not a flat line; properties of the run (a
-model's parameter count, a resolved target) become params.
+A name no table lists goes under the family's own prefix (one that has a ``group/`` already keeps
+it). One-off results are kept until the run ends and logged once, so the UI shows a value, not a
+flat line; properties of the run (a model's parameter count, a resolved target) become params.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class MetricNames:
     params: Mapping[str, str] = field(default_factory=dict)
 
     def name(self, raw: str) -> str:
+        if "/" in raw:  # already grouped by its caller (e.g. hparams/ from a PBT trial)
+            return raw
         if raw in self.once:
             return FINAL + raw
         return self.groups.get(raw) or f"{self.family}/{raw}"
@@ -145,6 +148,7 @@ DQN = MetricNames(
         "updates_per_s": "perf/updates_per_s",
         "wall_s": "perf/wall_s",
         "checkpoint_failures": "checkpoint/failures",  # writes that failed (the last good one stays)
+        "checkpoint_upload_failures": "checkpoint/upload_failures",  # copies to the artifact store
         "resumed_replay_size": "resume/replay_size",  # one point per resume, at the step it resumed
         "resumed_learner_steps": "resume/learner_steps",
     },

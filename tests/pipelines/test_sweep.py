@@ -154,6 +154,8 @@ def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monk
         assert child.info.run_name.endswith(f"alpha.start={float(alpha):.4g}"), child.info.run_name
         assert not any(k.startswith("sweep.") for k in child.data.params)
         assert child.data.tags["adl.swept"] == "alpha.start"
+        # The command that made it is the sweep's, not the Ray worker process the trial ran in.
+        assert child.data.tags["adl.command"] == parent.data.tags["adl.command"]
         assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/return")] == [100, 200]
         # The sweep's metric is the run's first: MLflow's comparison view starts with the first one.
         assert next(iter(child.data.metrics)) == "eval/return"
@@ -198,9 +200,10 @@ def test_best_trial_breaks_ties_by_the_second_metric():
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_storage_path_may_be_a_uri_tune_accepts(tracking_uri, tmp_path, monkeypatch):
-    """Tune's state goes to the URI (here file://, as s3:// or gs:// would on a cluster); adl's small
-    state file stays local, so the sweep can still be resumed by name."""
+def test_storage_path_may_be_a_uri_tune_accepts(tracking_uri, tmp_path, monkeypatch, capsys):
+    """Tune's state goes to the URI (here file://, as s3:// or gs:// would on a cluster), and adl's
+    state file beside it, so the sweep resumes from any machine that reaches the storage; the name
+    is taken there."""
     monkeypatch.chdir(tmp_path)
     remote = tmp_path / "bucket"
     code = sweep(
@@ -213,11 +216,83 @@ def test_storage_path_may_be_a_uri_tune_accepts(tracking_uri, tmp_path, monkeypa
     )
     assert code == 0
     assert (remote / "uri_sweep").is_dir() and any((remote / "uri_sweep").glob("experiment_state*.json"))
-    state = tmp_path / ".adl/sweeps/uri_sweep/adl_sweep.json"
+    state = remote / "uri_sweep/adl_sweep.json"
     assert state.is_file() and remote.as_uri() in state.read_text()
+    assert not (tmp_path / ".adl/sweeps/uri_sweep").exists()
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("uri").experiment_id])
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    capsys.readouterr()
+    again = sweep(tracking_uri, f"storage_path={remote.as_uri()}", "name=uri_sweep", experiment="uri")
+    err = capsys.readouterr().err
+    assert again == 2 and f"adl sweep --resume {remote.as_uri()}/uri_sweep" in err
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_asha_stops_the_worst_trials_early_and_their_runs_end_finished(tracking_uri, tmp_path, monkeypatch):
+    """``scheduler.kind: asha`` (the ring8 sweep's default): trials far behind at a rung are stopped;
+    each stopped trial's run is closed FINISHED and tagged ``adl.early_stopped``, with fewer reports
+    than the trials ASHA kept."""
+    monkeypatch.chdir(tmp_path)
+    code = sweep(
+        tracking_uri,
+        # The best first: the others meet its results at each rung (ASHA compares with what is there).
+        "search_space={alpha.start: {grid: [0.9, 0.5, 0.01, 0.005]}}",
+        "overrides={episodes: 400, eval_every: 50}",
+        "metric=max_abs_q_error",
+        "mode=min",
+        "max_concurrent=2",
+        "resources={cpu: 1}",
+        "scheduler={kind: asha, grace_period: 1, reduction_factor: 2}",
+        experiment="asha",
+    )
+    assert code == 0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("asha").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    reports = {c.info.run_id: len(client.get_metric_history(c.info.run_id, "eval/return")) for c in children}
+    stopped = [c for c in children if c.data.tags.get("adl.early_stopped") == "true"]
+    assert stopped, reports
+    assert all(reports[c.info.run_id] < 8 for c in stopped)
+    assert max(reports.values()) == 8  # the best trial ran all 400 episodes
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monkeypatch):
+    """``scheduler.kind: pbt`` (gan_ring8.yaml's documented alternative): four Q-learning trials, one
+    MLflow run each; PBT clones the best trials' checkpoints into the worst with perturbed step
+    sizes, and a cloned trial's run shows the new values it continued with (``hparams/alpha.start``)."""
+    monkeypatch.chdir(tmp_path)
+    code = sweep(
+        tracking_uri,
+        "search_space={alpha.start: {choice: [0.02, 0.05, 0.6, 0.9]}}",
+        "overrides={episodes: 300, eval_every: 50}",
+        "metric=max_abs_q_error",
+        "mode=min",
+        "num_samples=4",
+        "max_concurrent=4",
+        "resources={cpu: 0.5}",
+        "scheduler={kind: pbt, perturbation_interval: 2}",
+        "seed=3",
+        experiment="pbt",
+    )
+    assert code == 0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("pbt").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.tags["adl.trial_id"] for c in children}) == 4  # an exploit opens no second run
+    schedules = [
+        [m.value for m in client.get_metric_history(c.info.run_id, "hparams/alpha.start")] for c in children
+    ]
+    assert all(s for s in schedules)  # each trial logged the values it started with
+    exploited = [s for s in schedules if len(set(s)) > 1]
+    assert exploited, schedules  # at least one trial went on with values PBT changed
+    for c in children:  # every trial trained to its last episode, exploited or not
+        assert max(m.step for m in client.get_metric_history(c.info.run_id, "eval/return")) == 300
 
 
 @pytest.mark.slow
