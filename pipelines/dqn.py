@@ -15,7 +15,8 @@ from typing import Any
 
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.learner import check_learner_options, resolve_device
-from pipelines.dqn_artifacts import fetch_checkpoint, log_results, upload_checkpoint
+from pipelines.distributed.jobs import in_ray_job
+from pipelines.dqn_artifacts import fetch_checkpoint, log_results
 from pipelines.dqn_checkpoint import checkpoint_dir, verify
 from pipelines.dqn_run import DQNSetup, check_resources, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
@@ -30,8 +31,10 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 
 
 def train(cfg: DQNConfig, ctx: Any) -> int:
-    # Absolute before Ray is joined: inside a Ray job that moves this process out of its working dir.
-    cfg.checkpoint.dir = str(Path(cfg.checkpoint.dir).resolve())
+    # Absolute before Ray is joined: inside a Ray job that moves this process out of its working dir,
+    # and a relative folder goes under the home folder there (the job's working dir is deleted after it).
+    base = Path.home() if in_ray_job() else Path.cwd()
+    cfg.checkpoint.dir = str((base / Path(cfg.checkpoint.dir).expanduser()).resolve())
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
     check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
@@ -80,7 +83,6 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
             from pipelines.distributed.ray_runtime import shutdown_in_background
 
             shutdown_in_background()
-        upload_checkpoint(cfg, ckpt_dir, tracker)
         log_results(cfg, res, learner, setup, tracker, register)
         if res.interrupted:
             tracker.finish("KILLED")

@@ -2,8 +2,9 @@
 
 At the end: the final and best networks as MLflow models (signature, input example, optionally
 registered), ``final_model.pt``/``best_model.pt`` state dicts and the learning curves, the summary
-numbers, and a copy of the last checkpoint (``checkpoint.upload``). ``--resume RUN_ID`` on a
-machine without the local checkpoint folder downloads that copy and verifies it like any other.
+numbers. Each checkpoint is copied to the run's ``checkpoint/`` artifacts as it is written
+(``checkpoint.upload``, ``Checkpointer.upload``); ``--resume RUN_ID`` on a machine without the local
+checkpoint folder (the run's host is gone) downloads that copy and verifies it like any other.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import copy
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -81,17 +81,6 @@ def log_results(
             "solved_at_env_steps": float(res.solved_at_env_steps or 0),
         }
     tracker.log_metrics(summary, step=res.env_steps)
-
-
-def upload_checkpoint(cfg: DQNConfig, ckpt_dir: Path, tracker: Any) -> None:
-    """Copy the checkpoint to the run's ``checkpoint/`` artifacts (``checkpoint.upload``)."""
-    if cfg.checkpoint.upload == "none" or not (ckpt_dir / MANIFEST).is_file():
-        return
-    if cfg.checkpoint.upload == "all":
-        tracker.log_artifacts(ckpt_dir, "checkpoint")
-        return
-    for name in ("learner.pt", MANIFEST):  # the manifest lists the replay: a resume must refill it
-        tracker.log_artifact(ckpt_dir / name, "checkpoint")
 
 
 def fetch_checkpoint(cfg: DQNConfig, uri: str, run_id: str, tagged: Path) -> Path:

@@ -109,7 +109,7 @@ class Checkpointer:
         self.dir = Path(directory)
         self.run_id = self.dir.parent.name
         self.obs_shape, self.obs_dtype, self.n_actions = spaces
-        self.last_write_s = 0.0
+        self.last_write_s = self.last_upload_s = 0.0
 
     def save(self, state: LoopState) -> Path:
         t0 = time.perf_counter()
@@ -152,6 +152,21 @@ class Checkpointer:
             self.wiring.set_snapshot(self.dir / "replay.arrow", int(replay_meta["inserts"]))
         self.last_write_s = time.perf_counter() - t0
         return self.dir
+
+    def upload(self, tracker: Any) -> int:
+        """Copy the checkpoint just written to the run's ``checkpoint/`` artifacts (what
+        ``checkpoint.upload`` says: all, learner, none), so that it outlives this machine: its data
+        files first and the manifest last, so that a copy cut off half-way (this host died during it)
+        fails its checksums on ``--resume`` rather than passing for whole. Returns the bytes sent."""
+        what = self.cfg.checkpoint.upload
+        if what == "none" or not (self.dir / MANIFEST).is_file():
+            return 0
+        parts = [p for p in sorted(self.dir.iterdir()) if p.is_file() and p.name != MANIFEST]
+        if what == "learner":
+            parts = [p for p in parts if p.name == "learner.pt"]
+        for p in [*parts, self.dir / MANIFEST]:
+            tracker.log_artifact(p, "checkpoint")
+        return sum(p.stat().st_size for p in [*parts, self.dir / MANIFEST])
 
     def discard_partial(self) -> None:
         """Remove what a failed write left (``checkpoint.tmp``); the last whole checkpoint stays."""

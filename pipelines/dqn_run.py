@@ -7,6 +7,7 @@ benchmarks call it directly with any tracker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -137,7 +138,8 @@ class GuardedCheckpoints:
 
     def __init__(self, ckpt: Checkpointer, tracker: Tracker) -> None:
         self.ckpt, self.tracker = ckpt, tracker
-        self.failures = 0
+        self.failures = self.upload_failures = 0
+        self.uploaded = 0  # bytes of the last checkpoint copied to the run's artifacts
         self.last_good: int | None = None  # env steps of the last checkpoint written
 
     def save(self, state: LoopState) -> bool:
@@ -158,7 +160,31 @@ class GuardedCheckpoints:
             self.tracker.log_metrics({"checkpoint_failures": float(self.failures)}, step=state.env_steps)
             return False
         self.last_good = state.env_steps
+        self._upload(state)
         return True
+
+    def _upload(self, state: LoopState) -> None:
+        """The checkpoint to the run's artifacts (``checkpoint.upload``); a tracking server that is
+        away costs the copy, never the run (the next checkpoint tries again)."""
+        try:
+            t0 = time.perf_counter()
+            sent = self.ckpt.upload(self.tracker)
+            self.ckpt.last_upload_s = time.perf_counter() - t0
+            self.uploaded = sent
+        except Exception as e:  # noqa: BLE001 - whatever the tracking client raises after its retries
+            self.upload_failures += 1
+            msg = f"{type(e).__name__}: {str(e).strip()[:300]}"
+            print(
+                f"adl: warning: copying the checkpoint at env step {state.env_steps} to the tracking server "
+                f"failed ({msg}); training goes on, the next checkpoint tries again",
+                file=sys.stderr,
+                flush=True,
+            )
+            with contextlib.suppress(Exception):  # the server may still be away
+                self.tracker.set_tags({"adl.checkpoint_upload_error": msg[:500]})
+                self.tracker.log_metrics(
+                    {"checkpoint_upload_failures": float(self.upload_failures)}, step=state.env_steps
+                )
 
 
 def run_dqn(

@@ -2,14 +2,17 @@
 
 Collectors push their batches straight into the replay actor (Ape-X's shared buffer), keeping at
 most ``max_in_flight`` adds outstanding so they go on stepping while the last batch travels. The
+replay actor lives on the driver's node (its snapshots go to the driver's checkpoint folder). The
 learner (in the driver) prefetches its next ``batches_per_call`` batches while it trains on the
 current ones, and broadcasts weights with one ``ray.put`` per publish: every collector reads the
 same object-store copy. With ``collectors.inference: gpu`` the collectors act through one shared
 inference actor (``inference_actor.py``), and the weights go to it instead.
 
-Faults: a collector that dies (``ray.kill``, a killed process, a crashed env) shows up as a
-``RayActorError`` on its pending ``run()``; the wiring starts a replacement with the same index, the
-latest weights and the dead one's ε-schedule position, and counts the restart. A replay actor that
+Faults: a collector that dies (``ray.kill``, a killed process, a crashed env, its host gone) shows
+up as an ``ActorDiedError`` on its pending ``run()``; the wiring starts a replacement with the same
+index, the latest weights and the dead one's ε-schedule position, and counts the restart. One that
+cannot be reached (``ActorUnavailableError``: its host cut off, or dying) is asked again a second
+later, not replaced: it answers when the link is back, or Ray declares it dead. A replay actor that
 dies is replaced from the last snapshot (the replay file of the last checkpoint); the transitions
 added since then are lost, and the log says how many. Both are driver-side replacements rather than
 Ray's ``max_restarts``, because a restarted actor must be told its weights, position and snapshot.
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from components.replay.batch import SampledBatch
 from components.replay.rate_limiter import SamplesPerInsert
@@ -40,13 +44,23 @@ def _log(msg: str) -> None:
     print(f"adl: {msg}", file=sys.stderr, flush=True)
 
 
+def _replay_actor(cfg: DQNConfig, obs_shape: tuple[int, ...], dtype: str) -> Any:
+    """The replay actor, on the driver's own node: it writes its snapshot into the run's checkpoint
+    folder, which is on the driver's disk; on a cluster of several machines, anywhere else it would
+    write to another host's disk, and the checkpoint would not be whole."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ReplayActor.options(scheduling_strategy=here).remote(cfg, obs_shape, dtype)
+
+
 class RayWiring:
     """The counterpart of ``LocalWiring`` (``pipelines/local_wiring.py``) with every part an actor."""
 
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
         self.cfg = cfg
         self.spaces = (obs_shape, np.dtype(obs_dtype).str, n_actions)
-        self.replay = ReplayActor.remote(cfg, obs_shape, np.dtype(obs_dtype).str)
+        self.replay = _replay_actor(cfg, obs_shape, np.dtype(obs_dtype).str)
         # collectors.inference: gpu — one actor answers every collector's Q-values (inference_actor.py).
         self.inference = (
             InferenceActor.options(num_gpus=cfg.inference_gpus()).remote(cfg, obs_shape, n_actions)
@@ -66,6 +80,8 @@ class RayWiring:
         self.refilling = False  # after a replay restart: no sampling until min_size again
         self.running: dict[Any, int] = {}  # ObjectRef of a run() call -> collector index
         self.idle_collectors = set(range(len(self.collectors)))
+        self.held_until: dict[int, float] = {}  # collectors not answering: asked again after this time
+        self.unreachable = 0  # calls that found a collector unreachable
         self.prefetch: Any = None
         self.per_call = cfg.collectors.steps_per_call * cfg.collectors.envs_per_collector
         self._size = 0
@@ -79,23 +95,42 @@ class RayWiring:
                 self.idle_collectors.add(i)
                 try:
                     stats = ray.get(ref)
+                except ActorUnavailableError:  # its node is unreachable for now (a cut link, a dying host)
+                    self._hold(i)
+                    continue
                 except RayActorError as e:
                     self._replace_collector(i, e)
                     continue
+                if self.held_until.pop(i, None) is not None:
+                    _log(f"collector {i} answers again")
                 self.env_steps[i] += stats.env_steps
                 self.inserted += stats.transitions
                 out.append(stats)
+        now = time.monotonic()
         for i in sorted(self.idle_collectors):
+            if self.held_until.get(i, 0.0) > now:
+                continue
             if not limiter.can_insert(self.per_call * (len(self.running) + 1)):
                 break
             self.running[self.collectors[i].run.remote(self.cfg.collectors.steps_per_call)] = i
             self.idle_collectors.discard(i)
         return out
 
+    def _hold(self, i: int) -> None:
+        """Collector ``i`` could not be reached: ask it again in a second rather than replace it. If its
+        node is only cut off, it answers once the link is back (nothing restarted, nothing lost but the
+        steps of the call); if the node is gone, Ray declares the actor dead and the next call's
+        ``ActorDiedError`` replaces it (one restart per death, not one per unanswered call)."""
+        if self.held_until.get(i, 0.0) == 0.0:
+            _log(f"collector {i} is unreachable (its node may be cut off or dying); asking again")
+        self.unreachable += 1
+        self.held_until[i] = time.monotonic() + 1.0
+
     def _replace_collector(self, i: int, err: Exception) -> None:
         """Start collector ``i`` again with the latest weights and its ε-schedule position."""
         self.collector_restarts += 1
         self.generation[i] += 1
+        self.held_until.pop(i, None)
         with contextlib.suppress(Exception):  # already gone
             ray.kill(self.collectors[i])
         obs_shape, _, n_actions = self.spaces
@@ -123,7 +158,7 @@ class RayWiring:
         with contextlib.suppress(Exception):
             ray.kill(self.replay)
         obs_shape, dtype, _ = self.spaces
-        self.replay = ReplayActor.remote(self.cfg, obs_shape, dtype)
+        self.replay = _replay_actor(self.cfg, obs_shape, dtype)
         inserts_then, since = 0, "empty (no snapshot yet)"
         if self.snapshot is not None:
             path, inserts_then = self.snapshot

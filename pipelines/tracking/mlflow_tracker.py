@@ -9,6 +9,8 @@ change directory, and each must write to the same store.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +21,7 @@ import numpy as np
 
 from components.config import flatten
 from components.data_card import DataCard
+from pipelines.tracking.metric_sender import MetricSender
 from pipelines.tracking.provenance import run_tags
 from pipelines.tracking.uri import check_reachable
 
@@ -54,8 +57,9 @@ class MlflowTracker:
                 all_tags["mlflow.parentRunId"] = parent_run_id
             run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
             self.run_id = run.info.run_id
-        self._finished = False
+        self._finished = self._warned = False
         self._system: Any = None
+        self._sender: MetricSender | None = None
 
     def _experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -81,12 +85,39 @@ class MlflowTracker:
             self.client.log_batch(self.run_id, params=flat[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Queued and sent from a thread (``metric_sender.py``): a tracking server that is away
+        (restarting, cut off) costs the training loop nothing, and the metrics arrive when it is back."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        if self._sender is None:
+            self._sender = MetricSender(self._send_batch, on_error=self._warn_once, on_slow=self._warn_slow)
         for i in range(0, len(batch), 1000):
-            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+            self._sender.put(batch[i : i + 1000])
+
+    def _send_batch(self, batch: Any) -> None:
+        self.client.log_batch(self.run_id, metrics=list(batch))
+
+    def _warn_once(self, e: Exception) -> None:
+        self._warn(f"did not take metrics ({type(e).__name__})")
+
+    def _warn_slow(self, waited_s: float, pending: int) -> None:
+        self._warn(f"has not answered for {waited_s:.0f}s ({pending} metric values wait)")
+
+    def _warn(self, what: str) -> None:
+        if not self._warned:  # once a run: an outage is one event, not one per batch
+            self._warned = True
+            print(
+                f"adl: warning: the tracking server {self.tracking_uri} {what}; training goes on, and "
+                f"the metrics are sent, in order, once it takes them",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def flush(self, timeout_s: float = 300.0) -> bool:
+        """Wait until every metric logged so far is on the server (False if ``timeout_s`` passed)."""
+        return self._sender is None or self._sender.flush(timeout_s)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
@@ -144,5 +175,9 @@ class MlflowTracker:
             raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
         if self._system is not None:
             self._system.finish()
+        if self._sender is not None:  # every metric on the server before the run is closed
+            self._sender.close(timeout_s=float(os.environ.get("ADL_METRICS_FLUSH_S", "300")))
+            if self._sender.lost:
+                self.client.set_tag(self.run_id, "adl.metrics_lost", str(self._sender.lost))
         self.client.set_terminated(self.run_id, status=status)
         self._finished = True

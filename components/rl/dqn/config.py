@@ -115,7 +115,9 @@ class CheckpointConfig:
         300.0, "seconds between checkpoints; one is always written at exit (0 = exit only)", ge=0.0
     )
     dir: str = param(
-        ".adl/runs", "checkpoints go to <dir>/<run_id>/checkpoint/ (relative: to the working dir)"
+        ".adl/runs",
+        "checkpoints go to <dir>/<run_id>/checkpoint/ (relative: to the working dir; under adl submit, "
+        "to the home folder of the job's host, since Ray deletes the job's working dir)",
     )
     replay: bool = param(True, "include the replay contents (Arrow IPC); else a resume starts with it empty")
     compression: Literal["none", "lz4", "zstd"] = param(
@@ -123,8 +125,9 @@ class CheckpointConfig:
     )
     upload: Literal["all", "learner", "none"] = param(
         "all",
-        "copy the last checkpoint to the run's artifacts at the end and on interrupt, so --resume works "
-        "from any machine that reaches the tracking server: all, learner (no replay), none",
+        "copy each checkpoint to the run's artifacts as it is written (every every_s, and at exit), so "
+        "--resume works from any machine that reaches the tracking server, also after the run's host "
+        "died: all, learner (no replay), none",
     )
 
 
