@@ -81,10 +81,14 @@ def test_dockerfile_is_ray_2_60_py311_with_a_gpu_build_arg_pinned_and_non_root()
 # --------------------------------------------------------------------------------------------- compose
 
 
-def _compose(cli: list[str], *args: str, token: str | None = "t0ken") -> subprocess.CompletedProcess:
+def _compose(
+    cli: list[str], *args: str, token: str | None = "t0ken", s3: bool = True
+) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     if token is not None:
         env["RAY_AUTH_TOKEN"] = token
+    if s3:
+        env.update(ADL_S3_ACCESS_KEY="adl-key", ADL_S3_SECRET_KEY="s3cret")
     return subprocess.run(
         [*cli, "-f", str(DOCKER / "compose.yaml"), *args], capture_output=True, text=True, env=env, timeout=60
     )
@@ -100,12 +104,17 @@ def test_compose_refuses_to_start_without_a_ray_token(compose_cli):
     assert out.returncode != 0 and "RAY_AUTH_TOKEN" in out.stderr
 
 
+def test_compose_refuses_to_start_without_s3_credentials(compose_cli):
+    out = _compose(compose_cli, "config", "-q", s3=False)
+    assert out.returncode != 0 and "ADL_S3_ACCESS_KEY" in out.stderr
+
+
 def test_compose_head_workers_mlflow_on_loopback_only(compose_cli):
     out = _compose(compose_cli, "config", "--format", "json")
     assert out.returncode == 0, out.stderr
     cfg = json.loads(out.stdout)
     services = cfg["services"]
-    assert set(services) == {"ray-head", "ray-worker", "mlflow"}
+    assert set(services) == {"ray-head", "ray-worker", "mlflow", "s3", "s3-init"}
     for name, svc in services.items():
         for port in svc.get("ports", []):
             assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port} beyond loopback"
@@ -120,9 +129,29 @@ def test_compose_head_workers_mlflow_on_loopback_only(compose_cli):
         assert svc["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     cmd = mlflow["command"]
     assert "--backend-store-uri=sqlite:////home/ray/mlflow/mlflow.db" in cmd
-    assert "--artifacts-destination=/home/ray/mlflow/artifacts" in cmd
+    assert "--artifacts-destination=s3://mlflow/artifacts" in cmd
     assert [(v["source"], v["target"]) for v in mlflow["volumes"]] == [("mlflow-data", "/home/ray/mlflow")]
-    assert "mlflow-data" in cfg["volumes"]
+    assert "mlflow-data" in cfg["volumes"] and "s3-data" in cfg["volumes"]
+
+
+def test_compose_gives_every_node_and_mlflow_the_same_s3(compose_cli):
+    """Sweeps on several machines need storage every node shares: each Ray node and the MLflow server
+    reach the S3 service with the same endpoint and keys; the S3 server is published nowhere, and its
+    credentials are the ones the nodes have."""
+    cfg = json.loads(_compose(compose_cli, "config", "--format", "json").stdout)
+    services = cfg["services"]
+    for name in ("ray-head", "ray-worker", "mlflow", "s3-init"):
+        env = services[name]["environment"]
+        assert env["AWS_ENDPOINT_URL"] == "http://s3:8333", name
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("adl-key", "s3cret"), name
+    assert services["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://s3:8333"
+    s3 = services["s3"]
+    assert (
+        "ports" not in s3 and "-s3" in s3["command"] and "-s3.config=/etc/seaweedfs/s3.json" in s3["command"]
+    )
+    identities = json.loads(cfg["configs"]["s3-identities"]["content"])["identities"]
+    assert identities[0]["credentials"] == [{"accessKey": "adl-key", "secretKey": "s3cret"}]
+    assert services["mlflow"]["depends_on"]["s3-init"]["condition"] == "service_completed_successfully"
 
 
 # --------------------------------------------------------------------------------------------- ray up
