@@ -58,10 +58,10 @@ def _resolve_config_path(family: str, path: str | None) -> Path:
     return CONFIGS_DIR / family_spec(family).default_config
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace) -> tuple[Path, Any]:
+    """The config ``adl train`` would run with (file, ``--set``, ``--seed``, ``--local``, ``--address``),
+    validated; ConfigError otherwise. Nothing heavy is imported."""
     from components.config import ConfigError, load
-    from pipelines.tracking.lookups import run_info
-    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
 
     spec = family_spec(args.family)
     config_cls = spec.config_cls()  # light: the config is checked before torch, Ray or MLflow load
@@ -80,6 +80,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load(config_cls, cfg_path, overrides)
     if args.resume and not spec.resumable:
         raise ConfigError(f"--resume does not apply to {args.family}")
+    return cfg_path, cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pipelines.tracking.lookups import run_info
+    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
+
+    cfg_path, cfg = train_config(args)
     uri = resolve_tracking_uri(args.tracking_uri)
     check_reachable(uri)
     extra: dict[str, Any] = {"register": args.register} if args.register else {}
