@@ -256,11 +256,54 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text!r}: the key {key!r} is not a dotted path like train.lr")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e})") from e
+    value = parse_yaml(raw, f"--set {text!r}: the value") if raw.strip() else ""
     return key.split("."), value
+
+
+MAX_YAML_BYTES = 1 << 20  # a config is a few KB; a sweep's state holds one
+MAX_YAML_NODES = 100_000  # nodes after expanding aliases (an "alias bomb" expands to billions)
+MAX_YAML_DEPTH = 64
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int, where: str) -> int:
+    """How many nodes ``node`` stands for once aliases are expanded (each counted where it is used)."""
+    if depth > MAX_YAML_DEPTH:
+        raise ConfigError(f"{where}: nested deeper than {MAX_YAML_DEPTH} levels")
+    if id(node) in memo:
+        return memo[id(node)]
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo, depth + 1, where) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(
+            _expanded_size(k, memo, depth + 1, where) + _expanded_size(v, memo, depth + 1, where)
+            for k, v in node.value
+        )
+    memo[id(node)] = size
+    if size > MAX_YAML_NODES:
+        raise ConfigError(
+            f"{where}: expands to more than {MAX_YAML_NODES} values (YAML aliases repeating aliases?); "
+            f"a config is a few hundred values"
+        )
+    return size
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML with its cost bounded before anything walks it: at most 1 MiB, 64 levels and 100,000
+    values with aliases expanded, so a crafted file (an alias bomb) is refused in milliseconds
+    instead of hanging whatever copies or validates it."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where}: {len(text)} bytes; a config is at most {MAX_YAML_BYTES} bytes")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _expanded_size(node, {}, 0, where)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML ({e})") from e
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deep") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -306,9 +349,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        if p.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: {p.stat().st_size} bytes; a config is at most {MAX_YAML_BYTES} bytes")
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file; a config is YAML text") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
+    data = parse_yaml(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):

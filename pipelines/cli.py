@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.cli_args import build_parser
-from pipelines.families import CONFIGS_DIR, family_spec, get_family
+from pipelines.families import CONFIGS_DIR, FAMILIES, family_spec, get_family
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -80,6 +80,12 @@ def train_config(args: argparse.Namespace) -> tuple[Path, Any]:
     cfg = load(config_cls, cfg_path, overrides)
     if args.resume and not spec.resumable:
         raise ConfigError(f"--resume does not apply to {args.family}")
+    if args.register and not spec.networks:
+        raise ConfigError(
+            f"--register registers a trained network in MLflow's model registry, and {args.family} learns "
+            f"none (its table is logged as an artifact); allowed with: "
+            f"{', '.join(n for n, s in FAMILIES.items() if s.networks)}"
+        )
     return cfg_path, cfg
 
 

@@ -18,6 +18,17 @@ def _family_epilog() -> str:
     return "\n".join(lines)
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; at least 1")
+    return value
+
+
 def _add_tracking_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tracking-uri",
@@ -86,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: sign the sweep's state as it is, when adl's signature is missing or stale "
         "(only if nobody else can write its folders: Tune unpickles it)",
     )
-    sweep.add_argument("--num-cpus", type=int, help="CPUs for a local Ray (default: all)")
+    sweep.add_argument("--num-cpus", type=_positive, help="CPUs for a local Ray (default: all)")
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
 

@@ -18,7 +18,7 @@ from components.rl.dqn.learner import check_learner_options, resolve_device
 from pipelines.distributed.jobs import in_ray_job
 from pipelines.dqn_artifacts import fetch_checkpoint, log_results
 from pipelines.dqn_checkpoint import checkpoint_dir, verify
-from pipelines.dqn_run import DQNSetup, check_resources, prestart_ray, run_dqn
+from pipelines.dqn_run import DQNSetup, check_memory, check_resources, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
 from pipelines.families import Family, slug
 from pipelines.stop_signals import StopSignals
@@ -37,6 +37,7 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
     cfg.checkpoint.dir = str((base / Path(cfg.checkpoint.dir).expanduser()).resolve())
     # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
     setup = DQNSetup.from_config(cfg)
+    check_memory(cfg, setup)  # the replay lives on this host
     check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
     # Where the learner runs: this process's device, or (in an actor) the one the actor asks Ray for,
     # which this machine need not have; a GPU-only option on a CPU learner exits 2 before the run opens.

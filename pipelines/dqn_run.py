@@ -86,6 +86,30 @@ def check_resources(cfg: DQNConfig) -> None:
     check_gpus(cfg, have=float(torch.cuda.device_count()))  # what a local Ray will detect
 
 
+def check_memory(cfg: DQNConfig, setup: DQNSetup, total_bytes: int | None = None) -> None:
+    """Refuse, before a run is opened, a replay that cannot fit in this host's memory when full (it
+    lives here, on the driver's node): numpy reserves it lazily, so it would fail, or be killed, hours
+    in. ``total_bytes`` defaults to this host's memory."""
+    import psutil
+
+    from components.replay.factory import replay_bytes
+
+    need = replay_bytes(cfg.replay, setup.obs_shape, setup.obs_dtype, cfg.atari.enabled)
+    total = int(total_bytes or psutil.virtual_memory().total)
+    if need > 0.9 * total:
+        per = need / cfg.replay.capacity
+        fits = int(0.9 * total / per)
+        raise ConfigError(
+            f"replay.capacity: {cfg.replay.capacity} transitions of {list(setup.obs_shape)} "
+            f"{np.dtype(setup.obs_dtype).name} take {_gib(need)} when full, and this host has "
+            f"{_gib(total)} of memory; allowed: replay.capacity <= {fits}"
+        )
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**40:.2f} TiB" if n >= 2**40 else f"{n / 2**30:.1f} GiB"
+
+
 def _check_cpus(cfg: DQNConfig, cpus: float) -> None:
     if cfg.collectors.num_collectors > cpus:
         raise ConfigError(

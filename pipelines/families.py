@@ -31,6 +31,7 @@ class FamilySpec:
     default_config: str  # under configs/
     doc: str
     resumable: bool = False  # adl train --resume RUN_ID continues a run
+    networks: bool = True  # it learns networks, logged as MLflow models (what --register registers)
 
     def config_cls(self) -> type:
         module, cls = self.config.split(":")
@@ -43,6 +44,7 @@ FAMILIES: dict[str, FamilySpec] = {
         "components.rl.qlearning:QLearnConfig",
         "qlearn/frozenlake.yaml",
         "tabular Q-learning on toy-text envs, checked against value iteration",
+        networks=False,
     ),
     "dqn": FamilySpec(
         "pipelines.dqn",

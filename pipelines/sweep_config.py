@@ -79,7 +79,7 @@ class SweepConfig:
         "has both (PBT checkpoints every report, pictures within this share: it exploits checkpoints)",
         gt=0.0,
     )
-    seed: int = param(0, "seed of the search algorithm")
+    seed: int = param(0, "seed of the search algorithm", ge=0)
 
     def validate(self) -> None:
         if self.family not in FAMILIES:

@@ -206,8 +206,11 @@ def check_devices(sweep: SweepConfig, base: dict[str, Any]) -> None:
 def _state_exists(exp_dir: str, storage: str) -> bool:
     try:
         return _read_text(exp_dir, SWEEP_STATE) is not None
-    except OSError as e:  # e.g. S3 credentials missing on this machine
-        raise ConfigError(f"storage_path {storage}: cannot be read here ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError) as e:  # an unknown scheme; S3 credentials missing on this machine
+        raise ConfigError(
+            f"storage_path {storage}: cannot be read here ({type(e).__name__}: {e}); allowed: a folder, or a "
+            f"URI pyarrow reads (s3://BUCKET/PATH, gs://BUCKET/PATH, hdfs://...) with its credentials"
+        ) from None
 
 
 def plan_sweep(

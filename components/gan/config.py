@@ -135,7 +135,7 @@ class EvalConfig:
 class GanConfig:
     """A GAN on a 2-D mixture, digits or a user file, trained with one of four objectives."""
 
-    seed: int = param(0, "seed for data, initialisation and latent noise")
+    seed: int = param(0, "seed for data, initialisation and latent noise", ge=0)
     data: DataConfig = section(DataConfig)
     model: ModelConfig = section(ModelConfig)
     train: TrainConfig = section(TrainConfig)

@@ -18,6 +18,7 @@ import torch
 from components.config import ConfigError
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PIXELS = 50_000_000  # read from the header before decoding: a 64×64 training image needs far fewer
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -30,7 +31,13 @@ def read_image(path: Path, size: int, channels: int) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as file:
+        with Image.open(path) as file:  # reads the header only
+            width, height = file.size
+            if width * height > MAX_PIXELS:  # a decompression bomb decodes to gigabytes
+                raise ConfigError(
+                    f"data.path: {path} is {width}×{height} pixels, over the {MAX_PIXELS:,} adl decodes "
+                    f"for training images; shrink it first or remove it"
+                )
             file.load()  # decode now: a truncated file fails here, not later
             img = ImageOps.exif_transpose(file)
             if img.mode == "P":
@@ -38,7 +45,7 @@ def read_image(path: Path, size: int, channels: int) -> np.ndarray:
             img = img.convert("L" if channels == 1 else "RGB")
             img = ImageOps.fit(img, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
         raise ConfigError(
             f"data.path: {path} cannot be read as an image ({type(e).__name__}: {e}); remove or replace it"
         ) from e

@@ -169,6 +169,14 @@ class ReplayBuffer(ReplayBase):
         self.next_obs = np.zeros((cfg.capacity, *obs_shape), dtype=obs_dtype)
         self.cursor = 0  # next slot to write
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of everything kept per slot: observations, columns, sum tree."""
+        columns = (self.action, self.reward, self.done, self.truncated, self.n, self.collector)
+        tree = self.tree.tree.nbytes if self.tree is not None else 0
+        arrays = (self.obs, self.next_obs, *columns, self.episode, self.step)
+        return sum(a.nbytes for a in arrays) + tree
+
     def add(self, batch: Transitions) -> np.ndarray:
         """Write a batch at the ring's cursor (wrapping around); returns the slots written."""
         if isinstance(batch, PixelTransitions):

@@ -38,7 +38,7 @@ def _alpha_default() -> ScheduleConfig:
 class QLearnConfig:
     """Tabular Q-learning: environment, episodes, step size and exploration."""
 
-    seed: int = param(0, "seed for the env, exploration and tie-breaking")
+    seed: int = param(0, "seed for the env, exploration and tie-breaking", ge=0)
     env: EnvConfig = section(EnvConfig)
     episodes: int = param(2000, "training episodes", ge=1)
     gamma: float = param(0.99, "discount factor", ge=0.0, lt=1.0)

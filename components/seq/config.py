@@ -49,7 +49,7 @@ class DataConfig:
     )
     markov_length: int = param(200_000, "markov: characters generated (train + held out)", ge=1000)
     data_seed: int = param(
-        1234, "synthetic data: seed of the Markov table and sample, and of the regression weights"
+        1234, "synthetic data: seed of the Markov table and sample, and of the regression weights", ge=0
     )
     length: int = param(50, "adding/regression: sequence length T", ge=2)
     input_dim: int = param(10, "regression: input features per step", ge=1)
@@ -91,7 +91,7 @@ class SampleConfig:
 class SeqConfig:
     """Sequence models: a char LM with truncated BPTT, or a last-step regressor (adding / regression)."""
 
-    seed: int = param(0, "seed for weights, batches and sampling")
+    seed: int = param(0, "seed for weights, batches and sampling", ge=0)
     task: Literal["char_lm", "adding", "regression"] = param("char_lm", "what to learn")
     model: ModelConfig = section(ModelConfig)
     data: DataConfig = section(DataConfig)

@@ -5,6 +5,7 @@ unless asked."""
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -100,6 +101,34 @@ def init_ray(
     return _init_ray(address, num_cpus, num_gpus, dashboard, **kwargs)
 
 
+def check_ray_address(address: str, where: str = "--address", timeout_s: float = 3.0) -> None:
+    """A Ray cluster address adl can join, refused (ConfigError) before ``ray.init``: that hangs for
+    minutes where nothing listens and raises a bare ValueError for a malformed one."""
+    if address in ("auto", "local"):
+        return
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{where} {address}: that is a URL (the Jobs server's, for `adl submit --address`); to join "
+            f"a cluster give its GCS address HOST:PORT (`ray start --head` prints it; port 6379 by "
+            f"default), ray://HOST:PORT, or auto on one of its nodes"
+        )
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{where} {address!r}: not HOST:PORT; allowed: the cluster's GCS address (e.g. "
+            f"10.0.0.10:6379), ray://HOST:PORT, or auto"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"{where} {address}: nothing answers there ({e.strerror or e}); is the cluster's head running "
+            f"(`ray start --head` prints its address)? Without --address, adl starts a local Ray"
+        ) from None
+
+
 def _init_ray(
     address: str | None = None,
     num_cpus: int | None = None,
@@ -114,6 +143,8 @@ def _init_ray(
     env = {"RAY_CHDIR_TO_TRIAL_DIR": "0"}
     os.environ.update(env)
     target = address or os.environ.get("RAY_ADDRESS")
+    if target:
+        check_ray_address(target, "--address" if address else "$RAY_ADDRESS")
     try:
         if target:
             ctx = ray.init(address=target, runtime_env={"env_vars": env}, log_to_driver=True, **kwargs)

@@ -34,20 +34,50 @@ def resolve_tracking_uri(uri: str | None = None, base_dir: str | Path | None = N
             uri = f"sqlite:///{(base / path).resolve()}"
     elif uri.startswith("file:") or "://" not in uri:
         path = uri[len("file:") :] if uri.startswith("file:") else uri
-        path = path.lstrip("/") if path.startswith("///") else path
+        path = path[2:] if path.startswith("///") else path  # file:///abs -> /abs
         uri = Path(path if Path(path).is_absolute() else base / path).resolve().as_uri()
     return uri
 
 
+# The stores MLflow's client knows (its tracking-store registry), by URI scheme.
+SCHEMES = ("http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks", "databricks-uc")
+
+
+def _check_folder(uri: str, folder: Path) -> None:
+    """The local store's folder exists (or can be made) and takes a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe_file = folder / f".adl-write-probe-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as e:
+        raise TrackingError(
+            f"tracking URI {uri}: cannot write to {folder} ({e.strerror or e}); use a folder you can write, "
+            f"or a server URL"
+        ) from None
+
+
 def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
-    """Fail fast (seconds, not MLflow's minutes of retries) when a tracking server is not there."""
+    """Fail fast (seconds, not MLflow's minutes of retries) when a tracking server is not there, and
+    refuse a store MLflow does not know or cannot write, before any run is opened."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme not in SCHEMES:
+        raise TrackingError(
+            f"tracking URI {uri}: unknown scheme {scheme!r}; allowed: http(s)://HOST:PORT (a server), "
+            f"sqlite:///ABSOLUTE/PATH.db, a folder (file:///...), or a database URL "
+            f"(postgresql://, mysql://, mssql://)"
+        )
     if not uri.startswith(("http://", "https://")):
         if uri.startswith("sqlite:///"):
-            parent = Path(uri[len("sqlite:///") :]).parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise TrackingError(f"tracking URI {uri}: cannot create folder {parent} ({e})") from None
+            _check_folder(uri, Path(uri[len("sqlite:///") :]).parent)
+        elif uri.startswith("file:"):
+            if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+                raise TrackingError(
+                    f"tracking URI {uri}: a folder store, which MLflow 3 only opens with "
+                    f"MLFLOW_ALLOW_FILE_STORE=true; use sqlite:///ABSOLUTE/PATH.db (the default is "
+                    f"sqlite:///$PWD/mlflow.db) or a server URL"
+                )
+            _check_folder(uri, Path(uri[len("file://") :] if uri.startswith("file://") else uri[5:]))
         return
     base = uri.rstrip("/")
     health = probe(base + "/health", timeout_s)

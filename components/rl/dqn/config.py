@@ -135,7 +135,7 @@ class CheckpointConfig:
 class DQNConfig:
     """Ape-X style DQN: collectors → shared replay → learner, locally or on Ray."""
 
-    seed: int = param(0, "seed for envs, networks and sampling")
+    seed: int = param(0, "seed for envs, networks and sampling", ge=0)
     env: EnvConfig = param(factory=_cartpole, doc="the gymnasium environment")
     atari: AtariConfig = section(AtariConfig)
     network: NetworkConfig = section(NetworkConfig)
