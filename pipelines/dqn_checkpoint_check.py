@@ -51,13 +51,23 @@ FIELDS |= {"n_actions": int, "network": dict, "learner_steps": int, "loop": dict
 CRC = re.compile(r"[0-9a-f]{8}")
 
 
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest is a few KB
+MAX_COUNT = 10**15  # env steps, episodes, samples: a thousand trillion is beyond any run, and exact
+# as a float (MLflow's metric values) and an SQLite integer
+
+
 def read_manifest(d: Path) -> dict[str, Any]:
     """The manifest of checkpoint folder ``d``, every field there with its type."""
     mpath = d / MANIFEST
     try:
-        manifest = json.loads(mpath.read_text())
+        size = mpath.stat().st_size
+        manifest = json.loads(mpath.read_text()) if size <= MAX_MANIFEST_BYTES else None
     except (OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint manifest {mpath} cannot be read ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"checkpoint manifest {mpath} is nested too deep to be a manifest") from None
+    if manifest is None and size > MAX_MANIFEST_BYTES:
+        raise CheckpointError(f"checkpoint manifest {mpath} is {size} bytes; a manifest is a few KB")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         fmt = manifest.get("format") if isinstance(manifest, dict) else None
         raise CheckpointError(f"{mpath} is not an adl DQN checkpoint (format {fmt!r})")
@@ -121,12 +131,12 @@ def _check_loop(path: Path, loop: Any) -> LoopState:
     state = LoopState(**loop)
     for key in ("env_steps", "episodes", "inserts", "samples", "next_eval"):
         value = getattr(state, key)
-        _field(path, f"loop.{key}", isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+        _bounded(path, f"loop.{key}", value, ok)
     for key in ("wall_s", "train_s"):
         value = getattr(state, key)
-        _field(
-            path, f"loop.{key}", value is None or (isinstance(value, float | int) and 0 <= value < math.inf)
-        )
+        ok = value is None or (isinstance(value, float | int) and 0 <= value < 1e9)  # 30 years of seconds
+        _bounded(path, f"loop.{key}", value, ok)
     _field(
         path, "loop.best_eval", isinstance(state.best_eval, float | int) and not math.isnan(state.best_eval)
     )
@@ -134,18 +144,35 @@ def _check_loop(path: Path, loop: Any) -> LoopState:
     _field(
         path,
         "loop.collector_env_steps",
-        isinstance(steps, list) and all(isinstance(n, int) and n >= 0 for n in steps),
+        isinstance(steps, list) and all(isinstance(n, int) and 0 <= n <= MAX_COUNT for n in steps),
     )
+    _bounded(path, "loop.collector_env_steps", sum(steps), sum(steps) <= state.env_steps)
     faults = state.faults
     _field(
         path,
         "loop.faults",
-        isinstance(faults, dict) and all(isinstance(v, float | int) and v >= 0 for v in faults.values()),
+        isinstance(faults, dict)
+        and all(isinstance(v, float | int) and 0 <= v <= MAX_COUNT for v in faults.values()),
     )
     return state
 
 
-def load_learner(path: Path, net: torch.nn.Module, learner_steps: int) -> dict[str, Any]:
+def _bounded(path: Path, key: str, value: Any, ok: bool) -> None:
+    if not ok:
+        raise CheckpointError(
+            f"checkpoint file {path}: field {key!r} is {value!r}; allowed: a count from 0 to {MAX_COUNT:.0e} "
+            f"(and collectors' steps adding up to at most loop.env_steps)"
+        )
+
+
+def _finite(path: Path, key: str, tensors: dict[str, Any]) -> None:
+    """Every floating-point tensor finite: a NaN weight makes every loss after the resume NaN."""
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"checkpoint file {path}: {key}.{name} holds NaN or inf values")
+
+
+def load_learner(path: Path, net: torch.nn.Module, learner_steps: int, lr: float) -> dict[str, Any]:
     """``learner.pt`` loaded safely and checked against this run's network; what ``restore`` uses."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -160,6 +187,7 @@ def load_learner(path: Path, net: torch.nn.Module, learner_steps: int) -> dict[s
             f"learner.{part}",
             isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values()),
         )
+        _finite(path, f"learner.{part}", sd)
         got = {k: list(v.shape) for k, v in sd.items()}
         if got != shapes:
             bad = sorted(k for k in set(got) | set(shapes) if got.get(k) != shapes.get(k))[0]
@@ -176,6 +204,15 @@ def load_learner(path: Path, net: torch.nn.Module, learner_steps: int) -> dict[s
         isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(groups, list),
     )
     _field(path, "learner.optimizer.param_groups", sum(len(g.get("params", [])) for g in groups) == n_params)
+    for i, state in opt["state"].items():  # Adam's moments and step
+        _field(path, f"learner.optimizer.state.{i}", isinstance(state, dict))
+        _finite(path, f"learner.optimizer.state.{i}", state)
+    for g in groups:  # the optimizer's own hyperparameters are the config's (learner.lr cannot change)
+        if not isinstance(g.get("lr"), float | int) or not math.isclose(float(g["lr"]), lr, rel_tol=1e-9):
+            raise CheckpointError(
+                f"checkpoint file {path}: learner.optimizer lr is {g.get('lr')!r}, the config's learner.lr "
+                f"{lr!r}; a resume continues with the config it was started with"
+            )
     _field(path, "learner.steps", learner.get("steps") == learner_steps)
     rng = payload.get("rng")
     want = torch.get_rng_state()
@@ -224,7 +261,11 @@ def verify(
     manifest = read_manifest(d)
     check_config(d, manifest, cfg, obs_shape, n_actions, net)
     check_files(d, manifest)
-    payload = load_learner(d / "learner.pt", net, manifest["learner_steps"])
+    payload = load_learner(d / "learner.pt", net, manifest["learner_steps"], cfg.learner.lr)
+    if payload["loop"] != manifest["loop"]:  # the manifest's counters are the learner file's
+        raise CheckpointError(
+            f"checkpoint {d}: the counters in {MANIFEST} (field 'loop') differ from those in learner.pt"
+        )
     if "replay.arrow" in manifest["files"]:
         dtype = obs_dtype if obs_dtype is not None else manifest["obs_dtype"]
         try:

@@ -187,6 +187,16 @@ def _check_rows(path: Path, b: pa.RecordBatch, row0: int, spec: SnapshotSpec, me
 
         live = col["has_transition"].to_numpy(zero_copy_only=False)
         check_frame_rows(path, col, row0, meta, live)
+    if not spec.frame_stack and np.dtype(spec.obs_dtype).kind == "f":
+        size = int(np.prod(spec.obs_shape))
+        for name in ("obs", "next_obs"):  # a NaN or inf observation turns every loss that samples it NaN
+            flat = col[name].flatten().to_numpy(zero_copy_only=False)
+            bad = np.flatnonzero(~np.isfinite(flat))
+            if len(bad):
+                row = row0 + int(bad[0]) // size
+                raise fail(
+                    path, f"column {name!r} holds {flat[bad[0]].item()!r} at row {row}; allowed: finite"
+                )
     _range(path, "action", num["action"], row0, 0, spec.n_actions - 1, live)
     _range(path, "n", num["n"], row0, 1, spec.max_n, live)
     _range(path, "reward", num["reward"], row0, -np.inf, np.inf, live)

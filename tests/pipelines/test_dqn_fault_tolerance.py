@@ -29,6 +29,7 @@ from pipelines.dqn_state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
 from tests.pipelines.dqn_ray import ray_dqn
+from tests.pipelines.tamper import Touch, reseal, rewrite_replay, with_column
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -380,46 +381,6 @@ def test_fault_counts_and_the_training_time_carry_across_a_resume(tmp_path):
     assert tracker.metrics["replay_lost_transitions"][-1][1] == 300.0
 
 
-def _rewrite_replay(path: Path, change) -> None:
-    """Rewrite a replay snapshot through ``change(table, meta) -> (table, meta)``, as other code might."""
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
-    table = ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()  # not a map of the file rewritten
-    meta = json.loads(table.schema.metadata[b"adl"])
-    table, meta = change(table, meta)
-    table = table.replace_schema_metadata({"adl": json.dumps(meta)})
-    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
-def _reseal(ckpt: Path, manifest: dict) -> None:
-    """Give the manifest each file's new size and crc32: corrupt files whose CRC matches."""
-    from pipelines.dqn_checkpoint import _crc32
-
-    for name in manifest["files"] if isinstance(manifest["files"], dict) else []:
-        if (ckpt / name).is_file():
-            manifest["files"][name] = {"bytes": (ckpt / name).stat().st_size, "crc32": _crc32(ckpt / name)}
-    (ckpt / "manifest.json").write_text(json.dumps(manifest))
-
-
-class _Touch:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
-
-
-def _with_column(name, values):
-    import pyarrow as pa
-
-    return lambda t, m: (
-        t.set_column(t.schema.get_field_index(name), name, pa.array(values, t[name].type)),
-        m,
-    )
-
-
 def test_a_checkpoint_is_checked_as_input_and_a_bad_one_leaves_the_run_as_it_was(
     tracking_uri, tmp_path, capsys
 ):
@@ -448,33 +409,33 @@ def test_a_checkpoint_is_checked_as_input_and_a_bad_one_leaves_the_run_as_it_was
 
     cases = [
         (
-            lambda: _rewrite_replay(replay, lambda t, m: (t.drop_columns(["priority"]), m)),
+            lambda: rewrite_replay(replay, lambda t, m: (t.drop_columns(["priority"]), m)),
             "column 'priority' is missing",
         ),
         (
-            lambda: _rewrite_replay(replay, padded_obs),
+            lambda: rewrite_replay(replay, padded_obs),
             "column 'obs' is fixed_size_list<item: float>[5]; expected",
         ),
         (
-            lambda: _rewrite_replay(
+            lambda: rewrite_replay(
                 replay, lambda t, m: (t, {**m, "size": m["size"] - 100, "cursor": m["size"] - 100})
             ),
             "rows; its metadata says",
         ),
         (
-            lambda: _rewrite_replay(
-                replay, _with_column("action", np.where(np.arange(len(actions)) == 3, 7, actions))
+            lambda: rewrite_replay(
+                replay, with_column("action", np.where(np.arange(len(actions)) == 3, 7, actions))
             ),
             "column 'action' holds 7 at row 3; allowed: 0 to 1",
         ),
         (
-            lambda: torch.save({"learner": _Touch(marker)}, pt),
+            lambda: torch.save({"learner": Touch(marker)}, pt),
             f"checkpoint file {pt} cannot be read (UnpicklingError",
         ),
     ]
     for tamper, needle in cases:
         tamper()
-        _reseal(ckpt, json.loads(saved["manifest.json"]))
+        reseal(ckpt, json.loads(saved["manifest.json"]))
         capsys.readouterr()
         assert main([*base, "--resume", run_id, *sets]) == 2, needle
         err = capsys.readouterr().err
