@@ -21,6 +21,7 @@ from pipelines.dqn_checkpoint import checkpoint_dir, verify
 from pipelines.dqn_run import DQNSetup, check_memory, check_resources, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
 from pipelines.families import Family, slug
+from pipelines.lease import RunLease
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import tracked_run
 from pipelines.tracking.metric_names import DQN
@@ -46,7 +47,7 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         resolved = resolve_device(cfg.learner.device, "learner.device")
         check_learner_options(cfg.learner, resolved)
         device = resolved.type
-    uri, register = ctx.tracking_uri, ctx.extra.get("register")
+    uri, leases = ctx.tracking_uri, []
     if resume_id := ctx.extra.get("resume"):
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.
         experiment, _, tags = ctx.extra["resume_info"]
@@ -55,17 +56,39 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net, setup.obs_dtype)
         opened = {"run_id": resume_id, "config_file": "config_resumed.yaml"}
         check_run_folders(ckpt_dir.parent)
+        # One writer per run: refused (exit 2) while another process trains it, before it is touched.
+        leases.append(RunLease(ckpt_dir.parent, resume_id).acquire())
     else:
         experiment, manifest = ctx.experiment, None
         tags = {"adl.family": "dqn", "adl.config": ctx.config_name, "adl.device": device}
         opened = {"run_name": ctx.run_name or run_name(cfg), "tags": tags}
         check_run_folders(cfg.checkpoint.dir)  # writable now, not at the first checkpoint
+    try:
+        return _train(cfg, ctx, setup, experiment, opened, manifest, ckpt_dir if manifest else None, leases)
+    finally:
+        for lease in leases:
+            lease.release()
+
+
+def _train(
+    cfg: DQNConfig,
+    ctx: Any,
+    setup: DQNSetup,
+    experiment: str,
+    opened: dict[str, Any],
+    manifest: dict[str, Any] | None,
+    ckpt_dir: Path | None,
+    leases: list[RunLease],
+) -> int:
+    """Open (or reopen) the run, train, log what it left; the run's lease is held meanwhile."""
+    uri, register, resume_id = ctx.tracking_uri, ctx.extra.get("register"), ctx.extra.get("resume")
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
     with tracked_run(uri, experiment, config=cfg, names=DQN, lead_metric="eval_return", **opened) as tracker:
         assert tracker.run_id is not None
         if manifest is None:
             ckpt_dir = checkpoint_dir(cfg, tracker.run_id)
+            leases.append(RunLease(ckpt_dir.parent, tracker.run_id).acquire())  # a resume meanwhile: refused
             print(f"adl: MLflow run {tracker.run_id} in experiment {experiment!r} ({uri})", file=sys.stderr)
         else:
             print(f"adl: resuming MLflow run {resume_id} from {manifest['path']}", file=sys.stderr)
