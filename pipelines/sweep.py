@@ -67,7 +67,7 @@ def run_sweep(
     if plan.in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
         Path(plan.storage).mkdir(parents=True, exist_ok=True)
         os.chdir(plan.storage)
-    text = plan.sweep_path.read_text()
+    text = plan.sweep_text  # as it started (a resume: as signed in its state)
     t0 = time.time()
     stop = _stop_signals()  # from here a signal stops the sweep cleanly, also before fit starts
     with (

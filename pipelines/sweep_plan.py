@@ -12,11 +12,13 @@ or Tune opens anything, and refuses (exit 2) state it cannot trust, saying how t
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import ConfigError, apply_overrides, apply_values, build, read_yaml
+from components.config import ConfigError, apply_overrides, apply_values, build, parse_yaml, read_yaml
 from pipelines.distributed.jobs import in_ray_job
 from pipelines.families import family_spec, get_family
 from pipelines.signing import KEY_FILE, SignatureError, check_signed, config_dir, signed
@@ -25,27 +27,49 @@ from pipelines.sweep_signature import open_folder, sign_folder, verify_folder
 from pipelines.writable import check_writable
 
 SWEEP_STATE = "adl_sweep.json"
-STATE_KEYS = ("sweep_file", "tracking_uri", "experiment", "tune_path", "parent_run_id")
+STATE_KEYS = ("sweep_file", "tracking_uri", "experiment", "tune_path", "parent_run_id", "sweep_text")
 
 
 def _dotted_set(overrides: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
 
 
-def load_sweep(path: str | Path, overrides: list[str] = ()) -> tuple[SweepConfig, dict[str, Any]]:
-    """The sweep config and its family's base config as plain data, both validated (and each
-    config checked by the family's ``check``: the env made once with its kwargs)."""
-    from pipelines.distributed.search_space import all_values
-
-    path = Path(path)
-    sweep = build(SweepConfig, apply_overrides(read_yaml(path), overrides))
+def _sweep_config(data: dict[str, Any], path: Path, overrides: Sequence[str]) -> SweepConfig:
+    sweep = build(SweepConfig, apply_overrides(data, overrides))
     if sweep.name is None:
         sweep.name = check_sweep_name(path.stem, f"name (from the file name {path.name})")
-    family = get_family(sweep.family)
+    return sweep
+
+
+def _base_path(sweep: SweepConfig, path: Path) -> Path:
     base_path = Path(sweep.base_config)
     if not base_path.is_file() and (path.parent.parent.parent / base_path).is_file():
         base_path = path.parent.parent.parent / base_path  # relative to the repo, not the cwd
-    base = apply_overrides(read_yaml(base_path), _dotted_set(sweep.overrides))
+    return base_path
+
+
+def load_sweep(
+    path: str | Path, overrides: Sequence[str] = (), signed_state: dict[str, Any] | None = None
+) -> tuple[SweepConfig, dict[str, Any]]:
+    """The sweep config and its family's base config as plain data, both validated (and each
+    config checked by the family's ``check``: the env made once with its kwargs). With the
+    ``signed_state`` of a sweep being resumed, both come from it, as they were when it started,
+    whatever the files on disk now say."""
+    path = Path(path)
+    if signed_state is not None:
+        sweep = _sweep_config(parse_yaml(signed_state["sweep_text"], str(path)), path, overrides)
+        base = signed_state["base"]
+    else:
+        sweep = _sweep_config(read_yaml(path), path, overrides)
+        base = apply_overrides(read_yaml(_base_path(sweep, path)), _dotted_set(sweep.overrides))
+    _validate(sweep, base)
+    return sweep, base
+
+
+def _validate(sweep: SweepConfig, base: dict[str, Any]) -> None:
+    from pipelines.distributed.search_space import all_values
+
+    family = get_family(sweep.family)
     base_cfg = build(family.config_cls, base)  # the base config itself is valid
     if family.check is not None:
         family.check(base_cfg)
@@ -57,7 +81,27 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> tuple[SweepConfig
                     family.check(cfg)
             except ConfigError as e:
                 raise ConfigError(f"search_space.{key} = {v!r}: {e}") from None
-    return sweep, base
+
+
+def _note_changed_files(path: Path, overrides: Sequence[str], state: dict[str, Any]) -> None:
+    """Say so when the sweep's files on disk are no longer what it started with (the resume goes on
+    with what it started with: it is signed in its state)."""
+    changed = []
+    try:
+        if path.read_text() != state["sweep_text"]:
+            changed.append(str(path))
+        sweep = _sweep_config(read_yaml(path), path, overrides)
+        base_path = _base_path(sweep, path)
+        if apply_overrides(read_yaml(base_path), _dotted_set(sweep.overrides)) != state["base"]:
+            changed.append(str(base_path))
+    except (OSError, ConfigError):
+        changed.append(f"{path} (or its base config: unreadable now)")
+    if changed:
+        print(
+            f"adl: note: {' and '.join(changed)} changed since the sweep started; the resume runs it as it "
+            f"started (the sweep and its base config are part of its signed state)",
+            file=sys.stderr,
+        )
 
 
 @dataclass
@@ -67,6 +111,7 @@ class SweepPlan:
     sweep: SweepConfig
     base: dict[str, Any]  # the family config as plain data, sweep overrides applied
     sweep_path: Path
+    sweep_text: str  # the sweep file's content when the sweep started (signed with its state)
     overrides: list[str]
     metric: str
     mode: str
@@ -141,9 +186,13 @@ def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[st
             _write_text(exp_dir, SWEEP_STATE, json.dumps(raw))
         state = check_signed(raw, where)
         bad = [k for k in STATE_KEYS if not isinstance(state.get(k), str)]
+        bad += [] if isinstance(state.get("base"), dict) else ["base"]
         overrides = state.get("overrides")
         if bad or not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-            raise ConfigError(f"--resume {resume}: {where} lacks or mistypes {bad or ['overrides']}")
+            raise ConfigError(
+                f"--resume {resume}: {where} lacks or mistypes {bad or ['overrides']} (a sweep started "
+                f"before adl kept its config in its state cannot be resumed: run it again)"
+            )
         if trust:
             sign_folder(state["tune_path"])
         verify_folder(state["tune_path"])
@@ -162,6 +211,8 @@ def write_state(plan: SweepPlan, parent_run_id: str) -> None:
         "experiment": plan.experiment,
         "tune_path": plan.tune_path,
         "parent_run_id": parent_run_id,
+        "sweep_text": plan.sweep_text,  # what a resume runs, whatever the files say by then
+        "base": plan.base,
     }
     _write_text(plan.exp_dir, SWEEP_STATE, json.dumps(signed(state)))
 
@@ -236,7 +287,10 @@ def plan_sweep(
     # again when the driver's ray.init joins the cluster, and relative paths to the old directory
     # fail afterwards (seen as FileNotFoundError on the sweep file).
     path = Path(sweep_path).resolve()
-    sweep, base = load_sweep(path, list(overrides))
+    sweep, base = load_sweep(path, list(overrides), state or None)
+    if state:
+        _note_changed_files(path, list(overrides), state)
+    sweep_text = state["sweep_text"] if state else path.read_text()
     check_devices(sweep, base)
     base = threads_for_trials(sweep, base)
     family = get_family(sweep.family)
@@ -261,6 +315,7 @@ def plan_sweep(
         sweep=sweep,
         base=base,
         sweep_path=path,
+        sweep_text=sweep_text,
         overrides=list(overrides),
         metric=sweep.metric or family.metric,
         mode=sweep.mode or family.mode,

@@ -85,6 +85,7 @@ def test_resume_never_unpickles_state_adl_did_not_sign(tmp_path, monkeypatch, ca
     evil.mkdir(parents=True)
     state = {"sweep_file": SWEEP, "overrides": [], "tracking_uri": f"sqlite:///{tmp_path}/m.db"}
     state |= {"experiment": "e", "tune_path": str(evil), "parent_run_id": "0" * 32}
+    state |= {"sweep_text": Path(SWEEP).read_text(), "base": {}}
     (evil / "adl_sweep.json").write_text(json.dumps(state))
     (evil / "tuner.pkl").write_bytes(crafted)
     assert main(["sweep", "--resume", "evil"]) == 2
@@ -455,14 +456,20 @@ def test_sigterm_during_fit_asks_tune_to_stop_and_exits_143(monkeypatch):
 def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_uri, tmp_path):
     """Issue #15, item 5: Ctrl-C after the first of three trials exits 130 with the parent and the
     running trial KILLED, names the unfinished trials and prints the resume command; the resume
-    (whose state adl signed while Tune saved it) runs only those, and the parent ends FINISHED."""
+    (whose state adl signed while Tune saved it) runs only those, and the parent ends FINISHED.
+    Issue #23, item 2: the sweep's base config is edited between the stop and the resume (the lake
+    made slippery); the resume runs the sweep as it started, and says the file changed."""
     import signal
     import subprocess
     import sys
     import time
 
+    lake = tmp_path / "lake.yaml"
+    lake.write_text((REPO / "configs/qlearn/frozenlake.yaml").read_text())
+    sweep_file = tmp_path / "lake_sweep.yaml"
+    sweep_file.write_text(Path(SWEEP).read_text().replace("configs/qlearn/frozenlake.yaml", str(lake)))
     cmd = [sys.executable, "-m", "pipelines.cli", "sweep", "--tracking-uri", tracking_uri, "--num-cpus", "2"]
-    first = [*cmd, "--config", SWEEP, "--experiment", "sig", "--set", "name=sig"]
+    first = [*cmd, "--config", str(sweep_file), "--experiment", "sig", "--set", "name=sig"]
     for item in (
         "max_concurrent=1",
         "scheduler.kind=fifo",
@@ -506,13 +513,19 @@ def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_ur
     assert parent.info.status == "KILLED" and "adl.best_run_id" not in parent.data.tags
     assert not children("RUNNING")
 
+    lake.write_text(lake.read_text().replace("is_slippery: false", "is_slippery: true"))
     resumed = subprocess.run(
         [*cmd, "--resume", "sig"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{lake} changed since the sweep started; the resume runs it as it started" in resumed.stderr
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
     runs = children()
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    # Every trial on the deterministic lake the sweep started with, also the one that first started
+    # after the resume (alpha.start=0.3: its params are logged then, from the config it trains).
+    assert {r.data.params["env.kwargs.is_slippery"] for r in runs} == {"False"}
+    assert any(r.data.params["alpha.start"] == "0.3" for r in runs)
     for run_id, value in done.items():  # the finished trial was not run again
         assert [m.step for m in client.get_metric_history(run_id, "eval/return")][-1] == 4000
         assert client.get_run(run_id).data.metrics["eval/return"] == value
