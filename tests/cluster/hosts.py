@@ -119,11 +119,15 @@ class Host:
 
     def boot(self) -> None:
         """A fresh anchor: an empty ``/tmp`` (and ``$HOME``) and ``/dev/shm``, the code read-only."""
-        code = str(self.net.code_dir)
+        code, stash = str(self.net.code_dir), self.net.stash(self.role)
+        # The code is set aside (bound to a folder outside /tmp) before the fresh /tmp covers it, and
+        # bound back to its own path, read-only: a checkout under /tmp (CI's may be) stays visible.
         script = (
+            f"mkdir -p {stash} && mount --bind {code} {stash} && "
             "mount -t tmpfs -o mode=1777 tmpfs /tmp && mkdir -p -m 700 /tmp/home && "
             "mount -t tmpfs -o mode=1777 tmpfs /dev/shm && "
-            f"mount --bind {code} {code} && mount -o remount,bind,ro {code} && exec sleep infinity"
+            f"mkdir -p {code} && mount --bind {stash} {code} && mount -o remount,bind,ro {code} && "
+            f"umount {stash} && exec sleep infinity"
         )
         self.anchor = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
@@ -235,6 +239,10 @@ class Network:
         self.hosts = {role: Host(self, role, i + 1) for i, role in enumerate(roles)}
         self.laptop_ip = ""
 
+    def stash(self, role: str) -> str:
+        """A folder outside /tmp where a host's anchor sets the code aside while its /tmp is replaced."""
+        return f"/run/{self.tag}-{role}-code"
+
     def _free_prefix(self) -> str:
         """A 10.77.S.0/24 that no interface of this machine uses yet."""
         used = _ip("-4", "addr").stdout
@@ -268,3 +276,6 @@ class Network:
         for ns in [h.ns for h in self.hosts.values()] + [self.bridge_ns]:
             _ip("netns", "del", ns, check=False)
         _ip("link", "del", self.laptop_dev, check=False)
+        for role in self.hosts:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.stash(role))
