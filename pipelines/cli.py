@@ -118,6 +118,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("adl sweep needs --config SWEEP.yaml (or --resume NAME)")
     if args.trust_state and args.resume is None:
         raise ConfigError("--trust-state goes with --resume NAME")
+    if args.yes and not args.trust_state:
+        raise ConfigError("--yes confirms --trust-state; it goes with --resume NAME --trust-state")
     return run_sweep(
         args.config,
         args.overrides,
@@ -127,6 +129,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         address=args.address,
         trust_state=args.trust_state,
+        yes=args.yes,
     )
 
 

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: sign the sweep's state as it is, when adl's signature is missing or stale "
         "(only if nobody else can write its folders: Tune unpickles it)",
     )
+    sweep.add_argument(
+        "--yes", action="store_true", help="with --trust-state: sign without asking (the files are listed)"
+    )
     sweep.add_argument("--num-cpus", type=_positive, help="CPUs for a local Ray (default: all)")
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)

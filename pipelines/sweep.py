@@ -39,6 +39,7 @@ def run_sweep(
     num_cpus: int | None = None,
     address: str | None = None,
     trust_state: bool = False,
+    yes: bool = False,
 ) -> int:
     from pipelines.distributed.ray_runtime import init_ray
     from pipelines.distributed.storage_check import check_storage_reachable
@@ -50,7 +51,7 @@ def run_sweep(
     from pipelines.tracking.provenance import command_line
     from pipelines.tracking.uri import ui_command
 
-    plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume, trust_state)
+    plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume, trust_state, yes)
     sweep, uri = plan.sweep, plan.uri
     init_ray(address=address, num_cpus=num_cpus)
     check_trial_resources(sweep.resources.cpu, sweep.resources.gpu)  # before any run or trial
@@ -101,9 +102,8 @@ def run_sweep(
             metric=plan.metric,
             command=command_line(),
         )
-        tuner = make_tuner(
-            sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, resume is not None
-        )
+        verified = plan.verified if resume is not None else None
+        tuner = make_tuner(sweep, spec, plan.metric, plan.mode, plan.storage, plan.tune_path, verified)
         if resume is None:
             sign_folder(plan.tune_path)  # tuner.pkl, as the Tuner has just written it
         sign_tune_state_of(plan.tune_path)  # and every state Tune saves from here on

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,7 @@ class SweepPlan:
     driver_cwd: Path
     in_job: bool  # under `adl submit`: the working dir is a temporary copy
     parent_run_id: str | None = None  # set when resuming
+    verified: dict[str, bytes] = field(default_factory=dict)  # resuming: the state files as checked
 
 
 def _refusal(resume: str, exp_dir: str, err: SignatureError) -> SignatureError:
@@ -163,11 +164,45 @@ def state_folder(resume: str, storage_root: Path) -> str:
     return str(storage_root / check_sweep_name(resume, "--resume"))
 
 
-def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[str, dict[str, Any]]:
+def _confirm_trust(resume: str, exp_dir: str, raw: Any, yes: bool) -> None:
+    """What ``--trust-state`` would sign, file by file, with what changed since adl signed it; asked
+    on the terminal unless ``yes`` (refused, exit 2, with no terminal to ask on)."""
+    from pipelines.sweep_signature import describe_changes
+
+    try:
+        check_signed(raw, SWEEP_STATE)
+        status = "unchanged"
+    except SignatureError as e:
+        status = "never signed" if "no adl signature" in str(e) else "changed since adl signed it"
+    rows = [(f"{exp_dir}/{SWEEP_STATE}", status)]
+    tune_path = raw.get("tune_path") if isinstance(raw, dict) else None
+    if isinstance(tune_path, str):
+        rows += [(f"{tune_path.rstrip('/')}/{rel}", why) for rel, why in describe_changes(tune_path)]
+    changed = sum(why != "unchanged" for _, why in rows)
+    print(
+        f"adl: --trust-state signs the {len(rows)} file(s) of sweep {resume} that Tune unpickles, as "
+        f"they are now ({changed} not as adl signed them):",
+        file=sys.stderr,
+    )
+    for name, why in rows:
+        print(f"  {why:<28} {name}", file=sys.stderr)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("--trust-state: confirm signing the files above with --yes (no terminal to ask on)")
+    answer = input("Sign them and resume? Only if nobody else can write these folders. [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ConfigError("--trust-state: not confirmed; nothing was signed")
+
+
+def read_state(
+    resume: str, storage_root: Path, trust: bool = False, yes: bool = False
+) -> tuple[str, dict[str, Any], dict[str, bytes]]:
     """The signed state of sweep ``resume`` (a name, its folder, or its storage URI), its Tune
     folder verified.
 
-    With ``trust`` the files are signed as they are first (the user vouches for them)."""
+    With ``trust`` the files are signed as they are first (the user vouches for them, once shown
+    each file and what changed, and asked unless ``yes``)."""
     exp_dir = state_folder(resume, storage_root)
     where = f"{exp_dir}/{SWEEP_STATE}"
     try:
@@ -180,6 +215,8 @@ def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[st
         raw = json.loads(text)
     except ValueError as e:
         raise ConfigError(f"--resume {resume}: {where} cannot be read ({e})") from None
+    if trust:
+        _confirm_trust(resume, exp_dir, raw, yes)
     try:
         if trust and isinstance(raw, dict):
             raw = signed(raw)
@@ -195,10 +232,10 @@ def read_state(resume: str, storage_root: Path, trust: bool = False) -> tuple[st
             )
         if trust:
             sign_folder(state["tune_path"])
-        verify_folder(state["tune_path"])
+        verified = verify_folder(state["tune_path"])
     except SignatureError as e:
         raise _refusal(resume, exp_dir, e) from None
-    return exp_dir, state
+    return exp_dir, state, verified
 
 
 def write_state(plan: SweepPlan, parent_run_id: str) -> None:
@@ -271,6 +308,7 @@ def plan_sweep(
     experiment: str | None,
     resume: str | None,
     trust_state: bool = False,
+    yes: bool = False,
 ) -> SweepPlan:
     from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
 
@@ -279,8 +317,9 @@ def plan_sweep(
     in_job = in_ray_job()
     storage_root = Path.home() / ".adl/sweeps" if in_job else Path(".adl/sweeps").resolve()
     state: dict[str, Any] = {}
+    verified: dict[str, bytes] = {}
     if resume is not None:  # everything comes from the saved state, not from a possibly edited YAML
-        _, state = read_state(resume, storage_root, trust_state)
+        _, state, verified = read_state(resume, storage_root, trust_state, yes)
         sweep_path, overrides = state["sweep_file"], state["overrides"]
     assert sweep_path is not None
     # Absolute now, and the cwd taken now: under `adl submit` the job's working dir is unpacked
@@ -327,4 +366,5 @@ def plan_sweep(
         driver_cwd=Path.cwd(),
         in_job=in_job,
         parent_run_id=state.get("parent_run_id"),
+        verified=verified,
     )

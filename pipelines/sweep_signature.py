@@ -102,8 +102,9 @@ def sign_folder(path_or_uri: str, keep: dict[str, str] | None = None) -> dict[st
     return files
 
 
-def verify_folder(path_or_uri: str) -> dict[str, str]:
-    """Check every trusted file of the folder against its signature; returns the signed digests.
+def verify_folder(path_or_uri: str) -> dict[str, bytes]:
+    """Check every trusted file of the folder against its signature; returns each one's bytes as they
+    were checked (read once: what is checked is what the resume hands Tune, ``verified_storage.py``).
 
     Raises:
         SignatureError: no or a broken signature, ``tuner.pkl`` missing, or a trusted file changed
@@ -114,9 +115,38 @@ def verify_folder(path_or_uri: str) -> dict[str, str]:
     present = trusted_files(fs, root)
     if TUNER_FILE not in present:
         raise SignatureError(f"{root}/{TUNER_FILE} is missing")
+    contents = {}
     for rel in present:
         if rel not in files:
             raise SignatureError(f"{root}/{rel} is not listed in {SIGNATURE_FILE} (added after adl signed)")
-        if digest(fs, f"{root}/{rel}") != files[rel]:
+        with fs.open_input_stream(f"{root}/{rel}") as f:
+            data = bytes(f.read())
+        if hashlib.sha256(data).hexdigest() != files[rel]:
             raise SignatureError(f"{root}/{rel} differs from what adl signed (changed after it was signed)")
-    return files
+        contents[rel] = data
+    return contents
+
+
+def describe_changes(path_or_uri: str) -> list[tuple[str, str]]:
+    """Each trusted file of the folder (and each signed one no longer there) with what signing it now
+    would vouch for: ``unchanged``, ``changed since adl signed it``, ``added after adl signed``,
+    ``signed, now missing``, or ``never signed`` (no valid signature in the folder)."""
+    fs, root = open_folder(path_or_uri)
+    try:
+        files = read_signature(fs, root)
+    except SignatureError:
+        files = None
+    present = trusted_files(fs, root)
+    out = []
+    for rel in present:
+        if files is None:
+            status = "never signed"
+        elif rel not in files:
+            status = "added after adl signed"
+        elif digest(fs, f"{root}/{rel}") != files[rel]:
+            status = "changed since adl signed it"
+        else:
+            status = "unchanged"
+        out.append((rel, status))
+    out += [(rel, "signed, now missing") for rel in sorted(set(files or {}) - set(present))]
+    return out

@@ -68,17 +68,29 @@ def check_trial_resources(cpu: float, gpu: float) -> None:
 
 
 def make_tuner(
-    sweep: Any, spec: TrialSpec, metric: str, mode: str, storage: str, tune_path: str, resume: bool
+    sweep: Any,
+    spec: TrialSpec,
+    metric: str,
+    mode: str,
+    storage: str,
+    tune_path: str,
+    verified: dict[str, bytes] | None = None,
 ) -> Any:
     """A Tuner over ``sweep``'s search space whose trials run :func:`sweep_trial` with ``spec``;
-    with ``resume``, the interrupted one at ``tune_path``, errored trials retried (its callbacks,
-    which sign its state and hand it a stop request, come back with it from ``tuner.pkl``)."""
+    with ``verified`` (a resume), the interrupted one at ``tune_path``, errored trials retried (its
+    callbacks, which sign its state and hand it a stop request, come back with it from ``tuner.pkl``),
+    Tune reading the state files exactly as adl checked them (``pipelines/verified_storage.py``)."""
     from ray import tune
 
     resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, spec=spec), resources)
-    if resume:
-        return tune.Tuner.restore(tune_path, trainable, resume_errored=True)
+    if verified is not None:
+        from pipelines.sweep_signature import open_folder
+        from pipelines.verified_storage import verified_filesystem
+
+        fs, root = open_folder(tune_path)
+        pinned = verified_filesystem(fs, root, verified)
+        return tune.Tuner.restore(root, trainable, resume_errored=True, storage_filesystem=pinned)
     # Random search under a scheduler lets the scheduler hold the metric (Tune refuses it twice).
     searched = not (sweep.search == "random" and sweep.scheduler.kind != "fifo")
     return tune.Tuner(
