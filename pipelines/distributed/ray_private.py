@@ -21,6 +21,12 @@ cluster operator's (README, "Security").
 - **Token.** Ray 2.60 turns token authentication on for a local ``ray.init`` and writes a missing
   token file with the process umask. adl writes it first, 0600 in a 0700 folder, and tightens an
   existing one of its own user that others can read.
+- **Process group.** Ray starts its GCS, raylet and agents in the caller's process group, so a
+  signal to the group (what ``timeout``, ``scancel`` or ``kill -- -PGID`` send, and Ctrl-C in a
+  terminal) kills them at the same moment as the command that should stop them cleanly: the GCS
+  died first, a sweep's graceful stop then waited 60 s for it and exited 1. adl starts them in a
+  session of their own (``start_new_session``); they still die with their parent (Ray's
+  ``PR_SET_PDEATHSIG`` fate sharing), and adl's own handler stops them in order.
 """
 
 from __future__ import annotations
@@ -33,8 +39,28 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def own_process_group() -> Iterator[None]:
+    """While starting a local Ray: its processes start in a session of their own (see above)."""
+    import ray._private.services as services
+
+    before = services.ConsolePopen
+
+    class OwnSession(before):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = OwnSession
+    try:
+        yield
+    finally:
+        services.ConsolePopen = before
 
 
 @contextlib.contextmanager

@@ -164,12 +164,13 @@ def _start_local(
     from pipelines.distributed.ray_private import (
         LOOPBACK,
         loopback_only,
+        own_process_group,
         private_temp_dir,
         private_token_file,
     )
 
     private_token_file()
-    with loopback_only():
+    with loopback_only(), own_process_group():
         ctx = ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count(),
