@@ -12,7 +12,6 @@ default is one thread: on a busy 2-core machine an LSTM ran 13× slower on two t
 
 from __future__ import annotations
 
-import re
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -20,15 +19,11 @@ import torch
 
 from components.config import ConfigError
 
-DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+# Re-exported: the GAN and sequence configs import them from here.
+from components.device_names import DEVICE_NAMES as DEVICE_NAMES
+from components.device_names import check_device_name as check_device_name
+
 PRECISIONS = ("fp32", "bf16")
-
-
-def check_device_name(name: str, key: str) -> None:
-    """Refuse a device name that is not one of :data:`DEVICE_NAMES` (a config check; sees no GPU)."""
-    if not _DEVICE.fullmatch(name):
-        raise ConfigError(f"{key}: {name!r} is not a device; allowed: {DEVICE_NAMES}")
 
 
 def resolve_device(name: str, key: str = "train.device") -> torch.device:
