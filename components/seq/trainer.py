@@ -27,9 +27,9 @@ from components.device import (
     autocast,
     check_precision,
     describe_device,
-    fused_optimizer,
-    keep_optimizer_settings,
+    make_optimizer,
     resolve_device,
+    restore_optimizer,
     setup_process,
     synchronize,
     to_cpu,
@@ -54,8 +54,8 @@ class SeqTrainer:
         self.task = make_task(cfg, self.device)
         self.model = self.task.model
         self.model.train()
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused_optimizer(self.device)
+        self.optimizer = make_optimizer(
+            "adamw", self.model.parameters(), self.device, lr=t.lr, weight_decay=t.weight_decay
         )
         self.target = t.target or self.task.default_target
         self.params = count_params(self.model)
@@ -148,7 +148,7 @@ class SeqTrainer:
                 f"checkpoint does not fit this model (cell, sizes or vocabulary differ): {e}"
             ) from e
         self.optimizer.load_state_dict(state["optimizer"])
-        keep_optimizer_settings(self.optimizer, fused_optimizer(self.device))
+        restore_optimizer(self.optimizer)  # this device's flags, step counters and memory layouts
         self.task.load_state_dict(state["task"], position=int(state["position"]))
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:  # from a CPU run: dropout keeps its seed
