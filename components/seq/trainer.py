@@ -8,7 +8,8 @@ the queued work before it stops).
 
 Devices: the model, optimizer state, token lanes, batches and the running loss live on
 ``train.device``; checkpoints hold CPU tensors and restore on either device. ``train.precision:
-bf16`` runs the forward pass under autocast (the loss is computed in fp32); on CUDA AdamW is fused
+bf16`` runs the forward pass under autocast (the loss is computed in fp32) except the fused recurrent
+kernel, which stays fp32 (``recurrent.py`` says why); on CUDA AdamW is fused
 and TF32 is on unless ``train.tf32`` is false. Dropout draws from torch's global RNG of the device,
 seeded from ``seed``; both the CPU state and, on CUDA, the device's state are checkpointed.
 """
