@@ -24,7 +24,12 @@ def _eps() -> ScheduleConfig:
 class AtariConfig:
     """Standard ALE preprocessing (Machado et al. 2018 style), applied when ``enabled``."""
 
-    enabled: bool = param(False, "wrap the env in AtariPreprocessing + a frame stack")
+    enabled: bool = param(False, "preprocess the ALE game's frames and stack them")
+    backend: Literal["gymnasium", "ale_vector"] = param(
+        "gymnasium",
+        "gymnasium: AtariPreprocessing + FrameStackObservation (needs opencv); ale_vector: ale-py's "
+        "AtariVectorEnv, the same frames from C++ (no opencv; ALE/<Game>-v5 ids only)",
+    )
     frame_skip: int = param(4, "agent steps repeat the action this many frames", ge=1)
     screen_size: int = param(84, "frames are resized to screen_size × screen_size grayscale", ge=16)
     stack: int = param(4, "frames stacked into one observation", ge=1)
