@@ -14,13 +14,13 @@ model (B64 T128 H256, 2 layers, fused; tokens/s).
     .venv/bin/python benchmarks/bench_gpu_packing.py                       # on a GPU machine, ~2 minutes
     .venv/bin/python benchmarks/bench_gpu_packing.py --device cpu --quick  # a smoke run on CPUs
 
-Writes benchmarks/results/gpu_packing.json (``--quick``: gpu_packing.quick.json.tmp, git-ignored).
+Writes benchmarks/results/gpu_packing.json (``--out``), rewritten after each case (``"complete": false``
+until the end); ``--quick``: gpu_packing.quick.json.tmp, git-ignored.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -108,6 +108,7 @@ def main() -> None:
 
         if not torch.cuda.is_available():
             sys.exit("bench_gpu_packing.py: --device cuda, but torch sees no GPU (--device cpu: a smoke run)")
+    from benchmarks.partial_json import save
     from pipelines.distributed.ray_runtime import init_ray
 
     gpus = 1 if args.device == "cuda" else 0
@@ -120,6 +121,14 @@ def main() -> None:
         "seconds": args.seconds,
         "quick": args.quick,
     }
+    out = (
+        Path(args.out)
+        if args.out
+        else REPO
+        / "benchmarks/results"
+        / ("gpu_packing.quick.json.tmp" if args.quick else "gpu_packing.json")
+    )
+    save(out, results)
     unit = {"ring8": "generator steps/s", "lstm": "tokens/s"}
     for case in args.cases:
         alone = measure(case, 1, args, share)
@@ -132,15 +141,8 @@ def main() -> None:
             f"{packed['devices'][0]}",
             flush=True,
         )
-    out = (
-        Path(args.out)
-        if args.out
-        else REPO
-        / "benchmarks/results"
-        / ("gpu_packing.quick.json.tmp" if args.quick else "gpu_packing.json")
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+        save(out, results)
+    save(out, results, complete=True)
     print(f"wrote {out}")
 
 
