@@ -84,7 +84,7 @@ def measure(case: str, n: int, args: argparse.Namespace, gpu_share: float) -> di
         for _ in range(n)
     ]
     where = ray.get([t.where.remote() for t in trials])  # built and warmed up
-    start = time.time() + 1.0
+    start = time.time() + 0.5  # every trial's clock starts together
     rates = ray.get([t.measure.remote(start, args.seconds) for t in trials])
     for t in trials:
         ray.kill(t)
@@ -96,13 +96,17 @@ def main() -> None:
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--trials", type=int, default=4, help="trials sharing the GPU (each asks 1/N of it)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs (and torch threads) per trial")
-    ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds per configuration")
+    ap.add_argument("--seconds", type=float, default=None, help="measured seconds per configuration (15)")
     ap.add_argument("--cases", nargs="+", choices=["ring8", "lstm"], default=["ring8", "lstm"])
-    ap.add_argument("--quick", action="store_true", help="tiny models, 2 trials, 2 s: a smoke run")
+    ap.add_argument(
+        "--quick", action="store_true", help="tiny models, 2 trials, 2 s (unless --seconds): a smoke run"
+    )
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     if args.quick:
-        args.trials, args.seconds = 2, 2.0
+        args.trials = 2
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 15.0
     if args.device == "cuda":
         import torch
 
