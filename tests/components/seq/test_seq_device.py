@@ -241,6 +241,8 @@ def test_one_chunk_on_cuda(task: list[str], cell: list[str], precision: str, tmp
     assert t.device == device and all(p.device == device for p in t.model.parameters())
     m = t.run_chunk()
     assert all(torch.isfinite(torch.tensor(v, device="cpu")) for v in m.values()), m
+    # Optimizer state, step counters included (fused AdamW keeps them on the GPU).
+    assert {x.device for x in tensors(t.optimizer.state_dict()["state"])} == {device}
     t.write_artifacts(tmp_path)
     state = t.state_dict()
     assert {x.device.type for x in tensors(state)} == {"cpu"} and "cuda_rng" in state
