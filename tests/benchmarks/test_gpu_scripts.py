@@ -97,7 +97,7 @@ def test_dqn_learner_benchmark_compares_adl_with_the_bare_update(dry_run: Any) -
 @pytest.mark.ray
 def test_gpu_packing_benchmark_runs_trials_together_and_alone(dry_run: Any) -> None:
     res = result(dry_run[1], "gpu_packing")
-    for case in ("ring8", "lstm"):
+    for case in ("ring8",):  # the dry run's one case
         row = res[case]
         assert row["alone"]["trials"] == 1 and row["packed"]["trials"] == 2
         assert len(row["packed"]["rates"]) == 2 and min(row["packed"]["rates"]) > 0
