@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # `make run` does not reinstall.
 STAMP  := $(VENV)/.adl-installed
 
-.PHONY: run test install lint bench gpu-check clean ui
+.PHONY: run test install lint bench gpu-check gpu-wheels gpu-dry-run clean ui
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH, or make PYTHON=/path/to/python3.11"; exit 1; }
@@ -44,6 +44,17 @@ gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/bench_gpu_packing.py
 	$(BIN)/python benchmarks/bench_dqn_gpu.py --parts learner devices cartpole pong --pong-budget-s 480
 	$(BIN)/python benchmarks/bench_apex_collectors.py --inference local gpu
+
+# Wheels for a GPU machine that has torch but not Ray, gymnasium or ale-py, for its Python (GPU_PYTHON,
+# default 3.12), into .whl/ (git-ignored; ~45 MB): carry .whl/ with the checkout and run
+# benchmarks/gpu_machine/checks.sh there (docs/gpu_checks.md). Needs PyPI.
+GPU_PYTHON ?= 3.12
+gpu-wheels: $(STAMP)
+	benchmarks/gpu_machine/wheels.sh $(GPU_PYTHON) .whl
+
+# Every part of benchmarks/gpu_machine/checks.sh on the CPU, tiny (about a minute; also run by `make test`).
+gpu-dry-run: $(STAMP)
+	PYTHON=$(BIN)/python benchmarks/gpu_machine/checks.sh --dry-run env tests learner trials packing collectors pong pipelines
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

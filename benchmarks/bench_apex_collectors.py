@@ -16,13 +16,13 @@ GPU machine; the Nature CNN on one CPU thread costs about as much as the emulato
     .venv/bin/python benchmarks/bench_apex_collectors.py --inference local gpu   # the GPU machine
     .venv/bin/python benchmarks/bench_apex_collectors.py --quick                 # a smoke run here
 
-Writes benchmarks/results/apex_collectors.json (``--quick``: apex_collectors.quick.json.tmp, ignored).
+Writes benchmarks/results/apex_collectors.json (``--out``), rewritten after every count (``"complete":
+false`` until the end); ``--quick``: apex_collectors.quick.json.tmp, ignored.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,10 +35,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.partial_json import save  # noqa: E402
 from components.config import load  # noqa: E402
 from components.rl.dqn.config import DQNConfig  # noqa: E402
 from components.rl.dqn.env_factory import check_spaces  # noqa: E402
 from components.rl.dqn.networks import build_q_network, get_flat_weights  # noqa: E402
+
+INFERENCE_GPUS = 0.25  # the inference actor's GPU share when there is a GPU
 
 
 class Unlimited:
@@ -85,16 +88,20 @@ def measure(cfg: DQNConfig, warmup_s: float, seconds: float) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--collectors", default="1,2,4,8,14", help="comma-separated collector counts")
+    ap.add_argument("--collectors", default="", help="comma-separated collector counts (default 1,2,4,8,14)")
     ap.add_argument("--inference", nargs="+", choices=["local", "gpu"], default=["local"])
-    ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per count")
-    ap.add_argument("--warmup-s", type=float, default=5.0, help="seconds before counting")
+    ap.add_argument("--seconds", type=float, default=None, help="measured seconds per count (default 20)")
+    ap.add_argument("--warmup-s", type=float, default=None, help="seconds before counting (default 5)")
     ap.add_argument("--set", nargs="*", default=[], dest="sets", help="extra config overrides")
-    ap.add_argument("--quick", action="store_true", help="1 and 2 collectors, a few seconds, CPU inference")
+    ap.add_argument("--quick", action="store_true", help="1 and 2 collectors, a few seconds: a smoke run")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
-    counts = [1, 2] if args.quick else [int(c) for c in args.collectors.split(",")]
-    seconds, warmup = (3.0, 2.0) if args.quick else (args.seconds, args.warmup_s)
+    counts = [int(c) for c in args.collectors.split(",")] if args.collectors else [1, 2, 4, 8, 14]
+    if args.quick and not args.collectors:
+        counts = [1, 2]
+    default_seconds, default_warmup = (3.0, 2.0) if args.quick else (20.0, 5.0)
+    seconds = default_seconds if args.seconds is None else args.seconds
+    warmup = default_warmup if args.warmup_s is None else args.warmup_s
     results_dir = REPO / "benchmarks/results"
     out_path = (
         Path(args.out)
@@ -104,8 +111,16 @@ def main() -> None:
     import ray
 
     cpus = os.cpu_count() or 2
-    ray.init(address="local", num_cpus=max(cpus, max(counts)), include_dashboard=False)
-    gpu = torch.cuda.is_available()
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpu = gpus > 0
+    # GPUs named explicitly: Ray's own detection may miss a GPU torch sees (then an inference actor
+    # asking for a share of one would wait for it forever).
+    ray.init(address="local", num_cpus=max(cpus, max(counts)), num_gpus=gpus, include_dashboard=False)
+    if gpu and "gpu" in args.inference and ray.cluster_resources().get("GPU", 0.0) < INFERENCE_GPUS:
+        ray.shutdown()
+        sys.exit(
+            f"bench_apex_collectors.py: torch sees {gpus} GPU(s) but Ray does not; --inference gpu needs one"
+        )
     rows: dict[str, Any] = {
         "cpus": cpus,
         "gpu": torch.cuda.get_device_name() if gpu else None,
@@ -115,6 +130,7 @@ def main() -> None:
         "seconds": seconds,
         "runs": [],
     }
+    save(out_path, rows)
     try:
         for inference in args.inference:
             base: float | None = None
@@ -122,7 +138,7 @@ def main() -> None:
                 sets = [
                     f"collectors.num_collectors={n}",
                     f"collectors.inference={inference}",
-                    f"collectors.inference_gpus={0.25 if gpu else 0}",
+                    f"collectors.inference_gpus={INFERENCE_GPUS if gpu else 0}",
                     "replay.capacity=200000",  # the replay's size does not change the collection rate
                     "learner.device=cpu",  # no learner runs; keep the config valid without a GPU
                     *args.sets,
@@ -133,6 +149,7 @@ def main() -> None:
                 row["per_collector"] = row["env_steps_per_s"] / n
                 row["efficiency"] = row["env_steps_per_s"] / (n * base)
                 rows["runs"].append(row)
+                save(out_path, rows)
                 print(
                     f"{inference:5s} {n:2d} collectors: {row['env_steps_per_s']:8.0f} env steps/s, "
                     f"efficiency {row['efficiency']:.2f}",
@@ -140,8 +157,7 @@ def main() -> None:
                 )
     finally:
         ray.shutdown()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(rows, indent=1, default=str))
+    save(out_path, rows, complete=True)
     print(f"wrote {out_path}")
 
 

@@ -19,8 +19,9 @@ Parts (``--parts``, all by default):
     .venv/bin/python benchmarks/bench_dqn_gpu.py                          # the GPU machine
     .venv/bin/python benchmarks/bench_dqn_gpu.py --device cpu --quick     # a smoke run on a CPU
 
-Writes benchmarks/results/dqn_gpu.json and dqn_gpu_pong.png; ``--quick`` writes *.quick.*.tmp files
-(git-ignored: a CPU smoke run measures nothing worth keeping, and is no GPU figure).
+Writes benchmarks/results/dqn_gpu.json (``--out``), rewritten after every finished row (``"complete":
+false`` until the end), and the Pong curve as a PNG beside it (dqn_gpu.png); ``--quick`` writes
+*.quick.*.tmp files (git-ignored: a CPU smoke run measures nothing worth keeping, and is no GPU figure).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.dqn_bare import BareUpdate, device_batches, eager_runner, graphed_runner  # noqa: E402
 from benchmarks.dqn_pong_curve import plot_curve, pong_curve  # noqa: E402
+from benchmarks.partial_json import save  # noqa: E402
 from components.config import load  # noqa: E402
 from components.device import resolve_device, synchronize  # noqa: E402
 from components.replay.batch import SampledBatch  # noqa: E402
@@ -58,6 +60,7 @@ CASES = {  # name: (config, obs shape, obs dtype, batch)
     "cnn_pong_b32": ("configs/dqn/pong_gpu.yaml", (4, 84, 84), np.uint8, 32),
     "cnn_pong_b256": ("configs/dqn/pong_gpu.yaml", (4, 84, 84), np.uint8, 256),
     "cnn_pong_b1024": ("configs/dqn/pong_gpu.yaml", (4, 84, 84), np.uint8, 1024),
+    "cnn_pong_b8": ("configs/dqn/pong_gpu.yaml", (4, 84, 84), np.uint8, 8),  # --quick: the CNN's path, small
 }
 K = 8  # batches per learner call, as configs/dqn/pong_gpu.yaml
 
@@ -207,7 +210,7 @@ def main() -> None:
     ap.add_argument("--pong-budget-s", type=float, default=900.0, help="wall-clock budget of the Pong run")
     ap.add_argument("--pong-eval-every", type=int, default=100_000, help="env steps between evaluations")
     ap.add_argument("--pong-set", nargs="*", default=[], help="extra --set overrides for the Pong run")
-    ap.add_argument("--out", default="")
+    ap.add_argument("--out", default="", help="the JSON (rewritten after every row); the PNG goes beside it")
     args = ap.parse_args()
     device = resolve_device(args.device, "--device")
     cuda = device.type == "cuda"
@@ -216,6 +219,9 @@ def main() -> None:
     results_dir = REPO / "benchmarks/results"
     out_path = (
         Path(args.out) if args.out else results_dir / f"dqn_gpu{suffix}.json{'.tmp' if args.quick else ''}"
+    )
+    png = out_path.with_name(
+        out_path.name.replace(".json", ".png") if ".json" in out_path.name else "pong.png"
     )
     torch.set_num_threads(1)
     tf32 = not args.no_tf32
@@ -230,30 +236,42 @@ def main() -> None:
         "tf32": tf32 if cuda else None,
         "batches_per_call": K,
     }
+    save(out_path, rows)
     if "learner" in parts:
-        names = ["mlp_cartpole_b64", "cnn_pong_b32"] if args.quick else list(CASES)[: 4 if args.big else 3]
+        names = ["mlp_cartpole_b64", "cnn_pong_b8"] if args.quick else list(CASES)[: 4 if args.big else 3]
         seconds, reps = (0.3, 1) if args.quick else (args.seconds, args.reps)
-        rows["learner_updates_per_s"] = {n: learner_case(n, device, seconds, reps, tf32) for n in names}
+        table: dict[str, Any] = {}
+        rows["learner_updates_per_s"] = table
+        for n in names:
+            table[n] = learner_case(n, device, seconds, reps, tf32)
+            save(out_path, rows)
     if "pong" in parts:
         budget = min(args.pong_budget_s, 25.0) if args.quick else args.pong_budget_s
         every = 1000 if args.quick else args.pong_eval_every
         extra = [] if cuda or args.quick else ["learner.device=cpu"]
-        pong = pong_curve(budget, every, args.quick, [*extra, *args.pong_set])
+
+        def so_far(curve: dict[str, Any]) -> None:
+            rows["pong"] = {"budget_s": budget, **curve}
+            save(out_path, rows)
+
+        pong = pong_curve(budget, every, args.quick, [*extra, *args.pong_set], so_far)
         rows["pong"] = pong
-        png = results_dir / f"dqn_gpu_pong{suffix}.png{'.tmp' if args.quick else ''}"
+        save(out_path, rows)
         plot_curve(pong, png, f"Ape-X Pong, {rows['gpu'] or 'CPU smoke run'}: greedy return")
+        rows["pong_png"] = str(png)
         print(
             f"pong: {pong['env_steps']} env steps, {pong['learner_steps']} updates, best {pong['best_eval']}"
         )
     if "devices" in parts and cuda:
-        rows["cpu_vs_cuda_step"] = {
-            n: {"cpu_1_thread": step_rate(n, "cpu"), "cuda": step_rate(n, "cuda")} for n in list(CASES)[:3]
-        }
+        rows["cpu_vs_cuda_step"] = {}
+        for n in list(CASES)[:3]:
+            rows["cpu_vs_cuda_step"][n] = {"cpu_1_thread": step_rate(n, "cpu"), "cuda": step_rate(n, "cuda")}
+            save(out_path, rows)
     if "cartpole" in parts and cuda:
         rows["cartpole_driver_cpu"] = cartpole(["learner.device=cpu"])
+        save(out_path, rows)
         rows["cartpole_actor_cuda_half"] = cartpole(["learner.device=cuda", "learner.num_gpus=0.5"])
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(rows, indent=1, default=str))
+    save(out_path, rows, complete=True)
     print(f"wrote {out_path}")
 
 

@@ -14,13 +14,13 @@ model (B64 T128 H256, 2 layers, fused; tokens/s).
     .venv/bin/python benchmarks/bench_gpu_packing.py                       # on a GPU machine, ~2 minutes
     .venv/bin/python benchmarks/bench_gpu_packing.py --device cpu --quick  # a smoke run on CPUs
 
-Writes benchmarks/results/gpu_packing.json (``--quick``: gpu_packing.quick.json.tmp, git-ignored).
+Writes benchmarks/results/gpu_packing.json (``--out``), rewritten after each case (``"complete": false``
+until the end); ``--quick``: gpu_packing.quick.json.tmp, git-ignored.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -84,7 +84,7 @@ def measure(case: str, n: int, args: argparse.Namespace, gpu_share: float) -> di
         for _ in range(n)
     ]
     where = ray.get([t.where.remote() for t in trials])  # built and warmed up
-    start = time.time() + 1.0
+    start = time.time() + 0.5  # every trial's clock starts together
     rates = ray.get([t.measure.remote(start, args.seconds) for t in trials])
     for t in trials:
         ray.kill(t)
@@ -96,18 +96,23 @@ def main() -> None:
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--trials", type=int, default=4, help="trials sharing the GPU (each asks 1/N of it)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs (and torch threads) per trial")
-    ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds per configuration")
+    ap.add_argument("--seconds", type=float, default=None, help="measured seconds per configuration (15)")
     ap.add_argument("--cases", nargs="+", choices=["ring8", "lstm"], default=["ring8", "lstm"])
-    ap.add_argument("--quick", action="store_true", help="tiny models, 2 trials, 2 s: a smoke run")
+    ap.add_argument(
+        "--quick", action="store_true", help="tiny models, 2 trials, 2 s (unless --seconds): a smoke run"
+    )
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     if args.quick:
-        args.trials, args.seconds = 2, 2.0
+        args.trials = 2
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 15.0
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             sys.exit("bench_gpu_packing.py: --device cuda, but torch sees no GPU (--device cpu: a smoke run)")
+    from benchmarks.partial_json import save
     from pipelines.distributed.ray_runtime import init_ray
 
     gpus = 1 if args.device == "cuda" else 0
@@ -120,6 +125,14 @@ def main() -> None:
         "seconds": args.seconds,
         "quick": args.quick,
     }
+    out = (
+        Path(args.out)
+        if args.out
+        else REPO
+        / "benchmarks/results"
+        / ("gpu_packing.quick.json.tmp" if args.quick else "gpu_packing.json")
+    )
+    save(out, results)
     unit = {"ring8": "generator steps/s", "lstm": "tokens/s"}
     for case in args.cases:
         alone = measure(case, 1, args, share)
@@ -132,15 +145,8 @@ def main() -> None:
             f"{packed['devices'][0]}",
             flush=True,
         )
-    out = (
-        Path(args.out)
-        if args.out
-        else REPO
-        / "benchmarks/results"
-        / ("gpu_packing.quick.json.tmp" if args.quick else "gpu_packing.json")
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+        save(out, results)
+    save(out, results, complete=True)
     print(f"wrote {out}")
 
 

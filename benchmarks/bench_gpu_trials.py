@@ -11,8 +11,9 @@ clock starts and stops. The ratio adl / bare of each repetition is reported, and
   ``gen_steps_per_s`` (training only); ``adl_run`` also pays for one evaluation per repetition.
 - Sequence models, tokens/s: a character LM on the standard library's text, batch 64 × BPTT 128,
   hidden 256, 2 layers, embedding 64, dropout 0.1, AdamW 3e-3, clip 1.0; the trainer's fused
-  ``nn.LSTM`` / ``nn.GRU`` against a bare loop of the same modules (fp32 and bf16), with the explicit
-  cells' rate (fp32) beside them.
+  ``nn.LSTM`` / ``nn.GRU`` against a bare loop of the same modules (fp32 and bf16: in bf16 both run the
+  recurrent kernel in fp32 and the output layer in bf16), with the explicit cells' rate (fp32) beside
+  them.
 
 TF32 and cuDNN's autotuner are process-wide: the first trainer turns them on, so both sides of every
 comparison run with them (recorded in the output).
@@ -23,15 +24,15 @@ Out of scope here: four trials sharing one GPU at ``resources.gpu: 0.25`` are me
     .venv/bin/python benchmarks/bench_gpu_trials.py                   # on the GPU machine, ~5 minutes
     .venv/bin/python benchmarks/bench_gpu_trials.py --device cpu --quick   # a smoke run in seconds
 
-Writes benchmarks/results/gpu_trials.json (``--quick`` writes gpu_trials.quick.json.tmp, git-ignored:
-its tiny models measure nothing worth keeping).
+Writes benchmarks/results/gpu_trials.json (``--out``), rewritten after every case (``"complete": false``
+until the end); ``--quick`` writes gpu_trials.quick.json.tmp, git-ignored: its tiny models measure
+nothing worth keeping.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import statistics
 import sys
@@ -48,6 +49,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.partial_json import save  # noqa: E402
 from components.config import build, load  # noqa: E402
 from components.device import resolve_device, synchronize  # noqa: E402
 from components.gan.config import GanConfig  # noqa: E402
@@ -225,8 +227,10 @@ def bare_gan(cfg: GanConfig, source: DataSource, device: torch.device) -> Runner
     return run
 
 
-def gan_cases(device: str, sizes: Sizes, seconds: float, reps: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def gan_cases(
+    device: str, sizes: Sizes, seconds: float, reps: int, out: dict[str, Any], done: Callable[[], None]
+) -> None:
+    """Every GAN case into ``out``, calling ``done`` after each (the caller saves the JSON so far)."""
     cases = [("ring8", sizes.ring8_batch)] + [("dcgan32", b) for b in sizes.dcgan_batches]
     for case, batch in cases:
         for precision in ("fp32", "bf16"):
@@ -253,7 +257,7 @@ def gan_cases(device: str, sizes: Sizes, seconds: float, reps: int) -> dict[str,
                 f"adl run {row['adl_run']['median']:8.1f} ({row['adl_run']['ratio_to_bare_median']:.3f}x)",
                 flush=True,
             )
-    return out
+            done()
 
 
 # -- sequence models -----------------------------------------------------------------------------------
@@ -269,7 +273,11 @@ class BareLM(nn.Module):
         self.head = nn.Linear(sizes.seq_hidden, vocab)
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        out, state = self.rnn(self.drop(self.embed(x)), state)
+        h = self.drop(self.embed(x))
+        # The recurrence in fp32 outside autocast, as adl's trainer runs it: autocast would put cuDNN's
+        # LSTM/GRU in fp16, whatever its dtype.
+        with torch.autocast(x.device.type, enabled=False):
+            out, state = self.rnn(h.float(), state)
         return self.head(self.drop(out)), state
 
 
@@ -343,8 +351,10 @@ def adl_seq(cell: str, impl: str, precision: str, device: str, sizes: Sizes) -> 
     return run
 
 
-def seq_cases(device: str, sizes: Sizes, seconds: float, reps: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def seq_cases(
+    device: str, sizes: Sizes, seconds: float, reps: int, out: dict[str, Any], done: Callable[[], None]
+) -> None:
+    """Every sequence case into ``out``, calling ``done`` after each."""
     dev = resolve_device(device)
     for cell in ("lstm", "gru"):
         for precision in ("fp32", "bf16"):
@@ -366,7 +376,7 @@ def seq_cases(device: str, sizes: Sizes, seconds: float, reps: int) -> dict[str,
                 e = row["adl_explicit"]
                 line += f"   adl explicit {e['median']:10,.0f} ({e['ratio_to_bare_median']:.3f}x)"
             print(line, flush=True)
-    return out
+            done()
 
 
 def main() -> None:
@@ -397,19 +407,25 @@ def main() -> None:
         "reps": reps,
         "sizes": dataclasses.asdict(sizes),
     }
+
+    def done(complete: bool = False) -> None:
+        results["settings"] = {
+            "threads": torch.get_num_threads(),
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        }
+        results["wall_s"] = time.perf_counter() - t0
+        save(out_path, results, complete)
+
+    done()
     if "gan" in args.parts:
-        results["gan_generator_steps_per_s"] = gan_cases(str(device), sizes, seconds, reps)
+        results["gan_generator_steps_per_s"] = {}
+        gan_cases(str(device), sizes, seconds, reps, results["gan_generator_steps_per_s"], done)
     if "seq" in args.parts:
-        results["seq_tokens_per_s"] = seq_cases(str(device), sizes, seconds, reps)
-    results["settings"] = {
-        "threads": torch.get_num_threads(),
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-    }
-    results["wall_s"] = time.perf_counter() - t0
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(results, indent=1, default=str))
+        results["seq_tokens_per_s"] = {}
+        seq_cases(str(device), sizes, seconds, reps, results["seq_tokens_per_s"], done)
+    done(complete=True)
     print(f"{results['wall_s']:.0f} s; wrote {out_path}")
 
 

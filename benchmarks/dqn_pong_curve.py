@@ -9,7 +9,7 @@ curve as a PNG and the numbers as JSON. Used by ``bench_dqn_gpu.py --parts pong`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ QUICK = [  # a CPU smoke run: one small collector, a CPU learner, a tiny replay,
     "collectors.steps_per_call=16",
     "collectors.inference=local",
     "replay.capacity=5000",
-    "replay.min_size=500",
+    "replay.min_size=128",
     "replay.spi_tolerance=2000",
     "eval.episodes=1",
     "num_cpus=2",
@@ -37,11 +37,13 @@ QUICK = [  # a CPU smoke run: one small collector, a CPU learner, a tiny replay,
 
 
 class CurveTracker(NullTracker):
-    """Keeps the evaluations (env step, wall second, return) and the last periodic log."""
+    """Keeps the evaluations (env step, wall second, return) and the last periodic log; hands the curve
+    so far to ``on_update`` after each (a caller writes it out, so a run cut short leaves it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_update: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.evals: list[dict[str, float]] = []
         self.logs: list[dict[str, float]] = []
+        self.on_update = on_update
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         if "eval_return" in metrics:
@@ -50,12 +52,20 @@ class CurveTracker(NullTracker):
             )
         else:
             self.logs.append({"env_steps": step, **metrics})
+        if self.on_update is not None:
+            self.on_update({"evals": self.evals, "last_log": self.logs[-1] if self.logs else {}})
 
 
-def pong_curve(budget_s: float, eval_every: int, quick: bool, extra: list[str]) -> dict[str, Any]:
+def pong_curve(
+    budget_s: float,
+    eval_every: int,
+    quick: bool,
+    extra: list[str],
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     sets = [*(QUICK if quick else []), f"max_time_s={budget_s}", f"eval.every_env_steps={eval_every}", *extra]
     cfg = load(DQNConfig, REPO / "configs/dqn/pong_gpu.yaml", sets)
-    tracker, t0 = CurveTracker(), time.time()
+    tracker, t0 = CurveTracker(on_update), time.time()
     res, _ = run_dqn(cfg, tracker, progress=False, t_start=t0)
     last = tracker.logs[-1] if tracker.logs else {}
     return {

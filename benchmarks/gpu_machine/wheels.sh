@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The wheels a bare GPU machine needs for adl's GPU checks, for its Python (default 3.12), into .whl/
 # (git-ignored): Ray (stripped of what the checks never load, so the whole set stays under ~50 MB),
-# gymnasium and ale-py (Pong), and the few of their needs a torch image usually lacks. Versions are
-# this project's own (read from .venv). What a torch image already has (numpy, pyyaml, requests,
+# gymnasium and ale-py (Pong, through ale-py's own vector env: no opencv), and the few of their needs a
+# torch image usually lacks. Versions are this project's own (read from .venv). `make gpu-wheels` runs it. What a torch image already has (numpy, pyyaml, requests,
 # aiohttp, grpcio, protobuf, msgpack, click, filelock, pyarrow, pandas, psutil, tqdm, pillow,
 # scikit-learn, matplotlib, pytest) is not fetched: see docs/gpu_checks.md.
 #
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 pip=("$here/.venv/bin/python" -m pip)
 version() { "${pip[@]}" show "$1" 2>/dev/null | sed -n 's/^Version: //p'; }
 
-names=(ray gymnasium Farama-Notifications ale-py jsonschema jsonschema-specifications referencing rpds-py)
+names=(ray gymnasium Farama-Notifications cloudpickle ale-py jsonschema jsonschema-specifications referencing rpds-py)
 mkdir -p "$dest"
 for name in "${names[@]}"; do
   v=$(version "$name")

@@ -8,7 +8,8 @@ very same object inside Tune trials.
 Devices: everything the trainer owns lives on ``train.device`` — networks, optimiser state, the data
 (mixtures drawn there, finite sets copied there once), latent noise, the penalty's α, the metrics and
 the tensors behind the figures; only final numbers and pictures come back to the host. On CUDA the
-conv nets and image batches are channels-last, Adam is fused, and TF32 is on unless ``train.tf32``
+conv nets and image batches are channels-last, Adam is fused (RMSprop capturable, so its step counter
+stays on the GPU too), and TF32 is on unless ``train.tf32``
 is false; ``train.precision: bf16`` runs the forward passes under autocast on either device.
 
 Randomness: network initialisation uses ``seed`` inside a forked CPU RNG (nothing leaks to the caller)
@@ -38,10 +39,10 @@ from components.device import (
     autocast,
     check_precision,
     describe_device,
-    fused_optimizer,
-    keep_optimizer_settings,
+    make_optimizer,
     prefers_channels_last,
     resolve_device,
+    restore_optimizer,
     setup_process,
     synchronize,
     to_cpu,
@@ -127,10 +128,8 @@ class GanTrainer:
 
     def _optimizer(self, net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "rmsprop":
-            return torch.optim.RMSprop(net.parameters(), lr=lr)
-        return torch.optim.Adam(
-            net.parameters(), lr=lr, betas=self.cfg.betas, fused=fused_optimizer(self.device)
-        )
+            return make_optimizer("rmsprop", net.parameters(), self.device, lr=lr)
+        return make_optimizer("adam", net.parameters(), self.device, lr=lr, betas=self.cfg.betas)
 
     def _autocast(self) -> Any:
         return autocast(self.device, self.cfg.train.precision)
@@ -316,8 +315,8 @@ class GanTrainer:
                 self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
             for opt in (self.opt_g, self.opt_d):
-                if opt is not None:
-                    keep_optimizer_settings(opt, fused_optimizer(self.device))
+                if opt is not None:  # this device's flags, step counters and memory layouts
+                    restore_optimizer(opt)
         except (KeyError, RuntimeError, ValueError) as e:
             raise ConfigError(
                 f"GAN checkpoint does not fit this config's networks ({type(e).__name__}: {e})"

@@ -72,7 +72,9 @@ class TrainConfig:
     target: float = param(0.0, "held-out val_loss whose first crossing is timed (0 = task default)", ge=0)
     device: str = param("auto", f"{DEVICE_NAMES}; auto = the GPU this process can see, else the CPU")
     precision: Literal["fp32", "bf16"] = param(
-        "fp32", "bf16: forward passes under bf16 autocast (losses stay fp32; evaluation runs in fp32)"
+        "fp32",
+        "bf16: forward passes under bf16 autocast, except the fused LSTM/GRU kernel (fp32); losses and "
+        "evaluation in fp32",
     )
     tf32: bool = param(True, "on CUDA: let fp32 matmuls use TF32 (process-wide)")
     threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)

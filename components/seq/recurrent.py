@@ -5,10 +5,18 @@
 is ``(h, c)`` each [L, B, H] for the LSTM and ``h`` [L, B, H] for the GRU. Models never need to know
 which implementation they run on. This module also holds the weight mappings from the fused
 modules and the parameter-count formulas the tests check.
+
+Precision: under autocast (``train.precision: bf16``) the fused kernels run in fp32, outside autocast.
+Torch's autocast puts cuDNN's LSTM/GRU in fp16 whatever autocast's dtype (with no loss scale: bf16's
+range, fp16's 5-bit exponent), and on the CPU it runs the LSTM in bf16 but the GRU's gates in fp32:
+neither is the bf16 a user asked for. So the recurrence stays fp32 (TF32 on CUDA where allowed) and
+the layers around it (embedding, output) follow autocast. The explicit cells are plain matmuls and
+elementwise ops: under autocast their matmuls run in bf16 and their state stays fp32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -72,6 +80,35 @@ class ExplicitRNN(nn.Module):
         return x, torch.stack(hs)
 
 
+def _in_fp32(
+    forward: Callable[..., tuple[Tensor, State]], x: Tensor, hx: State | None
+) -> tuple[Tensor, State]:
+    """``forward(x, hx)`` as it is outside autocast; in fp32 with autocast off inside it."""
+    kind = x.device.type
+    if not torch.is_autocast_enabled(kind):
+        return forward(x, hx)
+    if isinstance(hx, tuple):
+        hx = (hx[0].float(), hx[1].float())
+    elif hx is not None:
+        hx = hx.float()
+    with torch.autocast(kind, enabled=False):
+        return forward(x.float(), hx)
+
+
+class FusedLSTM(nn.LSTM):
+    """``nn.LSTM`` whose kernel runs in fp32 even under autocast (see the module doc)."""
+
+    def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:  # type: ignore[override]
+        return _in_fp32(super().forward, input, hx)
+
+
+class FusedGRU(nn.GRU):
+    """``nn.GRU`` whose kernel runs in fp32 even under autocast (see the module doc)."""
+
+    def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, State]:  # type: ignore[override]
+        return _in_fp32(super().forward, input, hx)
+
+
 def make_recurrent(
     cell: Cell,
     impl: Impl,
@@ -86,7 +123,7 @@ def make_recurrent(
     ``reset_after`` only concerns the explicit GRU (the fused GRU is always reset-after).
     """
     if impl == "fused":
-        cls = nn.LSTM if cell == "lstm" else nn.GRU
+        cls: type[nn.Module] = FusedLSTM if cell == "lstm" else FusedGRU
         return cls(
             input_size,
             hidden_size,

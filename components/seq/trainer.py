@@ -8,7 +8,8 @@ the queued work before it stops).
 
 Devices: the model, optimizer state, token lanes, batches and the running loss live on
 ``train.device``; checkpoints hold CPU tensors and restore on either device. ``train.precision:
-bf16`` runs the forward pass under autocast (the loss is computed in fp32); on CUDA AdamW is fused
+bf16`` runs the forward pass under autocast (the loss is computed in fp32) except the fused recurrent
+kernel, which stays fp32 (``recurrent.py`` says why); on CUDA AdamW is fused
 and TF32 is on unless ``train.tf32`` is false. Dropout draws from torch's global RNG of the device,
 seeded from ``seed``; both the CPU state and, on CUDA, the device's state are checkpointed.
 """
@@ -27,9 +28,9 @@ from components.device import (
     autocast,
     check_precision,
     describe_device,
-    fused_optimizer,
-    keep_optimizer_settings,
+    make_optimizer,
     resolve_device,
+    restore_optimizer,
     setup_process,
     synchronize,
     to_cpu,
@@ -54,8 +55,8 @@ class SeqTrainer:
         self.task = make_task(cfg, self.device)
         self.model = self.task.model
         self.model.train()
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused_optimizer(self.device)
+        self.optimizer = make_optimizer(
+            "adamw", self.model.parameters(), self.device, lr=t.lr, weight_decay=t.weight_decay
         )
         self.target = t.target or self.task.default_target
         self.params = count_params(self.model)
@@ -148,7 +149,7 @@ class SeqTrainer:
                 f"checkpoint does not fit this model (cell, sizes or vocabulary differ): {e}"
             ) from e
         self.optimizer.load_state_dict(state["optimizer"])
-        keep_optimizer_settings(self.optimizer, fused_optimizer(self.device))
+        restore_optimizer(self.optimizer)  # this device's flags, step counters and memory layouts
         self.task.load_state_dict(state["task"], position=int(state["position"]))
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:  # from a CPU run: dropout keeps its seed

@@ -19,8 +19,9 @@ from components.device import (
     check_precision,
     describe_device,
     fused_optimizer,
-    keep_optimizer_settings,
+    make_optimizer,
     resolve_device,
+    restore_optimizer,
     setup_process,
     to_cpu,
 )
@@ -158,16 +159,72 @@ def test_a_loaded_optimizer_keeps_its_own_fused_setting() -> None:
     reader = torch.optim.Adam([q], lr=0.1)
     reader.load_state_dict(copy.deepcopy(writer.state_dict()))  # as through torch.save / torch.load
     assert reader.param_groups[0]["fused"] is True  # the writer's flag
-    keep_optimizer_settings(reader, None)
+    restore_optimizer(reader)
     assert reader.param_groups[0]["fused"] is None and reader.state[q]["step"].device.type == "cpu"
     for param, opt in ((p, writer), (q, reader)):
         param.grad = torch.full((3,), 0.5, device="cpu")
         opt.step()
     torch.testing.assert_close(q, p)  # the same update, by either path
     assert reader.state[q]["step"].item() == 2
-    rms = torch.optim.RMSprop([nn.Parameter(torch.ones(1, device="cpu"))])
-    keep_optimizer_settings(rms, True)  # no fused implementation: left alone
-    assert "fused" not in rms.param_groups[0]
+
+
+def test_a_capturable_rmsprop_checkpoint_resumes_on_the_cpu() -> None:
+    """A CUDA RMSprop is capturable (its step counter on the GPU); a CPU reader must not inherit the
+    flag: capturable RMSprop refuses CPU tensors at its next step."""
+    p = nn.Parameter(torch.ones(3, device="cpu"))
+    writer = torch.optim.RMSprop([p], lr=0.1)
+    p.grad = torch.ones(3, device="cpu")
+    writer.step()
+    state = copy.deepcopy(writer.state_dict())
+    state["param_groups"][0]["capturable"] = True  # as a CUDA trainer writes it
+    q = nn.Parameter(p.detach().clone())
+    reader = make_optimizer("rmsprop", [q], torch.device("cpu"), lr=0.1)
+    reader.load_state_dict(state)
+    restore_optimizer(reader)
+    assert reader.param_groups[0]["capturable"] is False
+    for param, opt in ((p, writer), (q, reader)):
+        param.grad = torch.full((3,), 0.5, device="cpu")
+        opt.step()
+    torch.testing.assert_close(q, p)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "rmsprop"])
+def test_optimizers_built_for_cuda_keep_their_step_counters_on_the_gpu(kind: str) -> None:
+    """Torch puts an optimizer's step counter on the parameter's device only for a fused or capturable
+    update (else on the CPU, beside CUDA moments: a device slip and a host read per step). Built here
+    for cuda:0 on CPU parameters: nothing is stepped, only the flags are read."""
+    opt = make_optimizer(kind, [nn.Parameter(torch.ones(2, device="cpu"))], torch.device("cuda", 0), lr=0.1)
+    group = opt.param_groups[0]
+    assert group.get("fused") or group.get("capturable"), group
+    cpu = make_optimizer(kind, [nn.Parameter(torch.ones(2, device="cpu"))], torch.device("cpu"), lr=0.1)
+    assert not (cpu.param_groups[0].get("fused") or cpu.param_groups[0].get("capturable"))
+
+
+def test_moments_loaded_across_memory_layouts_take_their_parameters_layout() -> None:
+    """A channels-last writer (a CUDA trainer's conv weights) loaded by an NCHW reader, and the reverse,
+    both with fused Adam (the CUDA path, here on the CPU): the moments take the reader's layout and the
+    next step is the writer's own. Without that, fused Adam updates the wrong elements."""
+    torch.manual_seed(0)
+    grads = [torch.randn(8, 3, 4, 4, device="cpu") for _ in range(2)]
+    for writer_format, reader_format in (
+        (torch.channels_last, torch.contiguous_format),
+        (torch.contiguous_format, torch.channels_last),
+    ):
+        p = nn.Parameter(torch.randn(8, 3, 4, 4, device="cpu").contiguous(memory_format=writer_format))
+        writer = torch.optim.Adam([p], lr=0.1, fused=True)
+        p.grad = grads[0].contiguous(memory_format=writer_format)
+        writer.step()
+        q = nn.Parameter(p.detach().clone().contiguous(memory_format=reader_format))
+        reader = torch.optim.Adam([q], lr=0.1, fused=True)
+        reader.load_state_dict(copy.deepcopy(writer.state_dict()))
+        restore_optimizer(reader)
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert reader.state[q][key].stride() == q.stride(), key
+        p.grad = grads[1].contiguous(memory_format=writer_format)
+        q.grad = grads[1].contiguous(memory_format=reader_format)
+        writer.step()
+        reader.step()
+        torch.testing.assert_close(q, p, rtol=0, atol=0)
 
 
 def _factory_calls_without_device(path: Path) -> list[str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.config import ConfigError, param, section
+from components.device_names import DEVICE_NAMES, check_device_name
 from components.replay.buffer import ReplayConfig
 from components.rl.envs import EnvConfig
 from components.rl.schedules import ScheduleConfig, check_schedule
@@ -23,7 +24,12 @@ def _eps() -> ScheduleConfig:
 class AtariConfig:
     """Standard ALE preprocessing (Machado et al. 2018 style), applied when ``enabled``."""
 
-    enabled: bool = param(False, "wrap the env in AtariPreprocessing + a frame stack")
+    enabled: bool = param(False, "preprocess the ALE game's frames and stack them")
+    backend: Literal["gymnasium", "ale_vector"] = param(
+        "gymnasium",
+        "gymnasium: AtariPreprocessing + FrameStackObservation (needs opencv); ale_vector: ale-py's "
+        "AtariVectorEnv, the same frames from C++ (no opencv; ALE/<Game>-v5 ids only)",
+    )
     frame_skip: int = param(4, "agent steps repeat the action this many frames", ge=1)
     screen_size: int = param(84, "frames are resized to screen_size × screen_size grayscale", ge=16)
     stack: int = param(4, "frames stacked into one observation", ge=1)
@@ -83,7 +89,9 @@ class LearnerConfig:
     tau: float = param(0.005, "Polyak factor per step for soft updates", gt=0.0, le=1.0)
     publish_every: int = param(50, "learner steps between weight broadcasts to collectors", ge=1)
     batches_per_call: int = param(8, "batches fetched per replay call (amortises the actor round trip)", ge=1)
-    device: Literal["auto", "cpu", "cuda"] = param("auto", "where the learner runs; collectors stay on CPU")
+    device: str = param(
+        "auto", f"where the learner runs ({DEVICE_NAMES}; in a Ray actor Ray picks the GPU); collectors: CPU"
+    )
     num_threads: int = param(1, "torch CPU threads of the learner (small nets are fastest on one)", ge=1)
     placement: Literal["auto", "driver", "actor"] = param(
         "auto", "where the learner runs on Ray: auto = in an actor when device is cuda, else in the driver"
@@ -156,13 +164,15 @@ class DQNConfig:
     def learner_in_actor(self) -> bool:
         """On Ray, does the learner run in its own actor (with its GPU share) rather than the driver?"""
         placement = self.learner.placement
-        return not self.local and (
-            placement == "actor" or (placement == "auto" and self.learner.device == "cuda")
-        )
+        return not self.local and (placement == "actor" or (placement == "auto" and self.learner_on_cuda()))
+
+    def learner_on_cuda(self) -> bool:
+        """Whether ``learner.device`` names a GPU (``cuda`` or ``cuda:N``; ``auto`` is decided later)."""
+        return self.learner.device.startswith("cuda")
 
     def learner_gpus(self) -> float:
         """The GPU share the learner actor asks Ray for (0 for a CPU learner)."""
-        return self.learner.num_gpus if self.learner.device == "cuda" else 0.0
+        return self.learner.num_gpus if self.learner_on_cuda() else 0.0
 
     def inference_gpus(self) -> float:
         """The GPU share of the collectors' inference actor (0: none, or it runs on a CPU)."""
@@ -170,6 +180,7 @@ class DQNConfig:
 
     def validate(self) -> None:
         check_schedule(self.collectors.schedule, "collectors.schedule")
+        self._validate_learner_device()
         if self.local and self.learner.placement == "actor":
             raise ConfigError(
                 "learner.placement: actor needs Ray, but local is true; allowed with local: auto, driver"
@@ -189,6 +200,19 @@ class DQNConfig:
             raise ConfigError(
                 f"replay.min_size: {self.replay.min_size} is below learner.batch_size "
                 f"{self.learner.batch_size}; allowed: >= learner.batch_size"
+            )
+
+    def _validate_learner_device(self) -> None:
+        """``cuda:N`` picks a GPU by index where the learner runs in this process. In a Ray actor Ray picks
+        the GPU and the actor sees only that one, as ``cuda:0``: any other index could never exist there."""
+        name = self.learner.device
+        check_device_name(name, "learner.device")
+        if self.learner_in_actor() and name.startswith("cuda:") and name != "cuda:0":
+            raise ConfigError(
+                f"learner.device: {name} picks a GPU by index, but the learner runs in a Ray actor "
+                f"(learner.placement: {self.learner.placement}), which sees only the GPU Ray gives it, as "
+                f"cuda:0; allowed there: cuda or cuda:0, or learner.placement: driver (or local: true) to "
+                f"pick a GPU of this machine by index"
             )
 
     def _validate_learner_options(self) -> None:

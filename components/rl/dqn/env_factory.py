@@ -8,13 +8,18 @@ import gymnasium as gym
 import numpy as np
 
 from components.config import ConfigError
+from components.rl.dqn.ale_vector import OneGame, ale_vector_env
 from components.rl.dqn.config import DQNConfig
 from components.rl.envs import make_env, require_discrete
+
+SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
 
 
 def env_fn(cfg: DQNConfig, seed: int) -> Callable[[], gym.Env]:
     def make() -> gym.Env:
-        if cfg.atari.enabled:
+        if cfg.atari.enabled and cfg.atari.backend == "ale_vector":
+            env: gym.Env = OneGame(cfg.env, cfg.atari)
+        elif cfg.atari.enabled:
             env = make_env(cfg.env, frameskip=1)
             env = gym.wrappers.AtariPreprocessing(
                 env,
@@ -24,7 +29,7 @@ def env_fn(cfg: DQNConfig, seed: int) -> Callable[[], gym.Env]:
                 terminal_on_life_loss=cfg.atari.terminal_on_life_loss,
                 grayscale_obs=True,
             )
-            env = gym.wrappers.FrameStackObservation(env, cfg.atari.stack)
+            env = gym.wrappers.FrameStackObservation(env, cfg.atari.stack)  # padded with the first frame
         else:
             env = make_env(cfg.env)
         env.action_space.seed(seed)
@@ -33,10 +38,17 @@ def env_fn(cfg: DQNConfig, seed: int) -> Callable[[], gym.Env]:
     return make
 
 
-def vector_env(cfg: DQNConfig, num_envs: int, seed: int) -> gym.vector.VectorEnv:
-    """A synchronous vector env that resets finished copies in the same step (final obs in info)."""
+def vector_env(
+    cfg: DQNConfig, num_envs: int, seed: int, autoreset: gym.vector.AutoresetMode = SAME_STEP
+) -> gym.vector.VectorEnv:
+    """``num_envs`` copies stepped together; by default finished copies reset in the same step (final
+    obs in info). ALE games with ``atari.backend: ale_vector``: one ale-py vector env (C++)."""
+    if cfg.atari.enabled and cfg.atari.backend == "ale_vector":
+        envs = ale_vector_env(cfg.env, cfg.atari, num_envs, autoreset)
+        envs.action_space.seed(seed)
+        return envs
     fns = [env_fn(cfg, seed + i) for i in range(num_envs)]
-    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=autoreset)
 
 
 def check_spaces(cfg: DQNConfig) -> tuple[tuple[int, ...], np.dtype, int]:

@@ -16,17 +16,14 @@ from torch import nn
 
 from components.nets.qnets import MLPQNetwork, NumpyMLP
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.env_factory import env_fn
+from components.rl.dqn.env_factory import vector_env
 
 
 class Evaluator:
     def __init__(self, cfg: DQNConfig) -> None:
         self.episodes = cfg.eval.episodes
         seed = 1_000_000 + cfg.seed * 100
-        self.envs = gym.vector.SyncVectorEnv(
-            [env_fn(cfg, seed + i) for i in range(self.episodes)],
-            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
-        )
+        self.envs = vector_env(cfg, self.episodes, seed, gym.vector.AutoresetMode.NEXT_STEP)
         self.seed = seed
         self.calls = 0
 

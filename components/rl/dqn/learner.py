@@ -27,9 +27,9 @@ from torch import nn
 from components.config import ConfigError
 from components.device import (
     check_precision,
-    keep_optimizer_settings,
     prefers_channels_last,
     resolve_device,
+    restore_optimizer,
     setup_process,
 )
 from components.replay.batch import SampledBatch
@@ -154,24 +154,9 @@ class Learner:
         self.pair.online.load_state_dict(state["online"])
         self.pair.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
-        # The checkpoint's param groups carry the writer's flags (a graphed GPU learner's capturable):
-        # this learner's own flags go back, and Adam's step counters to where they then belong.
-        for group in self.optimizer.param_groups:
-            group["capturable"] = self.graphed
-        keep_optimizer_settings(self.optimizer, fused=True)
-        _match_param_layouts(self.optimizer)
+        # The checkpoint's param groups carry the writer's flags (a graphed GPU learner's capturable) and
+        # its moments the writer's memory layout: this learner's own go back.
+        restore_optimizer(self.optimizer)
         self.steps = int(state["steps"])
         if self.graph is not None:
             self.graph.reset()  # the optimizer's state tensors are new: capture them again
-
-
-def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
-    """Give Adam's moments their parameter's memory layout. A CUDA learner keeps conv weights (and so
-    their moments) channels-last and a CPU learner does not; ``load_state_dict`` keeps the writer's
-    strides, and fused Adam with moments laid out unlike their parameter updates the wrong elements."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
-                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)

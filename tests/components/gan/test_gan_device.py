@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from components import device as device_module
 from components.config import ConfigError, build, load
 from components.gan import losses
 from components.gan import trainer as trainer_module
@@ -48,9 +49,21 @@ def tensors(obj: Any) -> list[torch.Tensor]:
     return []
 
 
+def optimizer_state(trainer: GanTrainer) -> list[torch.Tensor]:
+    """Every tensor of both optimizers' state, step counters included."""
+    return [
+        t
+        for opt in (trainer.opt_g, trainer.opt_d)
+        if opt is not None
+        for t in tensors(opt.state_dict()["state"])
+    ]
+
+
 def assert_on(trainer: GanTrainer, device: torch.device) -> None:
     owned = [*trainer.generator.parameters(), *trainer.critic.parameters(), trainer.eval_z, trainer.eval_real]
-    owned += tensors(trainer.opt_d.state_dict()["state"])
+    state = optimizer_state(trainer)
+    assert any(t.dim() == 0 for t in state), "no step counter: the optimizers have not stepped yet"
+    owned += state
     owned += [t for t in (trainer.source.data, trainer.source.modes) if t is not None]
     assert {t.device for t in owned} == {device}
     assert trainer.rng.device == device
@@ -196,6 +209,59 @@ def test_a_checkpoint_from_another_kind_of_device_reseeds_the_stream_reproducibl
         assert torch.equal(p, q)
 
 
+RING8_WGAN_RMSPROP: dict[str, Any] = {"train": {"loss": "wgan"}}  # RMSprop, as Arjovsky et al.
+
+
+def test_a_cuda_rmsprop_checkpoint_resumes_on_the_cpu() -> None:
+    """On CUDA RMSprop is capturable (its step counter stays on the GPU, beside its moments); the flag
+    travels in the checkpoint's param groups and must not reach a CPU trainer, where capturable
+    RMSprop refuses to step. Resumed, the run continues as one that never stopped."""
+    straight = make(RING8_WGAN_RMSPROP, steps=4)
+    assert isinstance(straight.opt_d, torch.optim.RMSprop)
+    straight.run_chunk()
+    straight.run_chunk()
+    first = make(RING8_WGAN_RMSPROP, steps=4)
+    first.run_chunk()
+    state = roundtrip(first.state_dict())
+    for opt in ("opt_g", "opt_d"):
+        state[opt]["param_groups"][0]["capturable"] = True  # as a CUDA trainer writes it
+    resumed = make(RING8_WGAN_RMSPROP, steps=4)
+    resumed.load_state_dict(state)
+    assert all(not g["capturable"] for o in (resumed.opt_g, resumed.opt_d) if o for g in o.param_groups)
+    resumed.run_chunk()
+    for a, b in zip(straight.critic.parameters(), resumed.critic.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_cpu_checkpoint_resumes_channels_last_with_fused_adam(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA layout and optimizer (channels-last convs, fused Adam), forced on the CPU, resumed from a
+    plain CPU checkpoint: Adam's moments take their conv weights' layout (fused Adam with moments laid
+    out otherwise updates the wrong elements here and is refused on CUDA) and training continues as a
+    run that never stopped, within the rounding channels-last changes."""
+    straight = make(DIGITS_DCGAN_GP, steps=4)
+    straight.run_chunk()
+    straight.run_chunk()
+    first = make(DIGITS_DCGAN_GP, steps=4)
+    first.run_chunk()
+    state = roundtrip(first.state_dict())
+    monkeypatch.setattr(trainer_module, "prefers_channels_last", lambda device: True)
+    monkeypatch.setattr(device_module, "fused_optimizer", lambda device: True)
+    monkeypatch.setattr(trainer_module, "fused_optimizer", lambda device: True, raising=False)
+    resumed = make(DIGITS_DCGAN_GP, steps=4)
+    assert resumed.channels_last and resumed.opt_d.param_groups[0]["fused"]
+    resumed.load_state_dict(state)
+    for opt in (resumed.opt_g, resumed.opt_d):
+        assert opt is not None
+        for p in opt.param_groups[0]["params"]:
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert opt.state[p][key].stride() == p.stride(), (key, tuple(p.shape))
+    resumed.run_chunk()
+    for a, b in zip(straight.generator.parameters(), resumed.generator.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(straight.critic.parameters(), resumed.critic.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 # -- bf16 autocast on the CPU -----------------------------------------------------------------------
 
 
@@ -330,6 +396,6 @@ def test_checkpoints_cross_between_cuda_and_cpu(src: str, dst: str) -> None:
     for a, b in zip(first.generator.parameters(), resumed.generator.parameters()):
         assert b.device.type == dst
         torch.testing.assert_close(a.cpu(), b.cpu(), rtol=0, atol=0)
-    assert {t.device.type for t in tensors(resumed.opt_d.state_dict()["state"]) if t.dim() > 0} == {dst}
+    assert {t.device.type for t in optimizer_state(resumed)} == {dst}  # step counters included
     resumed.run_chunk()  # and it trains on
     assert resumed.position == 4

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from components.config import ConfigError, load
 from components.seq.config import SeqConfig
@@ -164,6 +165,72 @@ def test_bf16_training_follows_fp32_closely() -> None:
     assert apart < 0.1 * moved
 
 
+class DtypesSeen(TorchDispatchMode):
+    """The dtypes of the floating-point tensors the ops produce while it is active (autocast's casts
+    happen above this level: what is recorded is what the kernels computed in)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, torch.dtype]] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tensors(list(out) if isinstance(out, tuple | list) else out):
+            if t.is_floating_point():
+                self.seen.add((str(func), t.dtype))
+        return out
+
+
+def watch(module: torch.nn.Module) -> tuple[DtypesSeen, list[torch.dtype]]:
+    """Record the dtypes of what ``module``'s forward computes, and of its first output."""
+    mode, outputs = DtypesSeen(), []
+
+    def enter(m: Any, args: Any) -> None:
+        mode.__enter__()
+
+    def leave(m: Any, args: Any, out: Any) -> None:
+        mode.__exit__(None, None, None)
+        outputs.append(tensors(out)[0].dtype)
+
+    module.register_forward_pre_hook(enter)
+    module.register_forward_hook(leave)
+    return mode, outputs
+
+
+DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=pytest.mark.cuda)]
+HALF = {torch.float16, torch.bfloat16}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("task", [TINY_LM, TINY_ADDING], ids=["char_lm", "adding"])
+def test_bf16_runs_the_fused_recurrent_kernel_in_fp32_and_the_output_layer_in_bf16(
+    task: list[str], cell: str, device: str
+) -> None:
+    """Autocast would run cuDNN's LSTM/GRU in fp16 (whatever its dtype, with no loss scale) and, on the
+    CPU, the LSTM in bf16 and the GRU's matmuls in bf16: the fused kernel runs outside it, in fp32,
+    while the layers around it (here the output layer) compute in bf16."""
+    t = make(*task, f"model.cell={cell}", "model.impl=fused", "train.precision=bf16", device=device)
+    model: Any = t.model
+    head = model.head if hasattr(model, "head") else model.fc
+    inside, rnn_out = watch(model.rnn)
+    _, head_out = watch(head)
+    t.train_steps(2)  # the second window starts from the first one's carried state (char_lm)
+    assert rnn_out == [torch.float32, torch.float32]
+    assert inside.seen and not {op for op, dtype in inside.seen if dtype in HALF}, inside.seen
+    assert head_out == [torch.bfloat16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bf16_runs_the_explicit_cells_matmuls_in_bf16_and_keeps_their_state_in_fp32(cell: str) -> None:
+    t = make(*TINY_LM, f"model.cell={cell}", "model.impl=explicit", "train.precision=bf16")
+    model: Any = t.model
+    inside, rnn_out = watch(model.rnn)
+    t.train_steps(1)
+    matmuls = {dtype for op, dtype in inside.seen if op.startswith(("aten.mm", "aten.addmm"))}
+    assert matmuls == {torch.bfloat16} and rnn_out == [torch.float32]
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("cell", CELLS)
@@ -174,6 +241,8 @@ def test_one_chunk_on_cuda(task: list[str], cell: list[str], precision: str, tmp
     assert t.device == device and all(p.device == device for p in t.model.parameters())
     m = t.run_chunk()
     assert all(torch.isfinite(torch.tensor(v, device="cpu")) for v in m.values()), m
+    # Optimizer state, step counters included (fused AdamW keeps them on the GPU).
+    assert {x.device for x in tensors(t.optimizer.state_dict()["state"])} == {device}
     t.write_artifacts(tmp_path)
     state = t.state_dict()
     assert {x.device.type for x in tensors(state)} == {"cpu"} and "cuda_rng" in state

@@ -118,10 +118,11 @@ PONG_SETTINGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def pong_pushes():
-    """One Pong stream (same seeds, weights and ε draws) collected twice: frames once, whole stacks."""
-    cfg = load(DQNConfig, "configs/dqn/pong.yaml", PONG_SETTINGS)
+@pytest.fixture(scope="module", params=["gymnasium", "ale_vector"])
+def pong_pushes(request):
+    """One Pong stream (same seeds, weights and ε draws) collected twice: frames once, whole stacks;
+    with either Atari backend (ale-py's vector env pads a new stack with blank frames unless told)."""
+    cfg = load(DQNConfig, "configs/dqn/pong.yaml", [*PONG_SETTINGS, f"atari.backend={request.param}"])
     pixel = Collector(cfg, index=1, obs_shape=(4, 84, 84), n_actions=6)
     naive = Collector(cfg, index=1, obs_shape=(4, 84, 84), n_actions=6, frames=False)
     runs = [(pixel.run(25), naive.run(25)) for _ in range(3)]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from components.config import ConfigError, load
 from components.rl.dqn.config import DQNConfig
@@ -40,3 +41,53 @@ def test_pong_gpu_config_fits_one_gpu_and_its_cpus():
     assert cfg.num_cpus is not None and cfg.collectors.num_collectors <= cfg.num_cpus - 2
     assert cfg.learner.batch_size * cfg.learner.batches_per_call <= cfg.replay.spi_tolerance
     assert cfg.env.max_episode_steps == 108_000  # ALE's 30 minutes of frames: whole games
+
+
+# -- learner.device: the names every trainer takes ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])
+def test_the_learner_takes_every_device_name_the_other_trainers_take(name):
+    """``cuda:N`` as GAN and sequence trainers take it (a config check: no GPU is looked for here)."""
+    cfg = load(DQNConfig, CARTPOLE, [f"learner.device={name}", "learner.placement=driver"])
+    assert cfg.learner.device == name
+    assert cfg.learner_gpus() == (1.0 if name.startswith("cuda") else 0.0)
+
+
+def test_the_gpu_benchmarks_learner_overrides_load():
+    """``bench_dqn_gpu.py --parts learner`` passes the resolved device, ``cuda:0``, for every case."""
+    cfg = load(
+        DQNConfig,
+        "configs/dqn/pong_gpu.yaml",
+        ["learner.device=cuda:0", "learner.batch_size=32", "learner.tf32=true"],
+    )
+    assert cfg.learner.device == "cuda:0" and cfg.learner_in_actor()
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda0", "CUDA"])
+def test_a_learner_device_that_is_not_one_is_refused_at_load(name):
+    with pytest.raises(ConfigError) as e:
+        load(DQNConfig, CARTPOLE, [f"learner.device={name}"])
+    assert str(e.value) == f"learner.device: {name!r} is not a device; allowed: auto, cpu, cuda, cuda:N"
+
+
+def test_a_gpu_index_is_refused_where_ray_picks_the_learners_gpu():
+    """In a Ray actor the learner sees only the GPU Ray gave it, as cuda:0."""
+    with pytest.raises(
+        ConfigError, match=r"learner.device: cuda:1 picks a GPU by index, but the learner runs in a Ray actor"
+    ):
+        load(DQNConfig, CARTPOLE, ["learner.device=cuda:1"])  # placement auto: an actor on Ray
+    assert load(DQNConfig, CARTPOLE, ["learner.device=cuda:0"]).learner_in_actor()
+    local = load(DQNConfig, CARTPOLE, ["learner.device=cuda:1", "local=true"])
+    assert not local.learner_in_actor()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU-only machine")
+def test_a_gpu_index_torch_cannot_see_is_refused_when_the_learner_is_built():
+    from components.nets.qnets import MLPQNetwork
+    from components.rl.dqn.learner import Learner
+
+    cfg = load(DQNConfig, CARTPOLE, ["learner.device=cuda:1", "learner.placement=driver"])
+    with pytest.raises(ConfigError) as e:
+        Learner(MLPQNetwork(4, 2, hidden=(8,), head_hidden=8), cfg.learner)
+    assert str(e.value) == "learner.device: cuda:1 was asked for but torch sees no GPU; use auto or cpu"

@@ -1,5 +1,5 @@
-"""The learner on CUDA: the update replayed as a CUDA graph against the same update run eagerly, pinned
-side-stream staging, bf16 and channels-last, and checkpoints of a graphed learner on the CPU.
+"""The learner on CUDA: the update replayed as a CUDA graph against the same update run eagerly, bf16
+and channels-last, and checkpoints of a graphed learner on the CPU (staging: ``test_staging.py``).
 
 Every test here needs a GPU (``@pytest.mark.cuda``; skipped where torch sees none). Tolerances: both
 learners run the same kernels in the same order, but cuDNN/cuBLAS may pick other algorithms (or
@@ -21,7 +21,6 @@ from components.replay.batch import SampledBatch
 from components.rl.dqn.config import LearnerConfig
 from components.rl.dqn.cycle import learner_cycle
 from components.rl.dqn.learner import Learner
-from components.rl.dqn.staging import BatchStager, consume
 
 pytestmark = pytest.mark.cuda
 K, B = 12, 32
@@ -110,24 +109,6 @@ def test_a_batch_of_another_shape_runs_eagerly_and_the_graph_carries_on():
         learner.step(batches[5])
     assert graphed.graph is not None and graphed.graph.captured
     _assert_same_nets(graphed, eager)
-
-
-def test_pinned_side_stream_staging_delivers_every_batch_intact():
-    """Copies on the side stream into two reused slots, with updates queued in between: each update
-    reads exactly its own batch (the events keep a copy from overwriting a slot still being read)."""
-    device = torch.device("cuda")
-    stager = BatchStager(device)
-    batches = _batches("cnn", k=6)
-    seen = []
-    for b in batches:
-        x = stager.put(b)
-        assert x.obs_pair.device.type == "cuda"
-        seen.append(consume(x, lambda x=x: (x.obs_pair.float().sum(), x.scalars.clone())))
-    for b, (total, scalars) in zip(batches, seen):
-        assert total.item() == float(b.obs.astype(np.float64).sum() + b.next_obs.astype(np.float64).sum())
-        np.testing.assert_array_equal(scalars[0].long().cpu().numpy(), b.action)
-        np.testing.assert_array_equal(scalars[4].cpu().numpy(), b.weight)
-    assert stager.slots[0].host_obs.is_pinned()
 
 
 def test_bf16_and_channels_last_train_the_cnn():
