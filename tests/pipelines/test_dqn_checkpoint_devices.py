@@ -43,6 +43,7 @@ def _parts(device: str):
     return cfg, learner, wiring, (obs_shape, str(obs_dtype), n_actions)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("src,dst", [("cuda", "cpu"), ("cpu", "cuda")])
 def test_checkpoint_restores_across_devices(src, dst, tmp_path):

@@ -112,6 +112,7 @@ def test_a_gpu_learner_the_cluster_cannot_place_is_refused(tracking_uri, tmp_pat
 
 
 @pytest.mark.ray
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_learner_runs_in_an_actor_on_half_a_gpu_and_solves_cartpole(tmp_path):
     """In a fresh process (its own Ray, which sees the GPU): CartPole reaches greedy 475."""
