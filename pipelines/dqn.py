@@ -52,7 +52,8 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.
         experiment, _, tags = ctx.extra["resume_info"]
         tagged = Path(tags.get(CHECKPOINT_TAG) or checkpoint_dir(cfg, resume_id))
-        ckpt_dir = fetch_checkpoint(cfg, uri, resume_id, tagged)
+        ckpt_dir, slot = fetch_checkpoint(cfg, uri, resume_id, tagged)
+        ctx.extra["upload_slot"] = 0 if slot is None else 1 - slot  # never over the copy resumed from
         manifest = verify(ckpt_dir, cfg, setup.obs_shape, setup.n_actions, setup.net, setup.obs_dtype)
         opened = {"run_id": resume_id, "config_file": "config_resumed.yaml"}
         check_run_folders(ckpt_dir.parent)
@@ -102,6 +103,7 @@ def _train(
             ckpt_dir=ckpt_dir,
             resume=manifest,
             setup=setup,
+            upload_slot=ctx.extra.get("upload_slot", 0),
         )
         if not cfg.local:  # the actors are gone: Ray stops while the results are logged
             from pipelines.distributed.ray_runtime import shutdown_in_background

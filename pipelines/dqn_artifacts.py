@@ -10,6 +10,7 @@ checkpoint folder (the run's host is gone) downloads that copy and verifies it l
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import env_fn
-from pipelines.dqn_checkpoint import MANIFEST, CheckpointError, checkpoint_dir
+from pipelines.dqn_checkpoint import MANIFEST, UPLOAD_SLOTS, CheckpointError, checkpoint_dir
 from pipelines.dqn_run import DQNSetup
 from pipelines.dqn_state import LoopLearner, LoopResult
 from pipelines.tracking import Tracker
@@ -83,18 +84,40 @@ def log_results(
     tracker.log_metrics(summary, step=res.env_steps)
 
 
-def fetch_checkpoint(cfg: DQNConfig, uri: str, run_id: str, tagged: Path) -> Path:
-    """The checkpoint folder to resume from: the tagged one if it holds a checkpoint, else the run's
-    uploaded copy, downloaded to this machine's ``checkpoint.dir``."""
+def fetch_checkpoint(cfg: DQNConfig, uri: str, run_id: str, tagged: Path) -> tuple[Path, int | None]:
+    """The checkpoint folder to resume from: the tagged one if it holds a checkpoint, else the newest
+    whole copy in the run's artifacts (of the two slots written in turn), downloaded to this
+    machine's ``checkpoint.dir``. Also returns the slot it came from (None for a local folder)."""
     if any((d / MANIFEST).is_file() for d in (tagged, tagged.with_name("checkpoint.old"))):
-        return tagged
+        return tagged, None
+    from pipelines.dqn_checkpoint_check import check_files, read_manifest
     from pipelines.tracking.lookups import download_artifacts
 
     local = checkpoint_dir(cfg, run_id)
-    if not download_artifacts(uri, run_id, "checkpoint", local.parent):
+    staging = local.with_name("download")
+    shutil.rmtree(staging, ignore_errors=True)
+    slots = [s for s in UPLOAD_SLOTS if download_artifacts(uri, run_id, s, staging)]
+    if not slots:
         raise CheckpointError(
             f"no checkpoint at {tagged}, and run {run_id} has no uploaded checkpoint artifacts "
             f"(checkpoint.upload was none, or the run stopped before its first checkpoint)"
         )
+    whole, broken = [], []
+    for slot in slots:
+        try:
+            manifest = read_manifest(staging / slot)
+            check_files(staging / slot, manifest)
+        except CheckpointError as e:
+            broken.append(f"{slot}/: {e}")
+            continue
+        whole.append((float(manifest.get("written_at", 0.0)), slot))
+    if not whole:
+        raise CheckpointError(f"run {run_id}'s uploaded checkpoint copies are not whole: {'; '.join(broken)}")
+    _, slot = max(whole)
+    shutil.rmtree(local, ignore_errors=True)
+    (staging / slot).rename(local)
+    shutil.rmtree(staging, ignore_errors=True)
+    if broken:  # the newest copy was cut off (its host died during it): the one before it is whole
+        print(f"adl: skipped a copy that is not whole ({broken[0]})", file=sys.stderr)
     print(f"adl: downloaded run {run_id}'s checkpoint from the tracking server to {local}", file=sys.stderr)
-    return local
+    return local, UPLOAD_SLOTS.index(slot)

@@ -37,6 +37,9 @@ from pipelines.dqn_state import LoopLearner, LoopState, Wiring
 
 FORMAT = "adl-dqn-checkpoint-1"
 MANIFEST = "manifest.json"
+# The run's artifacts hold two copies, written in turn, so that a copy cut off by the host's death
+# always leaves the other one whole: a resume takes the newest whole one.
+UPLOAD_SLOTS = ("checkpoint", "checkpoint.alt")
 # Keys a resumed run may change: budgets, logging, where it runs, checkpointing, evaluation.
 RESUMABLE = ("max_env_steps", "max_time_s", "log_every_s", "local", "num_cpus", "address")
 RESUMABLE_PREFIXES = (
@@ -110,6 +113,7 @@ class Checkpointer:
         self.run_id = self.dir.parent.name
         self.obs_shape, self.obs_dtype, self.n_actions = spaces
         self.last_write_s = self.last_upload_s = 0.0
+        self.next_slot = 0  # which of UPLOAD_SLOTS the next copy goes to
 
     def save(self, state: LoopState) -> Path:
         t0 = time.perf_counter()
@@ -154,18 +158,21 @@ class Checkpointer:
         return self.dir
 
     def upload(self, tracker: Any) -> int:
-        """Copy the checkpoint just written to the run's ``checkpoint/`` artifacts (what
-        ``checkpoint.upload`` says: all, learner, none), so that it outlives this machine: its data
-        files first and the manifest last, so that a copy cut off half-way (this host died during it)
-        fails its checksums on ``--resume`` rather than passing for whole. Returns the bytes sent."""
+        """Copy the checkpoint just written to the run's artifacts (what ``checkpoint.upload`` says:
+        all, learner, none), so that it outlives this machine: into ``checkpoint/`` and
+        ``checkpoint.alt/`` in turn, each copy's data files first and its manifest last. A copy cut off
+        half-way (this host died during it) fails its checksums, and the other slot still holds the
+        copy before it, whole. Returns the bytes sent."""
         what = self.cfg.checkpoint.upload
         if what == "none" or not (self.dir / MANIFEST).is_file():
             return 0
         parts = [p for p in sorted(self.dir.iterdir()) if p.is_file() and p.name != MANIFEST]
         if what == "learner":
             parts = [p for p in parts if p.name == "learner.pt"]
+        slot = UPLOAD_SLOTS[self.next_slot]
         for p in [*parts, self.dir / MANIFEST]:
-            tracker.log_artifact(p, "checkpoint")
+            tracker.log_artifact(p, slot)
+        self.next_slot = 1 - self.next_slot
         return sum(p.stat().st_size for p in [*parts, self.dir / MANIFEST])
 
     def discard_partial(self) -> None:

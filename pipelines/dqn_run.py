@@ -220,6 +220,7 @@ def run_dqn(
     ckpt_dir: Path | None = None,
     resume: dict[str, Any] | None = None,
     setup: DQNSetup | None = None,
+    upload_slot: int = 0,
 ) -> tuple[LoopResult, LoopLearner]:
     """Build everything from ``cfg`` (or ``setup``) and train; ``t_start`` is when the clock started.
 
@@ -242,6 +243,8 @@ def run_dqn(
                 if ckpt_dir
                 else None
             )
+            if ckpt is not None:
+                ckpt.ckpt.next_slot = upload_slot
             start = restore(resume, learner, wiring) if resume else None
             if start is not None:
                 size = wiring.replay_size()

@@ -136,15 +136,19 @@ class Host:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        t0 = time.time()  # ready once its /tmp is not the machine's
+        # Ready once the script has run to its end (it has become `sleep`): until then it has children
+        # (mount, mkdir) that killing the host's other processes would take down with the chain.
+        t0 = time.time()
         while time.time() - t0 < 10:
             with contextlib.suppress(OSError):
-                if os.stat(f"/proc/{self.anchor.pid}/root/tmp/home").st_dev != os.stat("/tmp").st_dev:
+                proc = Path(f"/proc/{self.anchor.pid}")
+                slept = (proc / "cmdline").read_bytes().startswith(b"sleep\0")
+                if slept and os.stat(proc / "root/tmp/home").st_dev != os.stat("/tmp").st_dev:
                     return
             if self.anchor.poll() is not None:
                 break
             time.sleep(0.05)
-        raise RuntimeError(f"host {self.role}: its private /tmp did not come up")
+        raise RuntimeError(f"host {self.role}: its private /tmp and read-only code did not come up")
 
     def pids(self) -> set[int]:
         return _pids_in_netns(_netns_inode(self.ns))
