@@ -17,7 +17,8 @@ from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.learner import check_learner_options, resolve_device
 from pipelines.distributed.jobs import in_ray_job
 from pipelines.dqn_artifacts import fetch_checkpoint, log_results
-from pipelines.dqn_checkpoint import checkpoint_dir, verify
+from pipelines.dqn_checkpoint import checkpoint_dir
+from pipelines.dqn_checkpoint_check import verify
 from pipelines.dqn_run import DQNSetup, check_memory, check_resources, prestart_ray, run_dqn
 from pipelines.dqn_state import LoopResult
 from pipelines.families import Family, slug

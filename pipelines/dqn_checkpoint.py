@@ -222,13 +222,6 @@ def check_config(
             )
 
 
-def verify(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Check a checkpoint before a resume touches its run (``pipelines/dqn_checkpoint_check.py``)."""
-    from pipelines.dqn_checkpoint_check import verify as check
-
-    return check(*args, **kwargs)
-
-
 def restore(manifest: dict[str, Any], learner: LoopLearner, wiring: Wiring) -> LoopState:
     """Load a verified checkpoint into the learner and the replay; returns the loop's counters."""
     d = Path(manifest["path"])

@@ -225,7 +225,7 @@ def run_dqn(
     """Build everything from ``cfg`` (or ``setup``) and train; ``t_start`` is when the clock started.
 
     With ``ckpt_dir`` it checkpoints there every ``checkpoint.every_s`` and at exit; ``resume`` is a
-    verified manifest (:func:`pipelines.dqn_checkpoint.verify`) to continue from.
+    verified manifest (:func:`pipelines.dqn_checkpoint_check.verify`) to continue from.
     """
     t0 = t_start if t_start is not None else time.time()
     setup = setup or DQNSetup.from_config(cfg)

@@ -29,7 +29,7 @@ from components.replay import arrow_io
 from components.replay.arrow_io import Compression, SnapshotError
 from components.replay.buffer import ReplayConfig
 from components.replay.pixel_buffer import PixelReplayBuffer
-from components.replay.snapshot_check import PIXEL_FORMAT, check_structure, fail
+from components.replay.snapshot_check import PIXEL_FORMAT, check_structure
 
 EXPORT_ROWS = 2_048  # transitions per Parquet row group: ~115 MB of rebuilt 4×84×84 stacks
 
@@ -115,53 +115,3 @@ def export_pixel_parquet(snapshot: Path, out: Path) -> int:
         if writer is not None:
             writer.close()
     return len(live)
-
-
-# ---------------------------------------------------------------------------------------------
-# What a frame-stack snapshot must hold besides the columns every replay has
-# (``snapshot_check.check_snapshot`` calls these)
-
-
-def check_frame_rows(
-    path: Path, col: dict[str, Any], row0: int, meta: dict[str, Any], live: np.ndarray
-) -> None:
-    cap, stack, written = meta["capacity"], meta["stack"], meta["written"]
-    slots = row0 + np.arange(len(live))
-    fid = col["frame_id"].to_numpy()
-    bad = (fid != -1) & ((fid < max(0, written - cap)) | (fid >= written) | (fid % cap != slots))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise fail(
-            path,
-            f"column 'frame_id' holds {fid[i]} in slot {slots[i]}, not a frame of that slot in "
-            f"[0, {written})",
-        )
-    for name in ("obs_ids", "next_ids"):
-        ids = col[name].values.to_numpy().reshape(-1, stack)[live]
-        if ((ids < 0) | (ids >= written)).any():
-            raise fail(path, f"column {name!r} holds frame ids outside [0, {written}) near row {row0}")
-    newest = col["obs_ids"].values.to_numpy().reshape(-1, stack)[live, -1]
-    if (newest % cap != slots[live]).any():
-        raise fail(
-            path, f"column 'obs_ids' puts a transition outside the slot of its newest frame near row {row0}"
-        )
-    deps = col["dependents"].values.to_numpy()
-    if ((deps < -1) | (deps >= cap)).any():
-        raise fail(path, f"column 'dependents' holds slots outside [-1, {cap}) near row {row0}")
-
-
-def check_pixel_meta(path: Path, meta: dict[str, Any], live: int) -> None:
-    written, cap = meta["written"], meta["capacity"]
-    if meta["size"] != live:
-        raise fail(path, f"metadata size {meta['size']} is not the {live} live transitions it holds")
-    history = meta["history"]
-    if not all(
-        isinstance(h, list) and all(isinstance(x, int) and 0 <= x < written for x in h) for h in history
-    ):
-        raise fail(path, f"metadata field 'history' holds frame ids outside [0, {written})")
-    if not all(isinstance(x, int) and 0 <= x < cap for x in meta["invalidated"]):
-        raise fail(path, f"metadata field 'invalidated' holds slots outside [0, {cap})")
-    for row in meta["frame_ids"]:
-        ok = isinstance(row, list) and len(row) == 5 and all(isinstance(x, int) for x in row)
-        if not ok or min(row[2:]) < 0 or row[3] + row[4] > written:
-            raise fail(path, f"metadata field 'frame_ids' has a bad segment {row!r}")

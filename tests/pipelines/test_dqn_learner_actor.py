@@ -16,7 +16,8 @@ import torch
 from components.config import load
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.networks import get_flat_weights
-from pipelines.dqn_checkpoint import Checkpointer, restore, verify
+from pipelines.dqn_checkpoint import Checkpointer, restore
+from pipelines.dqn_checkpoint_check import verify
 from pipelines.dqn_loop import train_loop
 from pipelines.dqn_run import DQNSetup, build_learner
 from pipelines.dqn_state import LoopControl
