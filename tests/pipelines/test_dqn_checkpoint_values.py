@@ -15,7 +15,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
-from tests.pipelines.tamper import reseal, rewrite_replay
+from tests.pipelines.tamper import Touch, reseal, rewrite_replay, with_column
 
 REPO = Path(__file__).resolve().parents[2]
 CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
@@ -155,3 +155,90 @@ def test_counters_that_the_manifest_contradicts_and_a_manifest_nested_too_deep(f
         for f, data in saved.items():
             (ckpt / f).write_bytes(data)
     assert main([*argv, "--resume", run_id]) == 0  # the untouched checkpoint still resumes
+
+
+def test_a_checkpoint_is_checked_as_input_and_a_bad_one_leaves_the_run_as_it_was(
+    tracking_uri, tmp_path, capsys
+):
+    """Issue #15, item 8: files whose CRC matches but whose contents are wrong, a learner.pt that
+    weights_only refuses, a replay left out of the manifest, a manifest missing fields: each is
+    exit 2 naming the file and the field, before the run is reopened (it stays FINISHED)."""
+    import numpy as np
+    import pyarrow as pa
+
+    base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
+    sets = [a for kv in [*SMALL, f"checkpoint.dir={tmp_path / 'ckpt'}"] for a in ("--set", kv)]
+    assert main([*base, *sets]) == 0
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
+    run_id = run.info.run_id
+    ckpt = tmp_path / "ckpt" / run_id / "checkpoint"
+    saved = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    manifest = json.loads(saved["manifest.json"])
+    replay, pt, marker = ckpt / "replay.arrow", ckpt / "learner.pt", tmp_path / "pwned"
+    actions = np.asarray(pa.ipc.open_file(pa.BufferReader(replay.read_bytes())).read_all()["action"])
+
+    def padded_obs(t, m):
+        obs = np.stack(t["obs"].to_numpy(zero_copy_only=False))
+        wide = np.concatenate([obs, obs[:, :1]], axis=1).astype(np.float32)  # width 5, metadata says 4
+        col = pa.FixedSizeListArray.from_arrays(pa.array(wide.reshape(-1)), 5)
+        return t.set_column(t.schema.get_field_index("obs"), "obs", col), m
+
+    cases = [
+        (
+            lambda: rewrite_replay(replay, lambda t, m: (t.drop_columns(["priority"]), m)),
+            "column 'priority' is missing",
+        ),
+        (
+            lambda: rewrite_replay(replay, padded_obs),
+            "column 'obs' is fixed_size_list<item: float>[5]; expected",
+        ),
+        (
+            lambda: rewrite_replay(
+                replay, lambda t, m: (t, {**m, "size": m["size"] - 100, "cursor": m["size"] - 100})
+            ),
+            "rows; its metadata says",
+        ),
+        (
+            lambda: rewrite_replay(
+                replay, with_column("action", np.where(np.arange(len(actions)) == 3, 7, actions))
+            ),
+            "column 'action' holds 7 at row 3; allowed: 0 to 1",
+        ),
+        (
+            lambda: torch.save({"learner": Touch(marker)}, pt),
+            f"checkpoint file {pt} cannot be read (UnpicklingError",
+        ),
+    ]
+    for tamper, needle in cases:
+        tamper()
+        reseal(ckpt, json.loads(saved["manifest.json"]))
+        capsys.readouterr()
+        assert main([*base, "--resume", run_id, *sets]) == 2, needle
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (needle, err[-2000:])
+        assert str(replay if "learner" not in needle else pt) in err  # the file is named
+        assert client.get_run(run_id).info.status == "FINISHED"  # not reopened, not flipped to FAILED
+        for name, data in saved.items():
+            (ckpt / name).write_bytes(data)
+
+    # The manifest itself: a replay it does not list, a field it lacks, a field of the wrong type.
+    for change, needle in [
+        (lambda m: m["files"].pop("replay.arrow"), f"checkpoint file {replay} is not listed in"),
+        (lambda m: m.pop("network"), "field 'network' is None; expected a dict"),
+        (
+            lambda m: m.update(files=list(m["files"])),
+            "field 'files' is ['learner.pt', 'replay.arrow']; expected a dict",
+        ),
+    ]:
+        broken = json.loads(saved["manifest.json"])
+        change(broken)
+        (ckpt / "manifest.json").write_text(json.dumps(broken))
+        assert main([*base, "--resume", run_id, *sets]) == 2, needle
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (needle, err[-2000:])
+        assert client.get_run(run_id).info.status == "FINISHED"
+    assert not marker.exists()
+    (ckpt / "manifest.json").write_bytes(saved["manifest.json"])
+    assert main([*base, "--resume", run_id, *sets]) == 0  # the untouched checkpoint still resumes
+    assert manifest["replay"]["size"] == len(actions)

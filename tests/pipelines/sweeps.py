@@ -1,0 +1,19 @@
+"""The sweep the sweep tests run: the shipped Q-learning sweep (fast), through the real command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
+
+
+def sweep(tracking_uri: str, *sets: str, experiment: str | None = None) -> int:
+    """``adl sweep`` of the Q-learning sweep on 2 CPUs, with ``--set`` for each item."""
+    argv = ["sweep", "--config", SWEEP, "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    argv += ["--experiment", experiment] if experiment else []
+    for item in sets:
+        argv += ["--set", item]
+    return main(argv)
