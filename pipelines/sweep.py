@@ -42,7 +42,6 @@ def run_sweep(
     yes: bool = False,
 ) -> int:
     from pipelines.distributed.ray_runtime import init_ray
-    from pipelines.distributed.storage_check import check_storage_reachable
     from pipelines.distributed.tune_callbacks import sign_tune_state_of
     from pipelines.distributed.tune_sweep import check_trial_resources, errored_trials, make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
@@ -55,19 +54,11 @@ def run_sweep(
     sweep, uri = plan.sweep, plan.uri
     init_ray(address=address, num_cpus=num_cpus)
     check_trial_resources(sweep.resources.cpu, sweep.resources.gpu)  # before any run or trial
-    # Every node that may run a trial reads and writes the storage (a head's own folder fails them all).
-    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu, **sweep.resources.custom}
-    what = (
-        f"storage_path {plan.storage}"
-        if sweep.storage_path
-        else f"storage_path is not set, so the sweep's state goes to the driver's own disk ({plan.storage})"
-    )
-    checked = check_storage_reachable(plan.storage, need, what)
-    if checked:
-        print(f"adl: storage {plan.storage}: read and written from {checked} node(s)", file=sys.stderr)
+    _check_storage(plan)
     if plan.in_job:  # everything relative is resolved by now (seen: FileNotFoundError from os.getcwd in Tune)
-        Path(plan.storage).mkdir(parents=True, exist_ok=True)
-        os.chdir(plan.storage)
+        here = Path(plan.storage) if "://" not in plan.storage else Path.home() / ".adl/sweeps"
+        here.mkdir(parents=True, exist_ok=True)
+        os.chdir(here)  # out of the job's working dir, which Ray may delete under the driver
     text = plan.sweep_text  # as it started (a resume: as signed in its state)
     t0 = time.time()
     stop = _stop_signals()  # from here a signal stops the sweep cleanly, also before fit starts
@@ -118,22 +109,42 @@ def run_sweep(
             parent.finish("FAILED")
         if errors and not rows:
             remove_state(plan)  # nothing to resume: the name is free for the next try
-    took = f"{time.time() - t0:.0f}s"
+    _say_how_it_ended(plan, errors, len(rows), time.time() - t0)
+    print(f"adl: parent run {parent.run_id}; look at it with: {ui_command(uri)}")
+    return 0 if not errors else 1
+
+
+def _check_storage(plan: SweepPlan) -> None:
+    """Every node that may run a trial reads and writes the storage (a head's own folder fails them
+    all, at their first checkpoint): refused now, with each node and the fix, otherwise."""
+    from pipelines.distributed.storage_check import check_storage_reachable
+
+    sweep = plan.sweep
+    need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu, **sweep.resources.custom}
+    what = (
+        f"storage_path {plan.storage}"
+        if sweep.storage_path
+        else f"storage_path is not set, so the sweep's state goes to the driver's own disk ({plan.storage})"
+    )
+    if checked := check_storage_reachable(plan.storage, need, what):
+        print(f"adl: storage {plan.storage}: read and written from {checked} node(s)", file=sys.stderr)
+
+
+def _say_how_it_ended(plan: SweepPlan, errors: dict[str, str], with_results: int, took_s: float) -> None:
+    name = plan.sweep.name
     if errors:
         first = next(iter(errors.values()))
-        print(f"adl: sweep {sweep.name!r}: {len(errors)} trial(s) failed, their runs FAILED; first: {first}")
-    if errors and not rows:
+        print(f"adl: sweep {name!r}: {len(errors)} trial(s) failed, their runs FAILED; first: {first}")
+    if errors and not with_results:
         print(
-            f"adl: sweep {sweep.name!r} failed in {took} before any trial reported a result: no best trial; "
-            f"its folder {plan.exp_dir} was removed, so the name can be used again"
+            f"adl: sweep {name!r} failed in {took_s:.0f}s before any trial reported a result: no best "
+            f"trial; its folder {plan.exp_dir} was removed, so the name can be used again"
         )
     else:
         print(
-            f"adl: sweep {sweep.name!r} done in {took}: {len(rows)} trial(s) with results, "
+            f"adl: sweep {name!r} done in {took_s:.0f}s: {with_results} trial(s) with results, "
             f"{len(errors)} failed"
         )
-    print(f"adl: parent run {parent.run_id}; look at it with: {ui_command(uri)}")
-    return 0 if not errors else 1
 
 
 def _stop_signals() -> StopSignals:

@@ -299,7 +299,7 @@ def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_it
     keeps the last good checkpoint, says so, and ends FINISHED with its models logged."""
     import threading
 
-    from pipelines.dqn_checkpoint import verify
+    from pipelines.dqn_checkpoint_check import verify
 
     ck = tmp_path / "ck"
     done = threading.Event()
@@ -338,7 +338,8 @@ def test_fault_counts_and_the_training_time_carry_across_a_resume(tmp_path):
     """Issue #15, item 7: restarts and lost transitions go on from the checkpoint's counts, and
     max_time_s counts the loop's time only: a resume whose start-up was long still trains for the
     time the budget has left (it used to spend it all on start-up, 0 env steps)."""
-    from pipelines.dqn_checkpoint import restore, verify
+    from pipelines.dqn_checkpoint import restore
+    from pipelines.dqn_checkpoint_check import verify
     from pipelines.local_wiring import LocalWiring
 
     def session(sets: list[str]):
