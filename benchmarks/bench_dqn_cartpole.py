@@ -91,19 +91,24 @@ def run_adl(seed: int, t0: float, cap: float) -> dict:
             raise RuntimeError(proc.stderr[-2000:])
         client = MlflowClient(f"sqlite:///{d}/mlflow.db")
         (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
-        m = run.data.metrics
-        solved = m.get("final/solved_at_s")  # from the process's creation (pipelines/cli.py)
-        steps = m.get("final/solved_at_env_steps")
+        # One-off results are the run's tags adl.result.<name> (pipelines/tracking/metric_names.py).
+        m = {
+            k.removeprefix("adl.result."): float(v)
+            for k, v in run.data.tags.items()
+            if k.startswith("adl.result.")
+        }
+        solved = m.get("solved_at_s")  # from the process's creation (pipelines/cli.py)
+        steps = m.get("solved_at_env_steps")
         train = client.get_metric_history(run.info.run_id, "train/return")
         at = [x for x in train if steps is None or x.step <= steps]
     # The command's own clock (from its process's creation), as the other tools' start at theirs.
     return {
         "solved_s": solved,
         "solved_steps": None if steps is None else int(steps),
-        "env_steps": int(m["final/final_env_steps"]),
+        "env_steps": int(m["final_env_steps"]),
         "wall_s": exited - started,
         "exit_after_solve_s": None if solved is None else exited - started - solved,
-        "best_eval": m.get("final/best_eval_return", float("nan")),
+        "best_eval": m.get("best_eval_return", float("nan")),
         "train_return": max(at, key=lambda x: x.step).value if at else float("nan"),
     }
 

@@ -86,7 +86,10 @@ def _train(
     uri, register, resume_id = ctx.tracking_uri, ctx.extra.get("register"), ctx.extra.get("resume")
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
-    with tracked_run(uri, experiment, config=cfg, names=DQN, lead_metric="eval_return", **opened) as tracker:
+    # The run starts at the launch (ctx.started), the clock solved_at_s counts from: Duration covers it.
+    with tracked_run(
+        uri, experiment, config=cfg, names=DQN, lead_metric="eval_return", started=ctx.started, **opened
+    ) as tracker:
         assert tracker.run_id is not None
         if manifest is None:
             ckpt_dir = checkpoint_dir(cfg, tracker.run_id)
@@ -113,6 +116,8 @@ def _train(
         log_results(cfg, res, learner, setup, tracker, register)
         if res.interrupted:
             tracker.finish("KILLED")
+        else:
+            tracker.note_result(summary(cfg, res).removeprefix("adl: "))
     if res.interrupted:
         print(
             f"adl: stopped at {res.env_steps} env steps, learner step {res.learner_steps}; "
@@ -121,7 +126,7 @@ def _train(
         )
         return stop.exit_code
     print(f"\n{summary(cfg, res)}")
-    print(where_to_look(tracker.run_id, experiment, uri))
+    print(where_to_look(tracker.run_id, experiment, uri, tracker.experiment_id))
     if not cfg.local:
         from pipelines.distributed.ray_runtime import wait_for_shutdown
 

@@ -48,7 +48,10 @@ def log_results(
     tracker: Tracker,
     register: str | None = None,
 ) -> None:
-    """Networks (as MLflow models and as state dicts), learning curves and the summary numbers."""
+    """Networks (as MLflow models and as state dicts), learning curves and the summary numbers.
+
+    Each model is linked to the run at the step it was chosen, with the run's metrics there: the best
+    at the evaluation that made it the best (its eval return), the final one at the last step."""
     from components.rl.dqn.plots import plot_dqn_curves  # matplotlib: 0.5 s of import, only needed here
     from pipelines.tracking.models import log_torch_model
 
@@ -57,9 +60,11 @@ def log_results(
         best = copy.deepcopy(setup.net).cpu()
         best.load_state_dict(res.best_state)
     example = example_observations(cfg)
-    log_torch_model(tracker, learner.online, "final_model", example, None if best else register)  # type: ignore[arg-type]
+    final = None if best else register
+    log_torch_model(tracker, learner.online, "final_model", example, final, step=res.env_steps)  # type: ignore[arg-type]
     if best is not None:
-        log_torch_model(tracker, best, "best_model", example, register)  # type: ignore[arg-type]
+        chosen = next((s for s, v in res.history.get("eval_return", []) if v == res.best_eval), res.env_steps)
+        log_torch_model(tracker, best, "best_model", example, register, step=chosen)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as d:
         out = Path(d)
         torch.save(learner.online.state_dict(), out / "final_model.pt")

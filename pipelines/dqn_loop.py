@@ -6,7 +6,10 @@ learner (in this process, or in an actor) trains when asked. Each turn of the lo
 1. collects whatever the collectors have finished, if the samples-per-insert limiter lets them insert;
 2. trains ``batches_per_call`` batches, if the limiter lets the learner sample (else waits briefly);
 3. evaluates greedily every ``eval.every_env_steps`` env steps, keeping the best network;
-4. logs every ``log_every_s`` seconds, and once more at the end for what the last log missed;
+4. logs the learner's curve (its means since the last point, the training return) every
+   ``CURVE_EVERY_S`` seconds, or every 1/``CURVE_POINTS`` of the time so far once that is longer (a
+   CartPole run gets ~100 points, an hour ~3,000), the rest every ``log_every_s`` seconds, and
+   everything once more at the end for what the last log missed;
 5. stops at a stop request (SIGINT/SIGTERM), or at the step, time or return budget (``max_time_s``
    counts the time in this loop over all sessions of a run, not Ray's and the actors' start-ups);
 6. writes a checkpoint every ``checkpoint.every_s`` when the caller gave it a way to.
@@ -20,15 +23,20 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 from tqdm import tqdm
 
 from components.replay.rate_limiter import SamplesPerInsert
 from components.rl.dqn.config import DQNConfig
+from components.rl.dqn.epsilon import apex_epsilons
 from components.rl.dqn.evaluator import Evaluator
 from pipelines.dqn_metrics import LoopMetrics, progress_postfix
 from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
 from pipelines.runner import check_finite
 from pipelines.tracking import Tracker
+
+CURVE_EVERY_S = 0.1  # the learner's curve: a point this often at first ...
+CURVE_POINTS = 600  # ... then spaced so that the run so far holds about this many
 
 
 def train_loop(
@@ -75,8 +83,10 @@ class _Loop:
             self.trained_before = st.wall_s if st.train_s is None else st.train_s
             wiring.restore_collectors(st.collector_env_steps)
             wiring.restore_fault_counts(st.faults)  # restarts go on counting from where they were
-        self.metrics = LoopMetrics(self.res.env_steps, learner.steps)
+        self.metrics = LoopMetrics(self.res.env_steps, learner.steps, cfg.collectors.epsilon != "apex")
         self.next_log = time.time() + cfg.log_every_s
+        self.next_curve = time.time() + min(CURVE_EVERY_S, cfg.log_every_s)
+        self.faulted = False  # fault counters are logged from the first fault on
         self.every_ckpt = ctl.checkpoint_every_s if ctl.checkpoint is not None else 0.0
         self.next_ckpt = time.time() + self.every_ckpt if self.every_ckpt > 0 else math.inf
         self.bar = tqdm(
@@ -89,6 +99,10 @@ class _Loop:
         )
 
     def run(self) -> LoopResult:
+        c = self.cfg.collectors
+        if c.epsilon == "apex":  # fixed per env: the mean is a property of the run, not a curve
+            eps = apex_epsilons(c.num_collectors * c.envs_per_collector, c.apex_base, c.apex_alpha)
+            self.tracker.log_params({"collectors.mean_epsilon": round(float(np.mean(eps)), 6)})
         self.wiring.publish(self.learner.get_weights())
         self.loop_start = time.time()
         try:
@@ -101,6 +115,8 @@ class _Loop:
                     self._evaluate(now)
                 if now >= self.next_log:
                     self._log(now)
+                elif now >= self.next_curve:
+                    self._curve(now)
                 if self.ctl.stop_requested():
                     self.res.interrupted = True
                     break
@@ -166,12 +182,30 @@ class _Loop:
         if target is not None and res.last_eval >= target and res.solved_at_s is None:
             res.solved_at_s, res.solved_at_env_steps = now - self.t0, res.env_steps
 
+    def _next_curve(self, now: float) -> None:
+        every = max(min(CURVE_EVERY_S, self.cfg.log_every_s), (now - self.loop_start) / CURVE_POINTS)
+        self.next_curve = now + every
+
+    def _curve(self, now: float) -> None:
+        """A point of the learner's curve (cheap: no call to the actors)."""
+        res = self.res
+        metrics = self.metrics.curve(res.env_steps, res.episodes, self.learner.steps)
+        if metrics:
+            self.tracker.log_metrics(metrics, step=res.env_steps)
+            check_finite(metrics, res.env_steps)
+            for k in ("train_return", "loss", "mean_q"):
+                if k in metrics:
+                    res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
+        self._next_curve(now)
+
     def _log(self, now: float) -> None:
         res = self.res
+        faults = self.wiring.fault_counts()
+        self.faulted = self.faulted or any(v > 0 for v in faults.values())
         extra = {
             "replay_size": float(self.wiring.replay_size()),
             "samples_per_insert": self.limiter.observed_ratio(),
-            **self.wiring.fault_counts(),
+            **(faults if self.faulted else {}),
         }
         metrics = self.metrics.collect(now, res.env_steps, res.episodes, self.learner.steps, extra)
         self.tracker.log_metrics(metrics, step=res.env_steps)
@@ -181,6 +215,7 @@ class _Loop:
                 res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
         self.bar.set_postfix(progress_postfix(metrics, res.episodes, res.last_eval), refresh=False)
         self.next_log = now + self.cfg.log_every_s
+        self._next_curve(now)
 
     def _budget_spent(self, now: float) -> bool:
         return (

@@ -1,5 +1,6 @@
-"""What the DQN loop logs every ``log_every_s``: the training episodes' statistics, the learner's
-metrics since the last log, rates, the replay and the fault counters, and the progress-bar line."""
+"""What the DQN loop logs: a curve row often (the learner's means since the last one, the training
+return), and every ``log_every_s`` the rest (rates, Q against returns, ε, the replay, faults), and
+the progress-bar line."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from components.rl.dqn.collector import EpisodeStats
 class LoopMetrics:
     """Running statistics between two logs; :meth:`collect` turns them into one row of metrics."""
 
-    def __init__(self, env_steps: int, learner_steps: int) -> None:
+    def __init__(self, env_steps: int, learner_steps: int, epsilon_varies: bool = True) -> None:
         self.recent: deque[float] = deque(maxlen=20)  # last 20 training returns (the "rolling-20 mean")
         self.overest: deque[tuple[float, float]] = deque(maxlen=100)  # (Q at s_0, return from s_0)
         self.epsilon: dict[int, float] = {}  # each collector's latest mean ε
+        self.epsilon_varies = epsilon_varies  # False: Ape-X's fixed ε (a param, not a flat line)
         self.learner_rows: list[dict[str, float]] = []
         self.last_t, self.last_env_steps, self.last_updates = time.time(), env_steps, learner_steps
+        self.curve_env_steps = env_steps
 
     def add_episodes(self, stats: EpisodeStats) -> None:
         self.recent.extend(stats.returns)
@@ -33,6 +36,19 @@ class LoopMetrics:
         """Whether anything happened since the last :meth:`collect` (updates or env steps)."""
         return bool(self.learner_rows) or env_steps > self.last_env_steps
 
+    def curve(self, env_steps: int, episodes: int, learner_steps: int) -> dict[str, float]:
+        """The curve row: the learner's means over the updates since the last row (none if there were
+        none), its step count, the training return; empty if nothing happened since."""
+        if not self.learner_rows and env_steps == self.curve_env_steps:
+            return {}
+        rows, self.learner_rows = self.learner_rows, []
+        self.curve_env_steps = env_steps
+        metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        metrics |= {"learner_steps": float(learner_steps), "episodes": float(episodes)}
+        if self.recent:
+            metrics["train_return"] = self.train_return
+        return metrics
+
     @property
     def train_return(self) -> float:
         return float(np.mean(self.recent)) if self.recent else float("nan")
@@ -45,19 +61,19 @@ class LoopMetrics:
         learner_steps: int,
         extra: dict[str, float],
     ) -> dict[str, float]:
-        """The metrics since the last call (means of the updates, rates), with ``extra`` merged in."""
+        """The curve row (:meth:`curve`) and the rest since the last call: rates, Q at the episodes'
+        starts against their returns, ε, with ``extra`` merged in."""
         dt = now - self.last_t
-        rows, self.learner_rows = self.learner_rows, []
         metrics = {
-            **({k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}),
+            **self.curve(env_steps, episodes, learner_steps),
             "train_return": self.train_return,
             "episodes": float(episodes),
+            "learner_steps": float(learner_steps),
             "env_steps_per_s": (env_steps - self.last_env_steps) / dt,
             "updates_per_s": (learner_steps - self.last_updates) / dt,
-            "learner_steps": float(learner_steps),
             **extra,
         }
-        if self.epsilon:  # the collectors' mean exploration rate (all envs weigh alike)
+        if self.epsilon and self.epsilon_varies:  # the collectors' mean ε (all envs weigh alike)
             metrics["epsilon"] = float(np.mean(list(self.epsilon.values())))
         if self.overest:
             metrics["q_start"] = float(np.mean([q for q, _ in self.overest]))

@@ -160,11 +160,12 @@ def finish_artifacts(trainer: Trainer, tracker: Tracker, final: bool = True) -> 
 
 
 def log_models(trainer: Trainer, tracker: Any, register: str | None = None) -> None:
-    """The trainer's networks as MLflow models; the first is registered as ``register``, if given."""
+    """The trainer's networks as MLflow models, linked to the run's metrics at the last step (where
+    the last chunk's evaluation was logged); the first is registered as ``register``, if given."""
     from pipelines.tracking.models import log_torch_model
 
     for i, (name, (model, example)) in enumerate(trainer.models().items()):
-        log_torch_model(tracker, model, name, example, register if i == 0 else None)
+        log_torch_model(tracker, model, name, example, register if i == 0 else None, step=trainer.position)
 
 
 def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
@@ -186,6 +187,7 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
         tags=tags,
         names=family.names,
         lead_metric=family.metric,
+        started=ctx.started,
     ) as tracker:
         print(f"adl: MLflow run {tracker.run_id} in experiment {ctx.experiment!r} ({uri})", file=sys.stderr)
         tracker.log_datasets(trainer.datasets())
@@ -195,7 +197,9 @@ def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
         finally:
             finish_artifacts(trainer, tracker)
         log_models(trainer, tracker, ctx.extra.get("register"))
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    print(f"\nadl: finished {family.name} in {time.time() - t0:.1f}s: {summary}")
-    print(where_to_look(tracker.run_id, ctx.experiment, uri))
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        done = f"finished {family.name} in {time.time() - t0:.1f}s: {summary}"
+        tracker.note_result(done)
+    print(f"\nadl: {done}")
+    print(where_to_look(tracker.run_id, ctx.experiment, uri, tracker.experiment_id))
     return 0

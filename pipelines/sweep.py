@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def run_sweep(
     from pipelines.sweep_signature import sign_folder
     from pipelines.tracking import fail_trial_runs, tracked_run
     from pipelines.tracking.provenance import command_line
-    from pipelines.tracking.uri import ui_command
+    from pipelines.tracking.uri import where_to_look
 
     plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume, trust_state, yes)
     sweep, uri = plan.sweep, plan.uri
@@ -98,7 +99,7 @@ def run_sweep(
         if resume is None:
             sign_folder(plan.tune_path)  # tuner.pkl, as the Tuner has just written it
         sign_tune_state_of(plan.tune_path)  # and every state Tune saves from here on
-        results = _fit(tuner, stop)
+        results = _fit(tuner, stop, plan)
         if stop.requested():
             return _stopped(parent, stop, plan)
         errors = errored_trials(results)
@@ -110,7 +111,7 @@ def run_sweep(
         if errors and not rows:
             remove_state(plan)  # nothing to resume: the name is free for the next try
     _say_how_it_ended(plan, errors, len(rows), time.time() - t0)
-    print(f"adl: parent run {parent.run_id}; look at it with: {ui_command(uri)}")
+    print(where_to_look(parent.run_id, plan.experiment, uri, parent.experiment_id, what="sweep's parent run"))
     return 0 if not errors else 1
 
 
@@ -158,10 +159,21 @@ def _stop_signals() -> StopSignals:
     return StopSignals(STOP_REQUESTED.set, what="stopping the trials, saving the sweep's state")
 
 
-def _fit(tuner: Any, stop: StopSignals) -> Any:
+def _fit(tuner: Any, stop: StopSignals, plan: SweepPlan) -> Any:
     """``tuner.fit()``; None when a second signal stopped it at once."""
+    from pipelines.distributed.tune_sweep import tune_ranks_like_adl
+
+    sweep = plan.sweep
     try:
-        return tuner.fit()
+        rank = partial(
+            best_trial,
+            metric=plan.metric,
+            mode=plan.mode,
+            tiebreak=sweep.metric_tiebreak,
+            tiebreak_mode=sweep.mode_tiebreak,
+        )
+        with tune_ranks_like_adl(plan.metric, rank):
+            return tuner.fit()
     except KeyboardInterrupt:
         if not stop.requested():
             raise
@@ -216,21 +228,19 @@ def _finish_parent(parent: Any, family: Any, trials: list[dict[str, Any]], plan:
         return
     best = best_trial(trials, metric, plan.mode, sweep.metric_tiebreak, sweep.mode_tiebreak)
     value = best["metrics"][metric]
-    link = f"#/experiments/{parent.experiment_id}/runs/{best['run_id']}"
+    link = f"#/experiments/{parent.experiment_id}/runs/{best['run_id']}?workflowType=machine_learning"
+    tried = describe_trials(trials, list(sweep.search_space))
+    ranked = f"ranked by `{metric}` ({plan.mode})" + (
+        f", ties by `{sweep.metric_tiebreak}` ({sweep.mode_tiebreak})" if sweep.metric_tiebreak else ""
+    )
     parent.set_tags(
         {
             "adl.best_run_id": str(best["run_id"]),
             f"adl.best_{metric}": str(value),
             "mlflow.note.content": (
-                f"Sweep **{sweep.name}** of `{sweep.family}`: {len(trials)} trials over "
-                f"{', '.join(f'`{k}`' for k in sweep.search_space)}, ranked by `{metric}` ({plan.mode})"
-                + (
-                    f", ties by `{sweep.metric_tiebreak}` ({sweep.mode_tiebreak})"
-                    if sweep.metric_tiebreak
-                    else ""
-                )
-                + f".\n\nBest trial: [{best['run_id']}]({link}) with `{metric}` = {value:.4g} and "
-                + ", ".join(f"`{k}` = {v}" for k, v in best["config"].items())
+                f"Sweep **{sweep.name}** of `{sweep.family}`: {tried}, {ranked}.\n\n"
+                f"Best trial: [{best['run_id']}]({link}) with `{metric}` = {value:.4g} and "
+                + ", ".join(f"`{k}` = {_short(v)}" for k, v in best["config"].items())
                 + ".\n\nEvery trial's config and final metrics: `sweep_results.csv` / `.parquet`."
             ),
         }
@@ -244,4 +254,42 @@ def _finish_parent(parent: Any, family: Any, trials: list[dict[str, Any]], plan:
             paths += list(family.summarize_sweep(trials, out))
         for p in paths:
             parent.log_artifact(p)
-    print(f"adl: best trial: {metric}={value:.4g} with {best['config']} (MLflow run {best['run_id']})")
+    tie = sweep.metric_tiebreak
+    tied = (
+        f", {tie}={best['metrics'][tie]:.4g}"
+        if tie and isinstance(best["metrics"].get(tie), int | float)
+        else ""
+    )
+    print(
+        f"adl: best trial: {metric}={value:.4g}{tied} with {best['config']} ({ranked.replace('`', '')}; "
+        f"Tune trial {best['metrics'].get('trial_id', '?')}, MLflow run {best['run_id']})"
+    )
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _order(value: Any, text: str) -> tuple[int, float, str]:
+    """Numbers by value, then anything else by its text."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return (0, float(value), "") if number else (1, 0.0, text)
+
+
+def describe_trials(trials: list[dict[str, Any]], keys: list[str]) -> str:
+    """What the trials actually tried: the keys whose drawn values differ (with the values), and
+    those every trial drew alike ("2 trials varying `alpha.start` (0.1, 0.5); `seed` = 0 in all")."""
+    varied, alike = [], []
+    for k in keys:
+        values = {_short(t["config"][k]): t["config"][k] for t in trials if k in t["config"]}
+        if len(values) > 1:
+            shown = sorted(values, key=lambda v: _order(values[v], v))
+            more = f", … {len(shown) - 6} more" if len(shown) > 6 else ""
+            varied.append(f"`{k}` ({', '.join(shown[:6])}{more})")
+        elif values:
+            alike.append(f"`{k}` = {next(iter(values))}")
+    n = f"{len(trials)} trial{'s' if len(trials) != 1 else ''}"
+    if not varied:
+        return f"{n}, all with the same values ({', '.join(alike)})" if alike else n
+    same = f"; {', '.join(alike)} in all" if alike else ""
+    return f"{n} varying {', '.join(varied)}{same}"

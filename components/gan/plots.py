@@ -75,11 +75,14 @@ def plot_image_grid(images: torch.Tensor, path: Path, title: str, columns: int =
 def plot_curves(
     history: Mapping[str, Sequence[Sequence[float]]], keys: Sequence[str], path: Path, title: str
 ) -> Path:
-    """One panel per metric in ``keys`` (those present), each a curve of value against generator step."""
+    """One panel per metric in ``keys`` (those present), each a curve of value against generator step,
+    three to a row: a row of five or seven is a strip too thin to read where MLflow shows it."""
     keys = [k for k in keys if history.get(k)]
-    fig = Figure(figsize=(4 * max(len(keys), 1), 3.2), dpi=100)
+    cols = min(len(keys), 3) or 1
+    rows = max(math.ceil(len(keys) / cols), 1)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + 0.4), dpi=100)
     for i, key in enumerate(keys):
-        ax = fig.add_subplot(1, len(keys), i + 1)
+        ax = fig.add_subplot(rows, cols, i + 1)
         pts = np.asarray(history[key], dtype=float)
         ax.plot(pts[:, 0], pts[:, 1], lw=1.2)
         ax.set_xlabel("generator step")

@@ -21,6 +21,7 @@ from components.rl.tabular import (
     epsilon_greedy,
     greedy_action,
     q_update,
+    return_is_success,
     successful_terminal_reward,
     value_iteration,
 )
@@ -83,6 +84,8 @@ class QLearningTrainer:
             value_iteration(model, self.n_states, self.n_actions, cfg.gamma) if model is not None else None
         )
         self.success_reward = successful_terminal_reward(model) if model is not None else float("inf")
+        # Where the return is the success (FrozenLake), the success rate repeats it: reported once.
+        self.report_success = model is None or not return_is_success(model)
         self.history: dict[str, list[tuple[int, float]]] = {}
 
     # -- training ---------------------------------------------------------------------------
@@ -128,7 +131,7 @@ class QLearningTrainer:
         metrics = {
             "train_return": float(np.mean(returns)),
             "eval_return": eval_return,
-            "success_rate": success,
+            **({"success_rate": success} if self.report_success else {}),
             "epsilon": schedule_value(self.cfg.epsilon, self.position),
             "alpha": schedule_value(self.cfg.alpha, self.position),
             "env_steps": float(self.env_steps),

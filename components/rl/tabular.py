@@ -97,3 +97,15 @@ def successful_terminal_reward(model: Model) -> float:
     """
     rewards = [r for acts in model.values() for trans in acts.values() for _, _, r, term in trans if term]
     return max(rewards) if rewards else float("inf")
+
+
+def return_is_success(model: Model) -> bool:
+    """Whether an episode's return is 1 for a success and 0 otherwise (FrozenLake: 1 at the goal,
+    nothing anywhere else): then the success rate is the mean return, the same number twice."""
+    goal = successful_terminal_reward(model)
+    return goal == 1.0 and all(
+        r == 0.0 or (term and r == goal)
+        for acts in model.values()
+        for trans in acts.values()
+        for _, _, r, term in trans
+    )

@@ -14,14 +14,13 @@ import numpy as np  # noqa: E402
 def plot_learning_curves(
     history: dict[str, list[tuple[int, float]]], path: Path, title: str, target: float | None = None
 ) -> Path:
-    """Held-out and training loss against steps, with the target line and any known floor."""
+    """Held-out and training loss against steps (one unit: bits per character, or MSE), with the
+    target line and any known floor."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for key, style in (("val_loss", "-o"), ("train_bpc", "--"), ("train_loss", "--")):
-        if key == "train_loss" and "train_bpc" in history:
-            continue  # for char_lm train_loss is in nats; plot the same thing in bits
+    for key, style, label in (("val_loss", "-o", "held-out"), ("train_loss", "--", "training")):
         if key in history:
             steps, values = zip(*history[key])
-            ax.plot(steps, values, style, ms=3, label=key)
+            ax.plot(steps, values, style, ms=3, label=label)
     for key, label in (("source_bpc", "source entropy (held-out)"), ("trivial_mse", "trivial predictor")):
         if key in history:
             ax.axhline(history[key][-1][1], color="grey", lw=1, ls=":", label=label)

@@ -3,7 +3,9 @@
 A task owns its model, its data and its held-out evaluation; the trainer owns the optimizer, the
 clock and the reports. Both tasks expose the same small surface: ``model``, ``train_loss()`` (the
 loss of the next batch and how many tokens it covered), ``evaluate()`` (held-out metrics with
-``val_loss``), ``default_target``, ``state_dict()`` / ``load_state_dict()`` and ``artifacts()``.
+``val_loss``), ``train_metrics()`` (the training loss in ``val_loss``'s unit, ``loss_unit``: bits per
+character for the LM, MSE for regression), ``default_target``, ``state_dict()`` / ``load_state_dict()``
+and ``artifacts()``.
 
 A task lives on one device: its model is initialised on the CPU (the same weights on every device)
 and moved; its token lanes and held-out batches are copied there once; fresh batches are drawn there.
@@ -150,8 +152,13 @@ class CharLMTask:
             out["source_bpc"] = self.source_bpc
         return out
 
+    loss_unit = "bits per character"
+
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
-        return {"train_loss": mean_loss, "train_bpc": nats_to_bits(mean_loss)}
+        """The training loss in the held-out loss's unit: ``mean_loss`` (nats, as the optimizer sees
+        it) in bits per character, so ``train_loss`` and ``val_loss`` compare directly."""
+        bits = nats_to_bits(mean_loss)
+        return {"train_loss": bits, "train_bpc": bits}
 
     def samples(self, seed: int, temperatures: list[float], length: int) -> str:
         """One generated text per temperature, each after the configured prime."""
@@ -257,6 +264,8 @@ class RegressionTask:
         val = float(np.mean([float(mse(self.model(b.x), b.y)) for b in self.val]))  # ≤ 8 batches
         self.model.train(was_training)
         return {"val_loss": val, "val_mse": val, "trivial_mse": self.trivial_mse}
+
+    loss_unit = "MSE"
 
     def train_metrics(self, mean_loss: float) -> dict[str, float]:
         return {"train_loss": mean_loss}

@@ -70,7 +70,8 @@ class SeqTrainer:
         self.history: dict[str, list[tuple[int, float]]] = {}
 
     def train_steps(self, n: int) -> float:
-        """``n`` optimizer steps; returns the mean training loss (nats for char_lm, MSE otherwise)."""
+        """``n`` optimizer steps; returns the mean training loss as optimized (nats for char_lm, MSE
+        otherwise; ``task.train_metrics`` reports it in the held-out loss's unit)."""
         clip = self.cfg.train.clip_grad_norm
         synchronize(self.device)
         start = time.perf_counter()
@@ -162,7 +163,12 @@ class SeqTrainer:
         self.history = {k: [(int(p[0]), float(p[1])) for p in v] for k, v in state["history"].items()}
 
     def describe(self) -> dict[str, str]:
-        return {**describe_device(self.device), "precision": self.cfg.train.precision}
+        """Where it trains, and the unit of its losses (train and held-out alike)."""
+        return {
+            **describe_device(self.device),
+            "precision": self.cfg.train.precision,
+            "loss_unit": self.task.loss_unit,
+        }
 
     def datasets(self) -> list[DataCard]:
         return self.task.data_cards()

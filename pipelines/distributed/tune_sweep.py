@@ -3,8 +3,10 @@ its results as plain data for the parent run."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from components.config import ConfigError
@@ -164,3 +166,37 @@ def trial_rows(results: Any, metric: str) -> list[dict[str, Any]]:
             }
         )
     return trials
+
+
+@contextlib.contextmanager
+def tune_ranks_like_adl(
+    metric: str, rank: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> Iterator[None]:
+    """While the sweep runs, Tune's "Current best trial" line ranks the trials by ``rank`` (adl's
+    :func:`pipelines.sweep.best_trial`, given ``{"metrics", "trial"}`` rows), so that it and adl's
+    closing "best trial" line name the same trial.
+
+    Tune (2.60, ``ray.tune.experimental.output._current_best_trial``) ranks by the metric alone and
+    gives a tie to the first trial; adl breaks ties by ``metric_tiebreak`` and never picks a trial that
+    errored. Tune looks the function up at each progress report, so it is swapped for the sweep's
+    ``fit`` and put back after it.
+    """
+    from ray.tune.experimental import output
+
+    tune_rank = output._current_best_trial
+
+    def current_best(trials: list[Any], tune_metric: str | None, tune_mode: str | None) -> tuple[Any, Any]:
+        scored = [
+            {"metrics": t.last_result, "trial": t}
+            for t in trials
+            if t.status != "ERROR" and isinstance(t.last_result.get(metric), int | float)
+        ]
+        if not tune_metric or not scored:  # Tune has no line to print (no metric), or no result yet
+            return tune_rank(trials, tune_metric, tune_mode)
+        return rank(scored)["trial"], metric
+
+    output._current_best_trial = current_best
+    try:
+        yield
+    finally:
+        output._current_best_trial = tune_rank

@@ -1,27 +1,29 @@
-"""How a family's metrics are named in MLflow: grouped by what they measure, one-offs logged once.
+"""How a family's metrics are named in MLflow: grouped by what they measure, in the order a reader wants them.
 
 Trainers, the DQN loop and Tune trials report plain names (``eval_return``, ``loss``; a sweep's
 ``metric:`` and Tune's schedulers use those). What goes to MLflow is grouped by a prefix, which
-the MLflow UI turns into one section of charts each:
+the MLflow UI turns into one section of charts each. The UI orders the sections alphabetically
+(MLflow 3.17: ``RunsChartsCardConfig.getBaseChartAndSectionConfigs`` sorts them), so the names are
+chosen for that order: ``eval/`` first, then the training side, nothing in between that a healthy run
+does not need:
 
 =========  ======================================================================
-train/     what the training data says: training returns, episodes, ε, α
-eval/      held-out or greedy evaluation: returns, distances, bits per character
-learner/   the DQN learner: loss, Q values, |TD error|, gradient norm, updates
-replay/    the shared replay: size, samples per insert, restarts, lost transitions
-collect/   the collectors: exploration, restarts
-perf/      speed and wall clock: env steps/s, updates/s, tokens/s, wall seconds
+eval/      held-out or greedy evaluation: returns, distances, held-out loss
+faults/    DQN: restarts, lost transitions, failed checkpoints (only once one happened)
 gan/       the GAN game: losses, Wasserstein estimate, gradient penalty, D(x)
-seq/       sequence-model specifics
-resume/    where a resumed run picked up (one point per resume)
-checkpoint/  checkpoint writes that failed (the run trains on; the last good checkpoint stays)
-final/     one-off results, logged once at the end (best, solved at, time to target)
 hparams/   a PBT trial's searched values, each time it (re)starts: the schedule PBT made
+learner/   the DQN learner: loss, Q values, |TD error|, gradient norm, updates and their rate
+replay/    the shared replay: size, samples per insert
+resume/    where a resumed run picked up (one point per resume)
+train/     the training side: returns, loss, ε, α, its speed (env steps/s, tokens/s), wall seconds
+perf/      GAN: generator steps/s, wall seconds
 =========  ======================================================================
 
 A name no table lists goes under the family's own prefix (one that has a ``group/`` already keeps
-it). One-off results are kept until the run ends and logged once, so the UI shows a value, not a
-flat line; properties of the run (a model's parameter count, a resolved target) become params.
+it). What would be a flat line or a single point is not a chart: properties of the run (a model's
+parameter count, a resolved target, the collectors' fixed ε) are params; one-off results (solved
+at, time to target, final counts) are the run's tags ``adl.result.<name>`` and its description's
+result line. A series that repeats another (a char LM's bpc is its loss, in bits) is logged once.
 """
 
 from __future__ import annotations
@@ -34,30 +36,30 @@ from typing import Any
 from components.data_card import DataCard
 from pipelines.tracking.tracker import Tracker
 
-FINAL = "final/"
+RESULT_TAG = "adl.result."  # one-off results: the run's tags, not single-point charts
 
 
 @dataclass(frozen=True)
 class MetricNames:
-    """One family's table: raw name → MLflow name, which raw names are one-offs or params, and
-    what the step axis counts (said in the run's description)."""
+    """One family's table: raw name → MLflow name, which raw names are one-offs, params or repeats
+    of another series, and what the step axis counts (said in the run's description)."""
 
     family: str
     step: str  # what "step" means on this family's charts, e.g. "env steps"
     groups: Mapping[str, str] = field(default_factory=dict)
     once: frozenset[str] = frozenset()
     params: Mapping[str, str] = field(default_factory=dict)
+    repeats: frozenset[str] = frozenset()  # the same series as another name: not logged again
 
     def name(self, raw: str) -> str:
         if "/" in raw:  # already grouped by its caller (e.g. hparams/ from a PBT trial)
             return raw
-        if raw in self.once:
-            return FINAL + raw
         return self.groups.get(raw) or f"{self.family}/{raw}"
 
 
 class NamedTracker:
-    """A :class:`Tracker` that logs ``names``' MLflow names; one-offs wait for :meth:`finish`.
+    """A :class:`Tracker` that logs ``names``' MLflow names; one-offs wait for :meth:`finish` and
+    become tags, constants become params, repeats are dropped.
 
     ``lead`` (a raw name) is logged before the others: MLflow lists a run's metrics in the order they
     first appeared, and its comparison view (parallel coordinates) starts with the first one, so the
@@ -69,7 +71,6 @@ class NamedTracker:
         self.tracker, self.names, self.lead = tracker, names, lead
         self.pending: dict[str, float] = {}  # one-offs: the latest value of each
         self.logged_params: set[str] = set()
-        self.last_step = 0
 
     @property
     def run_id(self) -> str | None:
@@ -86,22 +87,21 @@ class NamedTracker:
                     self.logged_params.add(raw)
             elif raw in self.names.once:
                 self.pending[raw] = float(value)
-            else:
+            elif raw not in self.names.repeats:
                 series[self.names.name(raw)] = value
         if params:
             self.tracker.log_params(params)
         if series:
             self.tracker.log_metrics(series, step)
-        self.last_step = max(self.last_step, int(step))
 
-    def flush(self) -> None:
-        """Log the one-offs (each once, at the last step seen)."""
+    def log_results(self) -> None:
+        """The one-offs, as the run's tags ``adl.result.<name>`` (a resume's replace the earlier ones)."""
         if self.pending:
-            self.tracker.log_metrics({FINAL + k: v for k, v in self.pending.items()}, self.last_step)
+            self.tracker.set_tags({RESULT_TAG + k: result_text(v) for k, v in self.pending.items()})
             self.pending = {}
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.flush()
+        self.log_results()
         self.tracker.finish(status)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -123,6 +123,11 @@ class NamedTracker:
         return getattr(self.tracker, name)
 
 
+def result_text(value: float) -> str:
+    """A one-off as a tag: a count as ``18720``, a measurement to 6 significant digits."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else f"{value:.6g}"
+
+
 DQN = MetricNames(
     "dqn",
     "env steps",
@@ -133,22 +138,23 @@ DQN = MetricNames(
         "q_start": "train/q_start",
         "mc_return": "train/mc_return",
         "q_overestimation": "train/q_overestimation",
+        "env_steps_per_s": "train/env_steps_per_s",
+        "epsilon": "train/epsilon",  # only with collectors.epsilon: schedule (Ape-X's ε is fixed)
+        "wall_s": "train/wall_s",
         "loss": "learner/loss",
         "mean_q": "learner/mean_q",
         "mean_abs_td": "learner/mean_abs_td",
         "grad_norm": "learner/grad_norm",
         "learner_steps": "learner/steps",
+        "updates_per_s": "learner/updates_per_s",
         "replay_size": "replay/size",
         "samples_per_insert": "replay/samples_per_insert",
-        "replay_restarts": "replay/restarts",
-        "replay_lost_transitions": "replay/lost_transitions",
-        "epsilon": "collect/epsilon",
-        "collector_restarts": "collect/restarts",
-        "env_steps_per_s": "perf/env_steps_per_s",
-        "updates_per_s": "perf/updates_per_s",
-        "wall_s": "perf/wall_s",
-        "checkpoint_failures": "checkpoint/failures",  # writes that failed (the last good one stays)
-        "checkpoint_upload_failures": "checkpoint/upload_failures",  # copies to the artifact store
+        # Faults, logged from the first one on (a healthy run has no faults/ section).
+        "replay_restarts": "faults/replay_restarts",
+        "replay_lost_transitions": "faults/replay_lost_transitions",
+        "collector_restarts": "faults/collector_restarts",
+        "checkpoint_failures": "faults/checkpoint_failures",  # writes that failed (the last good one stays)
+        "checkpoint_upload_failures": "faults/checkpoint_upload_failures",  # copies to the artifact store
         "resumed_replay_size": "resume/replay_size",  # one point per resume, at the step it resumed
         "resumed_learner_steps": "resume/learner_steps",
     },
@@ -172,10 +178,10 @@ QLEARN = MetricNames(
         "epsilon": "train/epsilon",
         "alpha": "train/alpha",
         "env_steps": "train/env_steps",
+        "wall_s": "train/wall_s",
         "eval_return": "eval/return",
         "success_rate": "eval/success_rate",
         "max_abs_q_error": "eval/max_abs_q_error",
-        "wall_s": "perf/wall_s",
     },
 )
 
@@ -194,21 +200,25 @@ GAN = MetricNames(
     },
 )
 
+# One unit per quantity: a char LM's loss is in bits per character for training and evaluation alike
+# (its bpc is the same series, not logged twice); a regressor's loss is its MSE.
 SEQ = MetricNames(
     "seq",
     "optimizer steps",
     groups={
         "val_loss": "eval/loss",
-        "val_bpc": "eval/bpc",
         "val_perplexity": "eval/perplexity",
         "val_accuracy": "eval/accuracy",
-        "val_mse": "eval/mse",
-        "trivial_mse": "eval/trivial_mse",
         "train_loss": "train/loss",
-        "train_bpc": "train/bpc",
-        "tokens_per_s": "perf/tokens_per_s",
-        "wall_s": "perf/wall_s",
+        "tokens_per_s": "train/tokens_per_s",
+        "wall_s": "train/wall_s",
     },
     once=frozenset({"time_to_target_s", "steps_to_target"}),
-    params={"params": "seq.param_count", "target": "seq.target"},
+    params={
+        "params": "seq.param_count",
+        "target": "seq.target",
+        "source_bpc": "seq.source_bpc",  # the true source's held-out bpc (synthetic text): the floor
+        "trivial_mse": "seq.trivial_mse",  # the best constant predictor's held-out MSE
+    },
+    repeats=frozenset({"val_bpc", "train_bpc", "val_mse"}),
 )

@@ -8,6 +8,10 @@ is retried (after 1, 2, 4 ... 30 s) until it goes through, so an outage costs no
 metric. The queue is bounded: past ``max_pending`` values the oldest batches are dropped and counted
 (:attr:`lost`), so a server that never comes back cannot exhaust memory. :meth:`close` waits (up to a
 deadline) until every batch has been sent.
+
+With ``coalesce`` the thread sends what has queued up as one batch (up to that many values), at most
+once every ``min_interval_s``: a call to the server costs ~7 ms of CPU (and holds the GIL) whatever
+its size here, so a loop that logs a row every 0.1 s pays for ten rows a second with one call.
 """
 
 from __future__ import annotations
@@ -32,8 +36,12 @@ class MetricSender:
         on_error: Callable[[Exception], None] | None = None,
         on_slow: Callable[[float, int], None] | None = None,
         slow_s: float = 10.0,
+        coalesce: int = 0,
+        min_interval_s: float = 0.0,
     ) -> None:
         self._send, self._max, self._backoff = send, max_pending, backoff_s
+        self._coalesce, self._min_interval_s = coalesce, min_interval_s
+        self._hurry = False  # flush/close: send now, not after the interval
         self._on_error, self._on_slow, self._slow_s = on_error, on_slow, slow_s
         self._inflight_since: float | None = None  # when the batch being sent was taken
         self._queue: collections.deque[Batch] = collections.deque()
@@ -64,15 +72,33 @@ class MetricSender:
         if since is not None and self._on_slow is not None and time.monotonic() - since > self._slow_s:
             self._on_slow(time.monotonic() - since, self.pending)
 
+    def _take(self) -> Batch:
+        """The next batch, with the ones queued behind it when coalescing (caller holds the lock)."""
+        batch = self._queue.popleft()
+        if not self._coalesce:
+            return batch
+        merged = list(batch)
+        while self._queue and len(merged) + len(self._queue[0]) <= self._coalesce:
+            merged.extend(self._queue.popleft())
+        return merged
+
     def _run(self) -> None:
+        last_send = -float("inf")
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
                     self._cond.wait()
+                # Let rows pile up for one call, unless someone waits for them.
+                while not (self._hurry or self._closed):
+                    left = self._min_interval_s - (time.monotonic() - last_send)
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 if not self._queue:
                     return
-                batch = self._queue.popleft()  # in flight: still counted in pending until sent
+                batch = self._take()  # in flight: still counted in pending until sent
                 self._inflight_since = time.monotonic()
+            last_send = time.monotonic()
             pause = self._backoff[0]
             while True:
                 try:
@@ -104,11 +130,16 @@ class MetricSender:
         """Wait until everything queued has been sent; False if ``timeout_s`` passed first."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.5))
+            self._hurry = True
+            self._cond.notify_all()
+            try:
+                while self._pending > 0:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.5))
+            finally:
+                self._hurry = False
         return True
 
     def close(self, timeout_s: float) -> bool:

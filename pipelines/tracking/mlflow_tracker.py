@@ -26,6 +26,10 @@ from pipelines.tracking.provenance import run_tags
 from pipelines.tracking.uri import check_reachable
 
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# MLflow's own experiment tag for what an experiment holds; adl's hold model training, not GenAI traces.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+NOTE = "mlflow.note.content"  # the run's description (Overview tab), Markdown
+RESULT_HEADING = "**Result:**"
 
 
 class MlflowTracker:
@@ -39,7 +43,11 @@ class MlflowTracker:
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
         run_id: str | None = None,
+        started: float | None = None,
     ) -> None:
+        """``started`` (seconds since the epoch) is the run's start time, when the work began
+        before the run was opened (``adl train`` counts from the command's launch): the run's
+        Duration then covers what its timings count."""
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -55,22 +63,30 @@ class MlflowTracker:
             all_tags = {**run_tags(), **(tags or {})}
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id
-            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            start_ms = int(started * 1000) if started is not None else None
+            run = self.client.create_run(
+                self.experiment_id, start_time=start_ms, run_name=run_name, tags=all_tags
+            )
             self.run_id = run.info.run_id
         self._finished = self._warned = False
         self._system: Any = None
         self._sender: MetricSender | None = None
 
     def _experiment_id(self, name: str) -> str:
+        """The experiment's id, created if needed, marked as a model-training experiment (MLflow's
+        ``mlflow.experimentKind``) unless it already says what it is."""
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
+            if not set(EXPERIMENT_KIND) & set(exp.tags):
+                for k, v in EXPERIMENT_KIND.items():
+                    self.client.set_experiment_tag(exp.experiment_id, k, v)
             return str(exp.experiment_id)
         location = None
         if self.tracking_uri.startswith("sqlite:///"):
             # Artifacts beside the database, as an absolute path: trials change directory.
             location = (Path(self.tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
         try:
-            return str(self.client.create_experiment(name, artifact_location=location))
+            return str(self.client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND))
         except Exception:  # created concurrently by another trial
             exp = self.client.get_experiment_by_name(name)
             if exp is None:
@@ -92,7 +108,13 @@ class MlflowTracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         if self._sender is None:
-            self._sender = MetricSender(self._send_batch, on_error=self._warn_once, on_slow=self._warn_slow)
+            self._sender = MetricSender(
+                self._send_batch,
+                on_error=self._warn_once,
+                on_slow=self._warn_slow,
+                coalesce=1000,  # one call a second at most, however often the loop logs
+                min_interval_s=1.0,
+            )
         for i in range(0, len(batch), 1000):
             self._sender.put(batch[i : i + 1000])
 
@@ -132,6 +154,13 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, str(v))
+
+    def note_result(self, text: str) -> None:
+        """Say the run's result in its description, after what the description said at the start;
+        a resumed run's result replaces the one before."""
+        assert self.run_id is not None
+        note = self.client.get_run(self.run_id).data.tags.get(NOTE, "").split(RESULT_HEADING)[0].rstrip()
+        self.client.set_tag(self.run_id, NOTE, f"{note}\n\n{RESULT_HEADING} {text}".lstrip())
 
     def log_datasets(self, cards: Sequence[DataCard]) -> None:
         """The run's inputs, as MLflow datasets (the runs table's Datasets column), each tagged with

@@ -17,10 +17,15 @@ def log_torch_model(
     name: str,
     example: np.ndarray,
     register: str | None = None,
+    step: int = 0,
 ) -> str:
     """Log ``model`` (a CPU copy, in eval mode) under ``name`` in the tracker's run; returns its
     ``models:/`` URI. ``example`` is a small batch of real inputs: it traces the export, types the
-    signature and is shown in the UI."""
+    signature and is shown in the UI.
+
+    ``step`` is where the model was chosen (the evaluation that made it the best, or the last step):
+    MLflow links the model to the run at that step and copies the run's metrics logged at that step
+    to the model, so the model page and the run's Models tab show the evaluation that picked it."""
     import mlflow
     import mlflow.pytorch
     import torch
@@ -32,6 +37,7 @@ def log_torch_model(
     # log_model finds the store and the experiment through the fluent API's globals.
     mlflow.set_tracking_uri(tracker.tracking_uri)
     mlflow.set_experiment(experiment_id=tracker.experiment_id)
+    tracker.flush()  # the metrics at `step` are read back from the server: every one sent first
     info = mlflow.pytorch.log_model(
         net,
         name=name,
@@ -42,5 +48,6 @@ def log_torch_model(
         serialization_format="pt2",
         run_id=tracker.run_id,
         registered_model_name=register,
+        step=int(step),
     )
     return str(info.model_uri)

@@ -22,10 +22,11 @@ def open_run(
     tags: Mapping[str, str] | None = None,
     parent_run_id: str | None = None,
     run_id: str | None = None,
+    started: float | None = None,
 ) -> MlflowTracker:
     """An :class:`MlflowTracker` on the resolved URI; raises :class:`TrackingError` fast."""
     return MlflowTracker(
-        resolve_tracking_uri(tracking_uri), experiment, run_name, tags, parent_run_id, run_id
+        resolve_tracking_uri(tracking_uri), experiment, run_name, tags, parent_run_id, run_id, started
     )
 
 
@@ -46,6 +47,7 @@ def tracked_run(
     lead_metric: str | None = None,
     description: str | None = None,
     system_metrics: bool = True,
+    started: float | None = None,
 ) -> Iterator[Any]:
     """Open a run (or resume ``run_id``), log its config, and close it with what happened.
 
@@ -55,13 +57,14 @@ def tracked_run(
     :class:`~pipelines.tracking.metric_names.NamedTracker` (grouped names, one-offs logged once
     at the end), ``lead_metric`` first, and the run's description says what its step axis counts;
     ``description`` adds to it. ``system_metrics`` samples CPU, memory and GPU (``system/*``) while
-    the run is open.
+    the run is open. ``started`` (epoch seconds) is the new run's start time when the work began
+    earlier (the command's launch), so that its Duration covers the times it reports.
 
     The run ends FINISHED when the block completes, KILLED on ``KeyboardInterrupt`` and FAILED on
     any other exception; a block may end it earlier with ``tracker.finish(status)``, which the exit
     then leaves as it is.
     """
-    tracker = open_run(tracking_uri, experiment, run_name, tags, parent_run_id, run_id)
+    tracker = open_run(tracking_uri, experiment, run_name, tags, parent_run_id, run_id, started)
     if config is not None:
         plain = to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
         if run_id is None:

@@ -118,6 +118,9 @@ def check_cluster_tracking_uri(uri: str) -> str:
     return uri
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` (ui_command, `make ui`) serves
+
+
 def ui_command(uri: str) -> str:
     """The one command that opens the MLflow UI on this store, bound to 127.0.0.1."""
     if uri.startswith(("http://", "https://")):
@@ -126,6 +129,27 @@ def ui_command(uri: str) -> str:
     return f"{mlflow_bin} ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}"
 
 
-def where_to_look(run_id: str | None, experiment: str, uri: str) -> str:
-    """The two closing lines of every ``adl train``: the run, and how to open it."""
-    return f"adl: run id {run_id} (experiment {experiment!r})\nadl: look at it with: {ui_command(uri)}"
+def run_page(experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI, after the server's address.
+
+    MLflow 3.17's UI shows an experiment as GenAI or model training by the browser's workflow
+    switch (kept in its local storage, GenAI until changed), not by the experiment; the
+    ``workflowType`` parameter sets it for this visit, and the UI keeps it on the links it follows.
+    """
+    return f"/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+def where_to_look(
+    run_id: str | None, experiment: str, uri: str, experiment_id: str | None = None, what: str = "run"
+) -> str:
+    """The closing lines of every command: the run (a sweep's parent), its page's address, and for
+    a local store the command that serves the UI first."""
+    lines = [f"adl: {what} id {run_id} (experiment {experiment!r})"]
+    page = run_page(experiment_id, run_id) if experiment_id and run_id else ""
+    if uri.startswith(("http://", "https://")):
+        lines.append(f"adl: open {uri.rstrip('/')}{page}")
+    else:
+        lines.append(f"adl: look at it with: {ui_command(uri)}")
+        if page:
+            lines.append(f"adl: then open {UI_ADDRESS}{page}")
+    return "\n".join(lines)

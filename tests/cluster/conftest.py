@@ -127,7 +127,7 @@ def history(c: MultiHostCluster, run_id: str, key: str) -> list[Any]:
 
 def mean_rate(c: MultiHostCluster, run_id: str, start_ms: float, end_ms: float) -> float:
     """Mean env steps/s a DQN run logged between two wall-clock times (ms)."""
-    rates = [m.value for m in history(c, run_id, "perf/env_steps_per_s") if start_ms <= m.timestamp < end_ms]
+    rates = [m.value for m in history(c, run_id, "train/env_steps_per_s") if start_ms <= m.timestamp < end_ms]
     return round(sum(rates) / len(rates)) if rates else 0.0
 
 

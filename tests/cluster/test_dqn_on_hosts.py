@@ -64,15 +64,15 @@ def test_dqn_goes_on_when_a_worker_host_dies_and_counts_the_restart(hosts, capsy
     assert out.get("code") == 0, text.out[-3000:] + text.err[-2000:]
     run = mlflow_client(hosts).get_run(run.info.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["collect/restarts"] == 1  # one host, one collector, one restart
-    assert run.data.metrics["replay/restarts"] == 0  # the replay lives on the driver's host
+    assert run.data.metrics["faults/collector_restarts"] == 1  # one host, one collector, one restart
+    assert "faults/replay_restarts" not in run.data.metrics  # the replay lives on the driver's host
     assert "collector 1 died" in text.out or "collector 0 died" in text.out
     hosts.record(
         "a worker host killed mid-DQN",
-        collector_restarts=run.data.metrics["collect/restarts"],
+        collector_restarts=run.data.metrics["faults/collector_restarts"],
         env_steps_per_s_before=mean_rate(hosts, run.info.run_id, 0, killed_ms),
         env_steps_per_s_after=mean_rate(hosts, run.info.run_id, killed_ms + 3000, 1e15),
-        replay_lost_transitions=run.data.metrics["replay/lost_transitions"],
+        replay_lost_transitions=run.data.metrics.get("faults/replay_lost_transitions", 0),
     )
     # What a laptop sees of it, over HTTP: the job's id, the models and the checkpoint in the
     # artifact store (the MLflow server puts them on S3), the learning curve.
@@ -96,8 +96,8 @@ def test_dqn_goes_on_when_a_worker_is_cut_off_for_20_seconds(hosts, capsys):
     assert out.get("code") == 0, text.out[-3000:] + text.err[-2000:]
     run = mlflow_client(hosts).get_run(run.info.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["collect/restarts"] == 0  # it answered again once the link was back
-    assert run.data.metrics["replay/restarts"] == 0
+    assert "faults/collector_restarts" not in run.data.metrics  # it answered again once the link was back
+    assert "faults/replay_restarts" not in run.data.metrics
     hosts.record(
         "a worker's link cut for 20 s mid-DQN",
         collector_restarts=0,
@@ -130,7 +130,7 @@ def test_dqn_goes_on_while_the_mlflow_server_restarts_and_loses_no_metric(hosts,
     steps = [m.step for m in sorted(losses, key=lambda m: m.timestamp)]
     assert steps == sorted(steps)  # in order
     rates = [
-        m.value for m in history(hosts, run.info.run_id, "perf/env_steps_per_s") if down < m.timestamp < up
+        m.value for m in history(hosts, run.info.run_id, "train/env_steps_per_s") if down < m.timestamp < up
     ]
     assert rates and min(rates) > 0  # training did not wait for the server
     hosts.record(
@@ -208,7 +208,7 @@ def test_a_dqn_checkpoint_outlives_its_drivers_host_and_resumes_in_a_new_job(hos
     assert run.info.status == "FINISHED"
     resumed_at = history(hosts, run.info.run_id, "resume/learner_steps")
     assert len(resumed_at) == 1 and resumed_at[0].value > 0  # continued, not started over
-    assert run.data.metrics["final/final_env_steps"] > resumed_at[0].step
+    assert int(run.data.tags["adl.result.final_env_steps"]) > resumed_at[0].step
     hosts.record(
         "the DQN driver's host lost (resumed in a new job)",
         env_steps_logged_before_the_loss=reached,

@@ -19,6 +19,7 @@ from pipelines.dqn_loop import train_loop
 from pipelines.dqn_run import run_dqn
 from pipelines.local_wiring import LocalWiring
 from tests.fakes import MemoryTracker
+from tests.pipelines import ui_reads
 from tests.pipelines.dqn_cli import train_dqn_argv
 from tests.pipelines.dqn_ray import ray_dqn
 
@@ -189,27 +190,51 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "reached eval return 475" in proc.stdout
     client = MlflowClient(tracking_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
+    exp = client.get_experiment_by_name("e2e")
+    (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["final/best_eval_return"] >= 475
     evals = client.get_metric_history(run.info.run_id, "eval/return")
     assert len(evals) >= 2 and max(m.value for m in evals) >= 475
+    solved = next(m.step for m in evals if m.value >= 475)
+    assert int(run.data.tags["adl.result.solved_at_env_steps"]) == solved
     for key in (
         "learner/loss",
         "learner/mean_q",
         "learner/mean_abs_td",
+        "learner/updates_per_s",
         "train/return",
-        "replay/size",
-        "perf/env_steps_per_s",
-        "perf/updates_per_s",
-        "replay/samples_per_insert",
+        "train/env_steps_per_s",
         "train/q_start",
         "train/mc_return",
-        "collect/epsilon",
+        "replay/size",
+        "replay/samples_per_insert",
     ):
         assert key in run.data.metrics, key
-    # 2 collectors × 8 envs at Ape-X ε_i = 0.4^(1 + 7i/15): the mean over all 16 envs.
-    assert run.data.metrics["collect/epsilon"] == pytest.approx(np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)))
+    # What the UI shows, in its order: the evaluation first, then the learner; no fault counters
+    # (none happened), no single-point charts, no series twice; Ape-X's fixed ε is a param:
+    # 2 collectors × 8 envs at ε_i = 0.4^(1 + 7i/15), their mean.
+    assert ui_reads.chart_sections(run) == ["eval", "learner", "replay", "train"]
+    assert not ui_reads.one_point_charts(client, run) and not ui_reads.repeated_series(client, run)
+    assert float(run.data.params["collectors.mean_epsilon"]) == pytest.approx(
+        np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)), abs=1e-6
+    )
+    # The learner's loss is a curve (>= 50 points) even though CartPole is solved within seconds.
+    assert len(client.get_metric_history(run.info.run_id, "learner/loss")) >= 50
+    # The run's Duration covers the time its result counts from the launch.
+    solved_at_s = float(run.data.tags["adl.result.solved_at_s"])
+    assert (run.info.end_time - run.info.start_time) / 1000 >= solved_at_s
+    assert "**Result:** DQN on CartPole-v1" in run.data.tags["mlflow.note.content"]
+    # The models carry the evaluation that chose them: best_model its best eval return at that step.
+    models = {m.name: m for m in client.search_logged_models([exp.experiment_id])}
+    best = {m.key: m for m in client.get_logged_model(models["best_model"].model_id).metrics}
+    top = max(m.value for m in evals)
+    assert best["eval/return"].value == top
+    assert best["eval/return"].step == next(m.step for m in evals if m.value == top)
+    assert float(run.data.tags["adl.result.best_eval_return"]) == top
+    assert not [k for k in best if k.startswith("system/")]
+    # The experiment is a model-training one, and the command ends with the run's page.
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert ui_reads.printed_run_page(proc.stdout)[1:] == (exp.experiment_id, run.info.run_id)
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "final_model.pt", "best_model.pt", "learning_curve.png"} <= names
     state = torch.load(

@@ -78,7 +78,7 @@ def test_a_copy_that_fails_is_a_warning_and_the_next_checkpoint_tries_again(
     client = MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["checkpoint/upload_failures"] == 1
+    assert run.data.metrics["faults/checkpoint_upload_failures"] == 1
     assert "ConnectionError" in run.data.tags["adl.checkpoint_upload_error"]
     got = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
     got |= {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint.alt")}

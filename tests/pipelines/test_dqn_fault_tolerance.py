@@ -96,7 +96,7 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     after = [(s, v) for s, v in learner_steps if s > last_step]
     assert after and min(v for _, v in after) > manifest["learner_steps"]
     assert all(b[1] >= a[1] for a, b in zip(learner_steps, learner_steps[1:]))  # never restarts at 0
-    assert run.data.metrics["final/final_env_steps"] >= 5000
+    assert int(run.data.tags["adl.result.final_env_steps"]) >= 5000
 
     # A truncated learner.pt is refused with its name, and the run is left as it was.
     manifest2 = json.loads((ckpt / "manifest.json").read_text())
@@ -107,7 +107,7 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     err = capsys.readouterr().err
     assert f"checkpoint file {pt} is truncated" in err and "Traceback" not in err
     client, run = _only_run(tracking_uri)
-    assert run.info.status == "FINISHED" and run.data.metrics["final/final_env_steps"] < 9000
+    assert run.info.status == "FINISHED" and int(run.data.tags["adl.result.final_env_steps"]) < 9000
     assert pt.stat().st_size == 1000 and json.loads((ckpt / "manifest.json").read_text()) == manifest2
 
     # A checkpoint from another config names the keys that differ.
@@ -268,7 +268,7 @@ def test_sigterm_then_resume_continues_one_run(tracking_uri, tmp_path):
     assert after and after[0][1] >= saved_steps  # continues from the saved learner step
     logged = sorted(client.get_metric_history(run_id, "learner/steps"), key=lambda m: m.timestamp)
     assert all(b.step >= a.step and b.value >= a.value for a, b in zip(logged, logged[1:]))  # continuous
-    assert run.data.metrics["final/final_env_steps"] >= saved_env + 1500
+    assert int(run.data.tags["adl.result.final_env_steps"]) >= saved_env + 1500
 
 
 @pytest.mark.parametrize(
@@ -323,9 +323,9 @@ def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_it
     err = capsys.readouterr().err
     assert "failed (FileExistsError" in err and "training goes on, the last good checkpoint (step" in err
     client, run = _only_run(tracking_uri)
-    assert run.info.status == "FINISHED" and run.data.metrics["final/final_env_steps"] >= 4000
+    assert run.info.status == "FINISHED" and int(run.data.tags["adl.result.final_env_steps"]) >= 4000
     assert "FileExistsError" in run.data.tags["adl.checkpoint_error"]
-    assert run.data.metrics["checkpoint/failures"] >= 2  # the periodic ones after it, and the exit one
+    assert run.data.metrics["faults/checkpoint_failures"] >= 2  # the periodic ones after it, and the exit one
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"final_model.pt", "learning_curve.png", "checkpoint"} <= names
     cfg = load(DQNConfig, CARTPOLE, [*SMALL, f"checkpoint.dir={ck}", "max_env_steps=4000"])

@@ -94,3 +94,23 @@ def test_a_server_that_holds_a_call_is_reported_once_it_has_waited_too_long():
     assert slow and slow[0][0] > 0.1 and slow[0][1] == 3  # waited, and how much waits
     release.set()
     assert sender.close(timeout_s=5)
+
+
+def test_coalescing_sends_what_queued_up_as_one_call_in_order():
+    """Rows logged every few ms go out as one call per interval (each call costs the server a
+    transaction), in order, none lost; flush does not wait for the interval."""
+    server = Server()
+    sender = MetricSender(server.send, coalesce=1000, min_interval_s=0.5)
+    for i in range(30):
+        sender.put([("loss", i), ("q", i)])
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    assert sender.flush(timeout_s=5)
+    assert time.perf_counter() - t0 < 0.4  # a flush sends now
+    sent = [v for b in server.got for k, v in b if k == "loss"]
+    assert sent == list(range(30))
+    assert len(server.got) <= 3  # 0.3 s of rows: the first row alone, then one or two calls
+    sender.put([("loss", 30)] * 600)
+    sender.put([("loss", 31)] * 600)  # together past the cap: two calls
+    assert sender.close(timeout_s=5)
+    assert [len(b) for b in server.got[-2:]] == [600, 600]

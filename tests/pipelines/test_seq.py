@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from components.config import describe
 from components.seq.config import SeqConfig
 from pipelines.cli import main
+from tests.pipelines import ui_reads
 
 REPO = Path(__file__).resolve().parents[2]
 OWN_TEXT = str(REPO / "configs/seq/own_text.yaml")
@@ -83,8 +84,18 @@ def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys, tmp
     (run,) = client.search_runs([client.get_experiment_by_name("seq-e2e").experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.tags["adl.family"] == "seq"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/bpc")] == [20, 40]
-    assert run.data.metrics["eval/loss"] == run.data.metrics["eval/bpc"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/loss")] == [20, 40]
+    # One unit for one quantity: the training and held-out losses both in bits per character (the
+    # optimizer's nats / ln 2), so early on, before any overfitting, they agree; in nats the training
+    # loss would read ln 2 ≈ 0.69 of the held-out one. The bpc series would repeat the loss: not logged.
+    assert run.data.params["loss_unit"] == "bits per character"
+    train = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/loss")}
+    held_out = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "eval/loss")}
+    assert abs(train[20] / held_out[20] - 1) < 0.1, (train, held_out)
+    assert not {"eval/bpc", "train/bpc", "seq/source_bpc"} & set(run.data.metrics)
+    assert float(run.data.params["seq.source_bpc"]) < held_out[40]  # the source's entropy: the floor
+    assert ui_reads.chart_sections(run) == ["eval", "train"]
+    assert not ui_reads.repeated_series(client, run) and not ui_reads.one_point_charts(client, run)
     assert run.data.params["model.cell"] == "lstm"
     # The Datasets column: the generated text's training and held-out parts, told apart by digest.
     inputs = {
@@ -101,7 +112,11 @@ def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys, tmp
         "checkpoint.pt",
         "config.yaml",
     } <= arts
-    assert "val_loss=" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "val_loss=" in out
+    _, exp_id, run_id = ui_reads.printed_run_page(out)
+    assert (exp_id, run_id) == (run.info.experiment_id, run.info.run_id)
+    assert "**Result:** finished seq in" in run.data.tags["mlflow.note.content"]
     # The model as an MLflow model: it loads and gives the checkpoint's logits on a window of bptt.
     import mlflow
     import mlflow.pytorch
@@ -111,6 +126,13 @@ def test_train_seq_logs_metrics_samples_and_checkpoint(tracking_uri, capsys, tmp
 
     (logged,) = client.search_logged_models([run.info.experiment_id])
     assert (logged.name, logged.source_run_id) == ("model", run.info.run_id)
+    # Linked to the run's metrics at the step it was taken (the last report), as its page shows them.
+    by_key = {m.key: m for m in client.get_logged_model(logged.model_id).metrics}
+    assert by_key["eval/loss"].step == 40 and by_key["eval/loss"].value == held_out[40]
+    assert not [k for k in by_key if k.startswith("system/")]
+    assert [(o.model_id, o.step) for o in client.get_run(run.info.run_id).outputs.model_outputs] == [
+        (logged.model_id, 40)
+    ]
     mlflow.set_tracking_uri(tracking_uri)
     served = mlflow.pytorch.load_model(logged.model_uri)
     trainer = SeqTrainer(load(SeqConfig, MARKOV, ["data.markov_length=20000", "train.threads=1"]))

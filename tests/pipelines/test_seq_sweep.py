@@ -53,7 +53,7 @@ def test_lstm_vs_gru_sweep_writes_parent_children_and_comparison(tracking_uri, t
     assert sorted(c.data.params["model.cell"] for c in children) == ["gru", "lstm"]
     for child in children:
         assert child.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/bpc")] == [20, 40]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "eval/loss")] == [20, 40]
         assert {"samples_step0000040.txt", "trainer.pt"} <= {
             a.path for a in client.list_artifacts(child.info.run_id)
         }
@@ -70,7 +70,7 @@ def test_lstm_vs_gru_sweep_writes_parent_children_and_comparison(tracking_uri, t
         child = by_id[row["run_id"]]
         assert child.data.params["model.cell"] == cell
         assert int(row["params"]) == int(child.data.params["seq.param_count"])
-        history = client.get_metric_history(child.info.run_id, "eval/bpc")
+        history = client.get_metric_history(child.info.run_id, "eval/loss")
         assert float(row["best_val_bpc"]) == pytest.approx(min(m.value for m in history), abs=1e-4)
     # Same vocabulary, embedding and head: they differ by one gate of nn.LSTM/nn.GRU with
     # n = 32 units, m = 64 inputs and two biases per gate.

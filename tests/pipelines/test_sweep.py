@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.cli import main
 from pipelines.sweep import best_trial
 from pipelines.sweep_plan import load_sweep, threads_for_trials
+from tests.pipelines import ui_reads
 from tests.pipelines.sweeps import REPO, SWEEP, sweep
 
 
@@ -39,7 +41,7 @@ def test_env_kwargs_are_tried_before_ray_starts(tracking_uri, tmp_path, monkeypa
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monkeypatch):
+def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = sweep(
         tracking_uri,
@@ -81,7 +83,20 @@ def test_two_trial_sweep_writes_parent_and_children(tracking_uri, tmp_path, monk
     by_id = {c.info.run_id: c.data.metrics for c in children}
     expected = max(by_id, key=lambda r: (by_id[r]["eval/return"], -by_id[r]["eval/max_abs_q_error"]))
     assert parent.data.tags["adl.best_run_id"] == expected
-    assert f"#/experiments/{exp.experiment_id}/runs/{expected}" in parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"#/experiments/{exp.experiment_id}/runs/{expected}?workflowType=machine_learning" in note
+    assert note.startswith(
+        "Sweep **qlearn_frozenlake** of `qlearn`: 2 trials varying `alpha.start` (0.1, 0.5), "
+    )
+    # One best trial: Tune's progress line names the trial adl names (ties broken alike), and the
+    # command ends with the parent run's page.
+    out = capsys.readouterr().out
+    tune_says = re.findall(r"Current best trial: (\S+) with eval_return=", out)
+    adl_says = re.findall(
+        r"adl: best trial: eval_return=.*Tune trial (\S+), MLflow run ([0-9a-f]{32})\)", out
+    )
+    assert tune_says and adl_says and (tune_says[-1], expected) == adl_says[-1], out[-3000:]
+    assert ui_reads.printed_run_page(out)[1:] == (exp.experiment_id, parent.info.run_id)
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_scatter.png", "best_config.yaml", "sweep.yaml", "sweep_results.csv"} <= arts
     table = pq.read_table(

@@ -18,6 +18,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import build_parser, main
+from tests.pipelines import ui_reads
 from tests.pipelines.dqn_cli import train_dqn_argv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ SMALL = [
     "eval.every_env_steps=1000",
     "log_every_s=0.2",
 ]
-GROUPS = ("train/", "eval/", "learner/", "replay/", "collect/", "perf/", "final/", "system/", "resume/")
+GROUPS = ("train/", "eval/", "learner/", "replay/", "faults/", "system/", "resume/")
 
 
 @pytest.mark.slow
@@ -41,13 +42,15 @@ def test_dqn_run_reads_like_a_practitioners_tool_and_resumes_from_the_server(tra
     (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
     run_id = run.info.run_id
 
-    # Grouped names; one-off results logged once; the step axis named in the description.
+    # Grouped names; one-off results as tags, not single-point charts; the step axis named in the
+    # description, the result after it.
     assert all(k.startswith(GROUPS) for k in run.data.metrics), sorted(run.data.metrics)
-    assert {"eval/return", "learner/loss", "replay/size", "perf/env_steps_per_s"} <= set(run.data.metrics)
-    for key in (k for k in run.data.metrics if k.startswith("final/")):
-        assert len(client.get_metric_history(run_id, key)) == 1, key
+    assert {"eval/return", "learner/loss", "replay/size", "train/env_steps_per_s"} <= set(run.data.metrics)
+    assert not ui_reads.one_point_charts(client, run)
+    assert int(run.data.tags["adl.result.final_env_steps"]) >= 2500
     assert len(client.get_metric_history(run_id, "eval/return")) >= 2
-    assert "env steps" in run.data.tags["mlflow.note.content"]
+    note = run.data.tags["mlflow.note.content"]
+    assert "env steps" in note and "**Result:** DQN on CartPole-v1: " in note
 
     # Says what ran, who ran it, from which commit.
     assert run.info.run_name == "dqn-CartPole-v1-s0"
@@ -87,7 +90,7 @@ def test_dqn_run_reads_like_a_practitioners_tool_and_resumes_from_the_server(tra
     # The checkpoint is on the tracking server: with the local folder gone, --resume continues.
     uploaded = {a.path for a in client.list_artifacts(run_id, "checkpoint")}
     assert uploaded == {"checkpoint/learner.pt", "checkpoint/replay.arrow", "checkpoint/manifest.json"}
-    steps_before = int(run.data.metrics["final/final_learner_steps"])
+    steps_before = int(run.data.tags["adl.result.final_learner_steps"])
     shutil.rmtree(tmp_path / ".adl/runs" / run_id)
     resume = [*train_dqn_argv(tracking_uri, *SMALL, "max_env_steps=4000"), "--resume", run_id]
     proc = subprocess.run(resume, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -97,7 +100,8 @@ def test_dqn_run_reads_like_a_practitioners_tool_and_resumes_from_the_server(tra
     assert again.info.run_id == run_id and again.info.status == "FINISHED"
     resumed = client.get_metric_history(run_id, "resume/learner_steps")
     assert [m.value for m in resumed] == [steps_before]  # counters restored from the download
-    assert again.data.metrics["final/final_env_steps"] >= 4000
+    assert int(again.data.tags["adl.result.final_env_steps"]) >= 4000
+    assert again.data.tags["mlflow.note.content"].count("**Result:**") == 1  # the resumed run's result
 
 
 class _NotMlflow(http.server.BaseHTTPRequestHandler):
