@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -107,7 +108,10 @@ def test_sigterm_during_fit_asks_tune_to_stop_and_exits_143(monkeypatch):
 
     stop = sweep_mod._stop_signals()
     with stop:
-        results = sweep_mod._fit(Tuner(), stop)
+        plan = SimpleNamespace(
+            metric="eval_return", mode="max", sweep=SimpleNamespace(metric_tiebreak=None, mode_tiebreak="min")
+        )
+        results = sweep_mod._fit(Tuner(), stop, plan)
     assert results == "results" and stop.requested() and stop.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) != stop._handle  # the previous handler is back
 
