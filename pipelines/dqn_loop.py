@@ -213,7 +213,12 @@ class _Loop:
         for k in ("train_return", "loss", "mean_q"):
             if k in metrics:
                 res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
-        self.bar.set_postfix(progress_postfix(metrics, res.episodes, res.last_eval), refresh=False)
+        self.bar.set_postfix(
+            progress_postfix(
+                metrics | {"train_return": self.metrics.train_return}, res.episodes, res.last_eval
+            ),
+            refresh=False,
+        )
         self.next_log = now + self.cfg.log_every_s
         self._next_curve(now)
 

@@ -61,14 +61,25 @@ class LoopMetrics:
         learner_steps: int,
         extra: dict[str, float],
     ) -> dict[str, float]:
-        """The curve row (:meth:`curve`) and the rest since the last call: rates, Q at the episodes'
-        starts against their returns, ε, with ``extra`` merged in."""
+        """The curve row (:meth:`curve`; the counts and training return unless that row was logged at
+        this env step already) and the rest since the last call: rates, Q at the episodes' starts
+        against their returns, ε, with ``extra`` merged in."""
         dt = now - self.last_t
+        row = self.curve(env_steps, episodes, learner_steps)
+        # No row: nothing happened since the curve's row at this very env step, which logged these
+        # (logged again at the same step, a model chosen here would list each twice).
+        counts = (
+            {
+                "train_return": self.train_return,
+                "episodes": float(episodes),
+                "learner_steps": float(learner_steps),
+            }
+            if row
+            else {}
+        )
         metrics = {
-            **self.curve(env_steps, episodes, learner_steps),
-            "train_return": self.train_return,
-            "episodes": float(episodes),
-            "learner_steps": float(learner_steps),
+            **row,
+            **counts,
             "env_steps_per_s": (env_steps - self.last_env_steps) / dt,
             "updates_per_s": (learner_steps - self.last_updates) / dt,
             **extra,
