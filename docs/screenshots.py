@@ -38,8 +38,8 @@ CHROMIUM_FLAGS = [
 
 
 # Before each shot: MLflow 3.17 opens its "MLflow Assistant" panel (a third of the window) on the first
-# page a fresh browser shows; its close button is pressed, as a user would (it stays closed). Plotly's chart toolbars,
-# drawn over every chart in a headless window, are hidden.
+# page a fresh browser shows; its close button is pressed, as a user would (it stays closed). Plotly's
+# chart toolbars, drawn over every chart in a headless window, are hidden.
 CLOSE_ASSISTANT = """(() => {
   for (const close of document.querySelectorAll('button[aria-label="Close"]')) {
     for (let box = close.parentElement, i = 0; box && i < 6; box = box.parentElement, i++) {
