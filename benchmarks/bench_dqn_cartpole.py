@@ -97,7 +97,7 @@ def run_adl(seed: int, t0: float, cap: float) -> dict:
             for k, v in run.data.tags.items()
             if k.startswith("adl.result.")
         }
-        solved = m.get("solved_at_s")  # from the process's creation (pipelines/cli.py)
+        solved = m.get("solved_at_s")  # from the process's creation (pipelines/cli/main.py)
         steps = m.get("solved_at_env_steps")
         train = client.get_metric_history(run.info.run_id, "train/return")
         at = [x for x in train if steps is None or x.step <= steps]

@@ -162,7 +162,7 @@ import json, sys, time
 t0 = time.time()
 from components.config import load
 from components.rl.dqn.config import DQNConfig
-from pipelines.dqn_run import run_dqn
+from pipelines.dqn.run import run_dqn
 from pipelines.tracking import NullTracker
 cfg = load(DQNConfig, "configs/dqn/cartpole.yaml", sys.argv[1:])
 res, _ = run_dqn(cfg, NullTracker(), progress=False, t_start=t0)

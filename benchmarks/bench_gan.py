@@ -128,7 +128,7 @@ def part_loop(reps: int, steps: int) -> None:
 def part_tune(steps: int, reps: int) -> None:
     from mlflow.tracking import MlflowClient
 
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     data = yaml.safe_load(CONFIG.read_text())
     data.update({"report_every": max(steps // 10, 1)})

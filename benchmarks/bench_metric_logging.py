@@ -1,5 +1,5 @@
 """What the DQN learner's curve costs: ``make run``'s CartPole run with a curve point every 0.1 s
-(``CURVE_EVERY_S``, pipelines/dqn_loop.py) against the old cadence (every ``log_every_s`` = 2 s),
+(``CURVE_EVERY_S``, pipelines/dqn/loop.py) against the old cadence (every ``log_every_s`` = 2 s),
 side by side, alternating, same machine.
 
 Each run is ``adl train dqn --config configs/dqn/cartpole.yaml`` in a fresh subprocess with a fresh
@@ -28,8 +28,8 @@ OUT = REPO / "benchmarks/results/metric_logging.json"
 
 def child(curve_every_s: float, argv: list[str]) -> None:
     """In the run's own process: set the cadence, count the sender thread's CPU, run the command."""
-    import pipelines.dqn_loop as loop
-    from pipelines.cli import main
+    import pipelines.dqn.loop as loop
+    from pipelines.cli.main import main
     from pipelines.tracking import metric_sender
 
     loop.CURVE_EVERY_S = curve_every_s

@@ -73,7 +73,16 @@ def as_trial(
         path.write_text(yaml.safe_dump(sweep))
         uri = f"sqlite:///{d}/mlflow.db"
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "pipelines.cli", "sweep", "--config", str(path), "--tracking-uri", uri]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.cli.main",
+            "sweep",
+            "--config",
+            str(path),
+            "--tracking-uri",
+            uri,
+        ]
         subprocess.run([*cmd, "--num-cpus", "2"], cwd=d, capture_output=True, text=True, check=True)
         command_s = time.perf_counter() - t0
         client = MlflowClient(uri)

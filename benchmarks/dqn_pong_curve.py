@@ -15,7 +15,7 @@ from typing import Any
 
 from components.config import load
 from components.rl.dqn.config import DQNConfig
-from pipelines.dqn_run import run_dqn
+from pipelines.dqn.run import run_dqn
 from pipelines.tracking import NullTracker
 
 REPO = Path(__file__).resolve().parents[1]

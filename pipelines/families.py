@@ -47,7 +47,7 @@ FAMILIES: dict[str, FamilySpec] = {
         networks=False,
     ),
     "dqn": FamilySpec(
-        "pipelines.dqn",
+        "pipelines.dqn.train",
         "components.rl.dqn.config:DQNConfig",
         "dqn/cartpole.yaml",
         "Ape-X DQN: Ray collectors, shared prioritized replay, Double-DQN learner",

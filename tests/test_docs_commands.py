@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli_args import build_parser
+from pipelines.cli.args import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -64,8 +64,8 @@ CASES = [
 
 def check(argv: list[str]) -> None:
     from components.config import ConfigError
-    from pipelines.cli import train_config
-    from pipelines.sweep_plan import load_sweep
+    from pipelines.cli.main import train_config
+    from pipelines.sweep.plan import load_sweep
 
     if argv in (["--help"], ["-h"]):
         return
@@ -97,7 +97,7 @@ def test_a_documented_command_parses_and_its_config_validates(argv, error, monke
     # The docs show it refused: the real command refuses it, with that message, exit 2 (anything it
     # would log goes to a store of this test's own).
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     assert main(argv) == 2
     shown = error.split("...")[0].rstrip(". ")

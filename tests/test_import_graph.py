@@ -68,7 +68,7 @@ def _cycles() -> list[list[str]]:
 
 
 def test_the_graph_is_read():
-    assert len(MODULES) > 100 and "pipelines.dqn_run" in IMPORTS["pipelines.dqn"]
+    assert len(MODULES) > 100 and "pipelines.dqn.run" in IMPORTS["pipelines.dqn.train"]
     assert "ray" in IMPORTS["pipelines.distributed.ray_wiring"]  # module-level and in-function alike
 
 

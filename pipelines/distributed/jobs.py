@@ -19,7 +19,7 @@ from components.config import ConfigError
 from pipelines.http_probe import check_http_url, probe
 
 if TYPE_CHECKING:
-    from pipelines.submit import Submission
+    from pipelines.distributed.submit import Submission
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

@@ -117,7 +117,7 @@ class LearnerActor:
 
 class RemoteLearner:
     """The driver's handle on a :class:`LearnerActor`, with the surface the DQN loop drives
-    (``pipelines/dqn_state.LoopLearner``).
+    (``pipelines/dqn/state.py: LoopLearner``).
 
     ``online`` is a CPU mirror of the actor's online network (``mirror``, the driver's own copy of
     the network), refreshed on each access (evaluations and checkpoints, not every step).

@@ -55,7 +55,7 @@ def _replay_actor(cfg: DQNConfig, obs_shape: tuple[int, ...], dtype: str) -> Any
 
 
 class RayWiring:
-    """The counterpart of ``LocalWiring`` (``pipelines/local_wiring.py``) with every part an actor."""
+    """The counterpart of ``LocalWiring`` (``pipelines/dqn/local_wiring.py``) with every part an actor."""
 
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], obs_dtype: Any, n_actions: int) -> None:
         self.cfg = cfg

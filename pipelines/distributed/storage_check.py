@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from components.config import ConfigError
-from pipelines.sweep_signature import open_folder
+from pipelines.sweep.signature import open_folder
 
 PROBE_PREFIX = ".adl-storage-probe-"
 

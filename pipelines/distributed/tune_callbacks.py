@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 from ray.tune import Callback
 
 from pipelines.signing import SignatureError
-from pipelines.sweep_signature import digest, open_folder, read_signature, trusted_files, write_signature
+from pipelines.sweep.signature import digest, open_folder, read_signature, trusted_files, write_signature
 
 STOP_REQUESTED = threading.Event()  # set by the sweep's SIGINT/SIGTERM handler (StopSignals)
 # name -> (trial id, status, config) at the end of Tune's last step: what a stop left unfinished (after
@@ -46,7 +46,7 @@ class SignTuneState(Callback):
     Tune (2.60) saves its experiment state into the driver's staging folder and then uploads that
     folder to the storage in a background thread; it asks every callback for its state (``get_state``)
     right after writing its own files and before the upload. That is where this callback digests
-    the trusted files of the staging folder (``pipelines/sweep_signature.py``) and writes the
+    the trusted files of the staging folder (``pipelines/sweep/signature.py``) and writes the
     signature beside them, so that the upload carries files and signature together: a driver killed
     at any moment but during an upload leaves a folder that verifies. Digests of files that are only
     in the storage (``tuner.pkl``, an earlier session's state) come from the signature already there.

@@ -81,14 +81,14 @@ def make_tuner(
     """A Tuner over ``sweep``'s search space whose trials run :func:`sweep_trial` with ``spec``;
     with ``verified`` (a resume), the interrupted one at ``tune_path``, errored trials retried (its
     callbacks, which sign its state and hand it a stop request, come back with it from ``tuner.pkl``),
-    Tune reading the state files exactly as adl checked them (``pipelines/verified_storage.py``)."""
+    Tune reading the state files exactly as adl checked them (``pipelines/sweep/verified_storage.py``)."""
     from ray import tune
 
     resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, spec=spec), resources)
     if verified is not None:
-        from pipelines.sweep_signature import open_folder
-        from pipelines.verified_storage import verified_filesystem
+        from pipelines.sweep.signature import open_folder
+        from pipelines.sweep.verified_storage import verified_filesystem
 
         fs, root = open_folder(tune_path)
         pinned = verified_filesystem(fs, root, verified)
@@ -173,7 +173,7 @@ def tune_ranks_like_adl(
     metric: str, rank: Callable[[list[dict[str, Any]]], dict[str, Any]]
 ) -> Iterator[None]:
     """While the sweep runs, Tune's "Current best trial" line ranks the trials by ``rank`` (adl's
-    :func:`pipelines.sweep.best_trial`, given ``{"metrics", "trial"}`` rows), so that it and adl's
+    :func:`pipelines.sweep.run.best_trial`, given ``{"metrics", "trial"}`` rows), so that it and adl's
     closing "best trial" line name the same trial.
 
     Tune (2.60, ``ray.tune.experimental.output._current_best_trial``) ranks by the metric alone and

@@ -42,14 +42,14 @@ def ray_job_id() -> str | None:
 
 def command_line() -> str:
     """What the user typed, as ``adl ...`` (``python -m pipelines.cli`` reads the same)."""
-    args = sys.argv[1:] if Path(sys.argv[0]).name in ("adl", "cli.py", "__main__.py") else sys.argv
+    args = sys.argv[1:] if Path(sys.argv[0]).name in ("adl", "main.py", "__main__.py") else sys.argv
     return shlex.join(["adl", *args])[:500]
 
 
 def source_name() -> str:
     """A short source for MLflow's Source column, which shows the last path segment of it:
     ``adl train dqn cartpole`` (the command, the family, the config's name), no slashes."""
-    args = sys.argv[1:] if Path(sys.argv[0]).name in ("adl", "cli.py", "__main__.py") else sys.argv[:1]
+    args = sys.argv[1:] if Path(sys.argv[0]).name in ("adl", "main.py", "__main__.py") else sys.argv[:1]
     words = ["adl"]
     for a in args:
         if a.startswith("-"):

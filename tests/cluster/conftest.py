@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.cluster.cluster import BUCKET, MultiHostCluster, wait_for
 from tests.cluster.hosts import unavailable
 

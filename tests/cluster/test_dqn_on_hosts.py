@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.cluster.cluster import MLFLOW_BUCKET, MultiHostCluster, wait_for
 from tests.cluster.conftest import (
     REPO,
@@ -147,7 +147,7 @@ def test_killing_the_laptops_follow_leaves_the_job_running_and_logs_reattach(hos
     cmd = [
         sys.executable,
         "-m",
-        "pipelines.cli",
+        "pipelines.cli.main",
         "submit",
         "--address",
         hosts.jobs,

@@ -8,8 +8,8 @@ from typing import Any
 
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.learner import Learner
-from pipelines.dqn_run import DQNSetup, build_learner, build_wiring
-from pipelines.dqn_state import LoopLearner
+from pipelines.dqn.run import DQNSetup, build_learner, build_wiring
+from pipelines.dqn.state import LoopLearner
 
 
 @contextmanager

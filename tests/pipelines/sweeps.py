@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")

@@ -23,7 +23,7 @@ def rewrite_replay(path: Path, change) -> None:
 
 def reseal(ckpt: Path, manifest: dict) -> None:
     """Give the manifest each file's new size and crc32: corrupt files whose CRC matches."""
-    from pipelines.dqn_checkpoint import _crc32
+    from pipelines.dqn.checkpoint import _crc32
 
     for name in manifest["files"] if isinstance(manifest["files"], dict) else []:
         if (ckpt / name).is_file():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")

@@ -1,5 +1,5 @@
 """The ``adl`` command's exit: the right code whichever way it ends, everything written first, and no
-wait for the interpreter's teardown (``pipelines/cli.py:entry``)."""
+wait for the interpreter's teardown (``pipelines/cli/main.py:entry``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _adl(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_command_leaves_with_the_exit_code_of_each_ending():
-    prelude = "import sys, atexit\nfrom pipelines import cli\n"
+    prelude = "import sys, atexit\nfrom pipelines.cli import main as cli\n"
     ok = _adl(prelude + "sys.argv = ['adl', 'config', 'qlearn']\ncli.entry()\n")
     assert ok.returncode == 0 and "episodes" in ok.stdout  # printed before the fast exit
     bad = _adl(prelude + "sys.argv = ['adl', 'train', 'qlearn', '--set', 'episodez=3']\ncli.entry()\n")
@@ -35,7 +35,7 @@ def test_every_other_exit_handler_runs_before_the_fast_exit(tmp_path):
     before entry's own, which leaves at once."""
     marker = tmp_path / "handler_ran"
     code = (
-        "import sys, atexit\nfrom pipelines import cli\n"
+        "import sys, atexit\nfrom pipelines.cli import main as cli\n"
         "run = cli.main\n"
         "def main(argv=None):\n"
         f"    atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"

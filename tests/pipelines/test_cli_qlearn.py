@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 FROZEN = str(REPO / "configs/qlearn/frozenlake.yaml")
@@ -119,7 +119,7 @@ def test_unreachable_tracking_server_fails_fast():
         [
             sys.executable,
             "-m",
-            "pipelines.cli",
+            "pipelines.cli.main",
             "train",
             "qlearn",
             "--config",

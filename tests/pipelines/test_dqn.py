@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 from components.config import load
 from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
-from pipelines.cli import main
-from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import run_dqn
-from pipelines.local_wiring import LocalWiring
+from pipelines.cli.main import main
+from pipelines.dqn.local_wiring import LocalWiring
+from pipelines.dqn.loop import train_loop
+from pipelines.dqn.run import run_dqn
 from tests.fakes import MemoryTracker
 from tests.pipelines import ui_reads
 from tests.pipelines.dqn_cli import train_dqn_argv
@@ -92,7 +92,7 @@ def test_gpu_only_options_where_there_is_no_gpu_exit_2_before_a_run_opens(sets, 
 def test_how_the_learner_and_collectors_compute_may_change_on_resume():
     """A checkpoint's config identity leaves out the graph, precision, TF32 and inference keys: a run
     checkpointed on a GPU resumes on a CPU, and checkpoints written before these keys existed verify."""
-    from pipelines.dqn_checkpoint import config_identity
+    from pipelines.dqn.checkpoint import config_identity
 
     plain = config_identity(load(DQNConfig, CARTPOLE))
     changed = config_identity(

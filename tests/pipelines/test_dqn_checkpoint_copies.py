@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.tracking.mlflow_tracker import MlflowTracker
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,11 +16,11 @@ from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
-from pipelines.dqn_checkpoint import Checkpointer, restore
-from pipelines.dqn_checkpoint_check import verify
-from pipelines.dqn_loop import train_loop
-from pipelines.dqn_state import LoopControl
-from pipelines.local_wiring import LocalWiring
+from pipelines.dqn.checkpoint import Checkpointer, restore
+from pipelines.dqn.checkpoint_check import verify
+from pipelines.dqn.local_wiring import LocalWiring
+from pipelines.dqn.loop import train_loop
+from pipelines.dqn.state import LoopControl
 from pipelines.tracking import NullTracker
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.pipelines.tamper import Touch, reseal, rewrite_replay, with_column
 
 REPO = Path(__file__).resolve().parents[2]

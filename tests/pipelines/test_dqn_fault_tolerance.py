@@ -21,11 +21,11 @@ from components.config import load
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.learner import Learner
-from pipelines.cli import main
-from pipelines.dqn_checkpoint import Checkpointer
-from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import DQNSetup
-from pipelines.dqn_state import LoopControl
+from pipelines.cli.main import main
+from pipelines.dqn.checkpoint import Checkpointer
+from pipelines.dqn.loop import train_loop
+from pipelines.dqn.run import DQNSetup
+from pipelines.dqn.state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
 from tests.pipelines.dqn_ray import ray_dqn
@@ -299,7 +299,7 @@ def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_it
     keeps the last good checkpoint, says so, and ends FINISHED with its models logged."""
     import threading
 
-    from pipelines.dqn_checkpoint_check import verify
+    from pipelines.dqn.checkpoint_check import verify
 
     ck = tmp_path / "ck"
     done = threading.Event()
@@ -338,9 +338,9 @@ def test_fault_counts_and_the_training_time_carry_across_a_resume(tmp_path):
     """Issue #15, item 7: restarts and lost transitions go on from the checkpoint's counts, and
     max_time_s counts the loop's time only: a resume whose start-up was long still trains for the
     time the budget has left (it used to spend it all on start-up, 0 env steps)."""
-    from pipelines.dqn_checkpoint import restore
-    from pipelines.dqn_checkpoint_check import verify
-    from pipelines.local_wiring import LocalWiring
+    from pipelines.dqn.checkpoint import restore
+    from pipelines.dqn.checkpoint_check import verify
+    from pipelines.dqn.local_wiring import LocalWiring
 
     def session(sets: list[str]):
         cfg = load(DQNConfig, CARTPOLE, [*SMALL, "local=true", *sets])

@@ -14,7 +14,7 @@ from components.config import load
 from components.rl.dqn.collector import Collector
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.networks import build_q_network, get_flat_weights
-from pipelines.dqn_loop import train_loop
+from pipelines.dqn.loop import train_loop
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_ray import ray_dqn
 

@@ -16,11 +16,11 @@ import torch
 from components.config import load
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.networks import get_flat_weights
-from pipelines.dqn_checkpoint import Checkpointer, restore
-from pipelines.dqn_checkpoint_check import verify
-from pipelines.dqn_loop import train_loop
-from pipelines.dqn_run import DQNSetup, build_learner
-from pipelines.dqn_state import LoopControl
+from pipelines.dqn.checkpoint import Checkpointer, restore
+from pipelines.dqn.checkpoint_check import verify
+from pipelines.dqn.loop import train_loop
+from pipelines.dqn.run import DQNSetup, build_learner
+from pipelines.dqn.state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv
 from tests.pipelines.dqn_ray import ray_dqn
@@ -121,7 +121,7 @@ def test_cuda_learner_runs_in_an_actor_on_half_a_gpu_and_solves_cartpole(tmp_pat
         "import sys\n"
         "from components.config import load\n"
         "from components.rl.dqn.config import DQNConfig\n"
-        "from pipelines.dqn_run import run_dqn\n"
+        "from pipelines.dqn.run import run_dqn\n"
         "from pipelines.tracking import NullTracker\n"
         "cfg = load(DQNConfig, sys.argv[1], sys.argv[2:])\n"
         "res, learner = run_dqn(cfg, NullTracker(), progress=False)\n"
@@ -149,7 +149,7 @@ def test_pong_on_ray_trains_with_the_learner_actor_on_the_gpu_for_a_short_budget
         "import sys\n"
         "from components.config import load\n"
         "from components.rl.dqn.config import DQNConfig\n"
-        "from pipelines.dqn_run import run_dqn\n"
+        "from pipelines.dqn.run import run_dqn\n"
         "from pipelines.tracking import NullTracker\n"
         "cfg = load(DQNConfig, sys.argv[1], sys.argv[2:])\n"
         "res, learner = run_dqn(cfg, NullTracker(), progress=False)\n"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.families import CONFIGS_DIR, get_family
 
 REPO = Path(__file__).resolve().parents[2]

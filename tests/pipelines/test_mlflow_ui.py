@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.distributed.tune_sweep import tune_ranks_like_adl
-from pipelines.sweep import best_trial, describe_trials
+from pipelines.sweep.run import best_trial, describe_trials
 from pipelines.tracking.metric_names import DQN, GAN, QLEARN, SEQ, NamedTracker
 from pipelines.tracking.uri import where_to_look
 from tests.fakes import MemoryTracker

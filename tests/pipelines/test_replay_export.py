@@ -10,7 +10,7 @@ import pytest
 from components.replay.batch import Transitions
 from components.replay.buffer import ReplayBuffer, ReplayConfig
 from components.replay.snapshot import write_replay
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 @pytest.fixture

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
-from pipelines.lease import LEASE, LeaseHeld, RunLease
+from pipelines.cli.main import main
+from pipelines.dqn.lease import LEASE, LeaseHeld, RunLease
 from tests.pipelines.dqn_cli import train_dqn_argv
 
-HOLD = "import sys, time; from pipelines.lease import RunLease; RunLease(sys.argv[1], 'r1').acquire(); " + (
-    "print('held', flush=True); time.sleep(60)"
+HOLD = (
+    "import sys, time; from pipelines.dqn.lease import RunLease; RunLease(sys.argv[1], 'r1').acquire(); "
+    + ("print('held', flush=True); time.sleep(60)")
 )
 
 

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from components.config import describe
 from components.seq.config import SeqConfig
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.pipelines import ui_reads
 
 REPO = Path(__file__).resolve().parents[2]

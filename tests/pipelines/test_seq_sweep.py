@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/lstm_vs_gru.yaml")

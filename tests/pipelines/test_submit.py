@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from components.config import ConfigError
-from pipelines.cli import build_parser, main
+from pipelines.cli.main import build_parser, main
 from pipelines.distributed.preflight import package_limit, working_dir_size
-from pipelines.submit import (
+from pipelines.distributed.submit import (
     DEFAULT_EXCLUDES,
     build_submission,
     entrypoint_for,

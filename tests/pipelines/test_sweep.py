@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
-from pipelines.sweep import best_trial
-from pipelines.sweep_plan import load_sweep, threads_for_trials
+from pipelines.cli.main import main
+from pipelines.sweep.plan import load_sweep, threads_for_trials
+from pipelines.sweep.run import best_trial
 from tests.pipelines import ui_reads
 from tests.pipelines.sweeps import REPO, SWEEP, sweep
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.distributed import tune_sweep
 from pipelines.distributed.tune_callbacks import TRIAL_STATUSES
 from pipelines.tracking import open_run

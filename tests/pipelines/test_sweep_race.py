@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import pipelines.distributed.ray_runtime as ray_runtime
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.signing import signed
 
 REPO = Path(__file__).resolve().parents[2]

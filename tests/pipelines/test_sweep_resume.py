@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.signing import signed
-from pipelines.sweep_signature import sign_folder
+from pipelines.sweep.signature import sign_folder
 from tests.pipelines.sweeps import REPO, SWEEP, sweep
 
 
@@ -97,8 +97,8 @@ def test_sigterm_during_fit_asks_tune_to_stop_and_exits_143(monkeypatch):
     says which signal it was."""
     import signal
 
-    from pipelines import sweep as sweep_mod
     from pipelines.distributed.tune_callbacks import STOP_REQUESTED
+    from pipelines.sweep import run as sweep_mod
 
     class Tuner:
         def fit(self):
@@ -133,7 +133,16 @@ def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_ur
     lake.write_text((REPO / "configs/qlearn/frozenlake.yaml").read_text())
     sweep_file = tmp_path / "lake_sweep.yaml"
     sweep_file.write_text(Path(SWEEP).read_text().replace("configs/qlearn/frozenlake.yaml", str(lake)))
-    cmd = [sys.executable, "-m", "pipelines.cli", "sweep", "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.cli.main",
+        "sweep",
+        "--tracking-uri",
+        tracking_uri,
+        "--num-cpus",
+        "2",
+    ]
     first = [*cmd, "--config", str(sweep_file), "--experiment", "sig", "--set", "name=sig"]
     for item in (
         "max_concurrent=1",

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from pipelines.signing import SignatureError, check_signed, signed, signing_key
-from pipelines.sweep_signature import SIGNATURE_FILE, sign_folder, verify_folder
+from pipelines.sweep.signature import SIGNATURE_FILE, sign_folder, verify_folder
 
 
 def _tune_folder(root):

@@ -17,7 +17,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import build_parser, main
+from pipelines.cli.main import build_parser, main
 from tests.pipelines import ui_reads
 from tests.pipelines.dqn_cli import train_dqn_argv
 
@@ -130,7 +130,7 @@ def test_a_tracking_uri_that_is_not_mlflow_exits_2_without_a_traceback(capsys):
 def test_an_unknown_config_key_is_refused_before_torch_ray_or_mlflow_load():
     code = (
         "import sys\n"
-        "from pipelines.cli import main\n"
+        "from pipelines.cli.main import main\n"
         "rc = main(['train', 'dqn', '--set', 'learner.n_stepp=3'])\n"
         "print(rc, sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))\n"
     )

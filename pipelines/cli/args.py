@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
 
-    from pipelines.submit_cli import add_parsers as add_submit_parsers
+    from pipelines.cli.submit import add_parsers as add_submit_parsers
 
     add_submit_parsers(sub)  # submit, jobs
 

@@ -1,8 +1,8 @@
 """Composition root for Ape-X style DQN (``adl train dqn``): collectors, shared replay, learner.
 
-Spaces, budgets and resources are checked before any actor starts; ``pipelines/dqn_run.py`` builds
-the run and ``pipelines/dqn_loop.py`` drives it over a local wiring (``local: true``) or Ray actors.
-Checkpoints (``pipelines/dqn_checkpoint.py``) are written every ``checkpoint.every_s`` and at exit,
+Spaces, budgets and resources are checked before any actor starts; ``pipelines/dqn/run.py`` builds
+the run and ``pipelines/dqn/loop.py`` drives it over a local wiring (``local: true``) or Ray actors.
+Checkpoints (``pipelines/dqn/checkpoint.py``) are written every ``checkpoint.every_s`` and at exit,
 including after SIGINT/SIGTERM; ``--resume RUN_ID`` checks one before touching the run, then
 continues it.
 """
@@ -16,13 +16,13 @@ from typing import Any
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.learner import check_learner_options, resolve_device
 from pipelines.distributed.jobs import in_ray_job
-from pipelines.dqn_artifacts import fetch_checkpoint, log_results
-from pipelines.dqn_checkpoint import checkpoint_dir
-from pipelines.dqn_checkpoint_check import verify
-from pipelines.dqn_run import DQNSetup, check_memory, check_resources, prestart_ray, run_dqn
-from pipelines.dqn_state import LoopResult
+from pipelines.dqn.artifacts import fetch_checkpoint, log_results
+from pipelines.dqn.checkpoint import checkpoint_dir
+from pipelines.dqn.checkpoint_check import verify
+from pipelines.dqn.lease import RunLease
+from pipelines.dqn.run import DQNSetup, check_memory, check_resources, prestart_ray, run_dqn
+from pipelines.dqn.state import LoopResult
 from pipelines.families import Family, slug
-from pipelines.lease import RunLease
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import tracked_run
 from pipelines.tracking.metric_names import DQN

@@ -5,7 +5,7 @@ Every key and every listed value is validated against the family's config before
 Each trial is a child MLflow run (``pipelines/distributed/tune_trial.py``); the parent ends with
 the best config, the best trial's run id, a scatter of the metric against each swept value and
 whatever the family summarises (``Family.summarize_sweep``). The plan, and the signed state a
-``--resume`` trusts, are ``pipelines/sweep_plan.py``.
+``--resume`` trusts, are ``pipelines/sweep/plan.py``.
 
 SIGINT or SIGTERM stops the sweep the way Tune stops gracefully: running trials are stopped, the
 state is saved (and signed) with them unfinished; the parent run and the unfinished trials' runs
@@ -28,7 +28,7 @@ import yaml
 
 from pipelines.families import get_family
 from pipelines.stop_signals import StopSignals
-from pipelines.sweep_plan import SweepPlan, plan_sweep, remove_state, write_state
+from pipelines.sweep.plan import SweepPlan, plan_sweep, remove_state, write_state
 
 
 def run_sweep(
@@ -46,7 +46,7 @@ def run_sweep(
     from pipelines.distributed.tune_callbacks import sign_tune_state_of
     from pipelines.distributed.tune_sweep import check_trial_resources, errored_trials, make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
-    from pipelines.sweep_signature import sign_folder
+    from pipelines.sweep.signature import sign_folder
     from pipelines.tracking import fail_trial_runs, tracked_run
     from pipelines.tracking.provenance import command_line
     from pipelines.tracking.uri import where_to_look
@@ -218,7 +218,7 @@ def best_trial(
 def _finish_parent(parent: Any, family: Any, trials: list[dict[str, Any]], plan: SweepPlan) -> None:
     """Best trial (tags, a linked description, its config), a table of every trial, a scatter of the
     sweep, the family's own summary; close runs a scheduler stopped."""
-    from pipelines.sweep_plots import plot_sweep, write_results_table
+    from pipelines.sweep.plots import plot_sweep, write_results_table
     from pipelines.tracking import close_stopped_runs
 
     metric, sweep = plan.metric, plan.sweep

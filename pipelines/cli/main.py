@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.cli_args import build_parser
+from pipelines.cli.args import build_parser
 from pipelines.families import CONFIGS_DIR, FAMILIES, family_spec, get_family
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from components.config import ConfigError
-    from pipelines.sweep import run_sweep
+    from pipelines.sweep.run import run_sweep
 
     if args.config is None and args.resume is None:
         raise ConfigError("adl sweep needs --config SWEEP.yaml (or --resume NAME)")
@@ -142,19 +142,19 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipelines.replay_export import export_run_replay
+    from pipelines.dqn.replay_export import export_run_replay
 
     return export_run_replay(args.run_id, args.out, args.tracking_uri, args.checkpoint_dir)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from pipelines.submit_cli import cmd_submit as run
+    from pipelines.cli.submit import cmd_submit as run
 
     return run(args)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from pipelines.submit_cli import cmd_jobs as run
+    from pipelines.cli.submit import cmd_jobs as run
 
     return run(args)
 

@@ -13,7 +13,7 @@ It is written as ``checkpoint.tmp/``, then the previous ``checkpoint/`` is renam
 the new one takes its name and the old one is deleted. A crash at any point leaves either a folder
 with a manifest that matches its files or none; a loader that finds no whole ``checkpoint/`` falls back
 to ``checkpoint.old/``. What a resume checks before it trusts a checkpoint is
-``pipelines/dqn_checkpoint_check.py``. Nothing here imports Ray or MLflow.
+``pipelines/dqn/checkpoint_check.py``. Nothing here imports Ray or MLflow.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 
 from components.config import ConfigError, flatten, to_dict
 from components.rl.dqn.config import DQNConfig
-from pipelines.dqn_state import LoopLearner, LoopState, Wiring
+from pipelines.dqn.state import LoopLearner, LoopState, Wiring
 
 FORMAT = "adl-dqn-checkpoint-1"
 MANIFEST = "manifest.json"

@@ -20,9 +20,9 @@ import torch
 
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import env_fn
-from pipelines.dqn_checkpoint import MANIFEST, UPLOAD_SLOTS, CheckpointError, checkpoint_dir
-from pipelines.dqn_run import DQNSetup
-from pipelines.dqn_state import LoopLearner, LoopResult
+from pipelines.dqn.checkpoint import MANIFEST, UPLOAD_SLOTS, CheckpointError, checkpoint_dir
+from pipelines.dqn.run import DQNSetup
+from pipelines.dqn.state import LoopLearner, LoopResult
 from pipelines.tracking import Tracker
 
 
@@ -95,7 +95,7 @@ def fetch_checkpoint(cfg: DQNConfig, uri: str, run_id: str, tagged: Path) -> tup
     machine's ``checkpoint.dir``. Also returns the slot it came from (None for a local folder)."""
     if any((d / MANIFEST).is_file() for d in (tagged, tagged.with_name("checkpoint.old"))):
         return tagged, None
-    from pipelines.dqn_checkpoint_check import check_files, read_manifest
+    from pipelines.dqn.checkpoint_check import check_files, read_manifest
     from pipelines.tracking.lookups import download_artifacts
 
     local = checkpoint_dir(cfg, run_id)

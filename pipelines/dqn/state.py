@@ -1,7 +1,7 @@
 """The types the DQN loop, its wirings and its checkpoints share: what a wiring and a learner offer
 the loop, the counters a checkpoint keeps, how a run is controlled, and what it returns.
 
-Kept apart from the loop itself (``pipelines/dqn_loop.py``) so that checkpoints and wirings need
+Kept apart from the loop itself (``pipelines/dqn/loop.py``) so that checkpoints and wirings need
 only these definitions, not the loop.
 """
 

@@ -1,7 +1,7 @@
 """One DQN training, built from its config: spaces checked, the network built once, the learner and
 the wiring (local or Ray) put together, the loop run with checkpoints, everything stopped at the end.
 
-``pipelines/dqn.py`` (``adl train dqn``) opens the MLflow run around :func:`run_dqn`; tests and
+``pipelines/dqn/train.py`` (``adl train dqn``) opens the MLflow run around :func:`run_dqn`; tests and
 benchmarks call it directly with any tracker.
 """
 
@@ -25,9 +25,9 @@ from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import Learner
 from components.rl.dqn.networks import build_q_network
-from pipelines.dqn_checkpoint import Checkpointer, restore
-from pipelines.dqn_loop import train_loop
-from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
+from pipelines.dqn.checkpoint import Checkpointer, restore
+from pipelines.dqn.loop import train_loop
+from pipelines.dqn.state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
 from pipelines.stop_signals import StopSignals
 from pipelines.tracking import Tracker
 
@@ -122,7 +122,7 @@ def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
     """Collectors and replay in this process, or as Ray actors once the cluster can hold them."""
     args = (cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
     if cfg.local:
-        from pipelines.local_wiring import LocalWiring
+        from pipelines.dqn.local_wiring import LocalWiring
 
         return LocalWiring(*args)
     from pipelines.distributed.learner_actor import check_gpus
@@ -225,7 +225,7 @@ def run_dqn(
     """Build everything from ``cfg`` (or ``setup``) and train; ``t_start`` is when the clock started.
 
     With ``ckpt_dir`` it checkpoints there every ``checkpoint.every_s`` and at exit; ``resume`` is a
-    verified manifest (:func:`pipelines.dqn_checkpoint_check.verify`) to continue from.
+    verified manifest (:func:`pipelines.dqn.checkpoint_check.verify`) to continue from.
     """
     t0 = t_start if t_start is not None else time.time()
     setup = setup or DQNSetup.from_config(cfg)

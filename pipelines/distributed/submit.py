@@ -1,7 +1,7 @@
 """``adl submit``: the same ``adl`` command, run as a Ray job on a cluster.
 
 The job is built here; the Jobs client is ``pipelines/distributed/jobs.py`` and the command line
-``pipelines/submit_cli.py``. Everything that can be checked on the laptop is checked before
+``pipelines/cli/submit.py``. Everything that can be checked on the laptop is checked before
 anything is uploaded, and raises :class:`ConfigError` (exit 2):
 
 - the Jobs server answers at ``--address`` within seconds (``pipelines/distributed/jobs.py``);

@@ -1,4 +1,4 @@
-"""The ``adl submit`` and ``adl jobs`` command lines (registered in ``pipelines/cli.py``)."""
+"""The ``adl submit`` and ``adl jobs`` command lines (registered in ``pipelines/cli/main.py``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pipelines.distributed.jobs import (
     resolve_address,
     submit,
 )
-from pipelines.submit import build_submission, parse_env
+from pipelines.distributed.submit import build_submission, parse_env
 
 EPILOG = """\
 examples:

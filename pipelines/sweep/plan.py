@@ -5,7 +5,7 @@ trusted only when adl signed it.
 The sweep's state file (``adl_sweep.json``, in the sweep's folder ``<storage_path>/<name>/``, on a
 local disk or on S3 beside Tune's own files) and Ray Tune's files
 (``tuner.pkl``, the experiment state, which Tune unpickles) are signed with the user's key
-(``pipelines/signing.py``, ``pipelines/sweep_signature.py``). A resume verifies both before Ray
+(``pipelines/signing.py``, ``pipelines/sweep/signature.py``). A resume verifies both before Ray
 or Tune opens anything, and refuses (exit 2) state it cannot trust, saying how to go on.
 """
 
@@ -22,8 +22,8 @@ from components.config import ConfigError, apply_overrides, apply_values, build,
 from pipelines.distributed.jobs import in_ray_job
 from pipelines.families import family_spec, get_family
 from pipelines.signing import KEY_FILE, SignatureError, check_signed, config_dir, signed
-from pipelines.sweep_config import SweepConfig, check_sweep_name
-from pipelines.sweep_signature import open_folder, sign_folder, verify_folder
+from pipelines.sweep.config import SweepConfig, check_sweep_name
+from pipelines.sweep.signature import open_folder, sign_folder, verify_folder
 from pipelines.writable import check_writable
 
 SWEEP_STATE = "adl_sweep.json"
@@ -167,7 +167,7 @@ def state_folder(resume: str, storage_root: Path) -> str:
 def _confirm_trust(resume: str, exp_dir: str, raw: Any, yes: bool) -> None:
     """What ``--trust-state`` would sign, file by file, with what changed since adl signed it; asked
     on the terminal unless ``yes`` (refused, exit 2, with no terminal to ask on)."""
-    from pipelines.sweep_signature import describe_changes
+    from pipelines.sweep.signature import describe_changes
 
     try:
         check_signed(raw, SWEEP_STATE)

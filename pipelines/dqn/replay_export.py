@@ -16,7 +16,7 @@ from pathlib import Path
 
 from components.config import ConfigError
 from components.replay.snapshot import SnapshotError, export_parquet
-from pipelines.dqn_checkpoint import find_checkpoint
+from pipelines.dqn.checkpoint import find_checkpoint
 from pipelines.tracking import run_info
 from pipelines.writable import check_writable
 

@@ -14,7 +14,7 @@ learner (in this process, or in an actor) trains when asked. Each turn of the lo
    counts the time in this loop over all sessions of a run, not Ray's and the actors' start-ups);
 6. writes a checkpoint every ``checkpoint.every_s`` when the caller gave it a way to.
 
-A :class:`~pipelines.dqn_state.LoopControl` brings what a long run needs: counters restored from a
+A :class:`~pipelines.dqn.state.LoopControl` brings what a long run needs: counters restored from a
 checkpoint, the periodic checkpoint and the stop request.
 """
 
@@ -30,8 +30,8 @@ from components.replay.rate_limiter import SamplesPerInsert
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.epsilon import apex_epsilons
 from components.rl.dqn.evaluator import Evaluator
-from pipelines.dqn_metrics import LoopMetrics, progress_postfix
-from pipelines.dqn_state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
+from pipelines.dqn.metrics import LoopMetrics, progress_postfix
+from pipelines.dqn.state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
 from pipelines.runner import check_finite
 from pipelines.tracking import Tracker
 

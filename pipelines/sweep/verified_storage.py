@@ -2,7 +2,7 @@
 verified.
 
 ``adl sweep --resume`` checks the signature of every file Tune will unpickle
-(``pipelines/sweep_signature.py``), then Ray starts and Tune restores: seconds later, and from the
+(``pipelines/sweep/signature.py``), then Ray starts and Tune restores: seconds later, and from the
 storage again. Whoever can write the sweep's folder in that window could swap ``tuner.pkl`` for a
 payload after the check and before the use. So the resume reads every trusted file once, checks it,
 keeps its bytes, and hands Tune this filesystem over the real one:
@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from pipelines.sweep_signature import is_trusted
+from pipelines.sweep.signature import is_trusted
 
 
 class VerifiedStorage(pafs.FileSystemHandler):

@@ -2,7 +2,7 @@
 
 A checkpoint folder may have been damaged, hand-edited, copied from elsewhere or written by other
 code; a CRC that matches says only that a file is the one its manifest names. So :func:`verify`
-refuses, with a :class:`~pipelines.dqn_checkpoint.CheckpointError` (exit 2) that names the file and
+refuses, with a :class:`~pipelines.dqn.checkpoint.CheckpointError` (exit 2) that names the file and
 the field, anything the resumed run would trip over later, and leaves the run's status as it was:
 
 - the manifest: JSON, the format, every field with its type (``network`` a mapping of parameter
@@ -34,7 +34,7 @@ import torch
 from components.replay.arrow_io import SnapshotError
 from components.replay.snapshot_check import SnapshotSpec, check_snapshot
 from components.rl.dqn.config import DQNConfig
-from pipelines.dqn_checkpoint import (
+from pipelines.dqn.checkpoint import (
     FORMAT,
     MANIFEST,
     CheckpointError,
@@ -43,7 +43,7 @@ from pipelines.dqn_checkpoint import (
     find_checkpoint,
     network_shapes,
 )
-from pipelines.dqn_state import LoopState
+from pipelines.dqn.state import LoopState
 
 FILES = ("learner.pt", "replay.arrow")  # what a checkpoint may hold besides its manifest
 FIELDS: dict[str, Any] = {"format": str, "config": dict, "obs_shape": list, "obs_dtype": str}
