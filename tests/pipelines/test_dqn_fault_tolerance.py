@@ -94,7 +94,9 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     assert _steps(client, run_id, "resume/replay_size")[0][1] == 2000
     learner_steps = _steps(client, run_id, "learner/steps")
     after = [(s, v) for s, v in learner_steps if s > last_step]
-    assert after and min(v for _, v in after) > manifest["learner_steps"]
+    # Counted on from the checkpoint: a curve point may come before the resumed learner's first update
+    # (a point every 0.1 s), never below the checkpoint's count, and the learner does update.
+    assert after and min(v for _, v in after) >= manifest["learner_steps"] < after[-1][1]
     assert all(b[1] >= a[1] for a, b in zip(learner_steps, learner_steps[1:]))  # never restarts at 0
     assert int(run.data.tags["adl.result.final_env_steps"]) >= 5000
 
