@@ -76,7 +76,7 @@ def as_trial(
         cmd = [
             sys.executable,
             "-m",
-            "pipelines.cli.main",
+            "pipelines.cli",
             "sweep",
             "--config",
             str(path),

@@ -147,7 +147,7 @@ def test_killing_the_laptops_follow_leaves_the_job_running_and_logs_reattach(hos
     cmd = [
         sys.executable,
         "-m",
-        "pipelines.cli.main",
+        "pipelines.cli",
         "submit",
         "--address",
         hosts.jobs,

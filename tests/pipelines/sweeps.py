@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pipelines.cli.main import main
@@ -17,3 +18,9 @@ def sweep(tracking_uri: str, *sets: str, experiment: str | None = None) -> int:
     for item in sets:
         argv += ["--set", item]
     return main(argv)
+
+
+def sweep_argv(tracking_uri: str) -> list[str]:
+    """``python -m pipelines.cli sweep`` on 2 CPUs, for the tests that run the sweep as a subprocess
+    (to signal it); the caller adds ``--config`` and the rest."""
+    return [sys.executable, "-m", "pipelines.cli", "sweep", "--tracking-uri", tracking_uri, "--num-cpus", "2"]

@@ -119,7 +119,7 @@ def test_unreachable_tracking_server_fails_fast():
         [
             sys.executable,
             "-m",
-            "pipelines.cli.main",
+            "pipelines.cli",
             "train",
             "qlearn",
             "--config",

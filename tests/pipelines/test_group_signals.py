@@ -10,12 +10,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+
+from tests.pipelines.sweeps import sweep_argv
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
@@ -24,16 +25,7 @@ SWEEP = str(REPO / "configs/sweeps/qlearn_frozenlake.yaml")
 @pytest.mark.slow
 @pytest.mark.ray
 def test_sigterm_to_the_process_group_ends_a_sweep_cleanly(tracking_uri, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.cli.main",
-        "sweep",
-        "--tracking-uri",
-        tracking_uri,
-        "--num-cpus",
-        "2",
-    ]
+    cmd = sweep_argv(tracking_uri)
     cmd += ["--config", SWEEP, "--experiment", "grp", "--set", "name=grp", "--set", "max_concurrent=1"]
     cmd += ["--set", "scheduler.kind=fifo", "--set", "search_space={alpha.start: {grid: [0.1, 0.2]}}"]
     cmd += ["--set", "overrides={episodes: 20000, eval_every: 500}"]

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.cli.main import main
 from pipelines.signing import signed
 from pipelines.sweep.signature import sign_folder
-from tests.pipelines.sweeps import REPO, SWEEP, sweep
+from tests.pipelines.sweeps import REPO, SWEEP, sweep, sweep_argv
 
 
 class _Touch:
@@ -126,23 +126,13 @@ def test_ctrl_c_stops_a_sweep_as_killed_and_its_signed_state_resumes(tracking_ur
     made slippery); the resume runs the sweep as it started, and says the file changed."""
     import signal
     import subprocess
-    import sys
     import time
 
     lake = tmp_path / "lake.yaml"
     lake.write_text((REPO / "configs/qlearn/frozenlake.yaml").read_text())
     sweep_file = tmp_path / "lake_sweep.yaml"
     sweep_file.write_text(Path(SWEEP).read_text().replace("configs/qlearn/frozenlake.yaml", str(lake)))
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.cli.main",
-        "sweep",
-        "--tracking-uri",
-        tracking_uri,
-        "--num-cpus",
-        "2",
-    ]
+    cmd = sweep_argv(tracking_uri)
     first = [*cmd, "--config", str(sweep_file), "--experiment", "sig", "--set", "name=sig"]
     for item in (
         "max_concurrent=1",
