@@ -1,5 +1,5 @@
-"""What the DQN learner's curve costs: ``make run``'s CartPole run with a curve point every 0.1 s
-(``CURVE_EVERY_S``, pipelines/dqn/loop.py) against the old cadence (every ``log_every_s`` = 2 s),
+"""What the DQN learner's curve costs: ``make run``'s CartPole run with a curve point every
+``CURVE_EVERY_S`` (pipelines/dqn/loop.py) against the old cadence (every ``log_every_s`` = 2 s),
 side by side, alternating, same machine.
 
 Each run is ``adl train dqn --config configs/dqn/cartpole.yaml`` in a fresh subprocess with a fresh
@@ -83,7 +83,10 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--time-s", type=float, default=20.0, help="each run's training time (max_time_s)")
     args, rest = ap.parse_known_args()
-    modes = {"curve every 0.1 s": 0.1, "every log_every_s (2 s)": 2.0}
+    from pipelines.dqn.loop import CURVE_EVERY_S
+
+    dense = f"curve every {CURVE_EVERY_S:g} s"
+    modes = {dense: CURVE_EVERY_S, "every log_every_s (2 s)": 2.0}
     rows = []
     for i in range(args.pairs):  # alternate, and swap the order every pair
         order = list(modes.items()) if i % 2 == 0 else list(modes.items())[::-1]
@@ -98,7 +101,7 @@ def main() -> int:
             for k in ("env_steps_per_s", "updates_per_s", "learner_loss_points", "sender_cpu_s")
         }
     new, old = (summary[m] for m in modes)
-    summary["ratio (0.1 s / 2 s)"] = {
+    summary[f"ratio ({CURVE_EVERY_S:g} s / 2 s)"] = {
         k: new[k] / old[k] for k in ("env_steps_per_s", "updates_per_s") if old[k]
     }
     OUT.write_text(json.dumps({"time_s": args.time_s, "runs": rows, "median": summary}, indent=1))

@@ -218,10 +218,10 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     assert float(run.data.params["collectors.mean_epsilon"]) == pytest.approx(
         np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)), abs=1e-6
     )
-    # The learner's loss is a curve even though CartPole is solved within seconds of learning (seed 0
-    # has taken 2.3 s of it: 22 points), denser than the full log every log_every_s.
+    # The learner's loss is a curve even though CartPole is solved within seconds of learning (a point
+    # every 0.04 s: 50 in 2 s of it), denser than the full log every log_every_s.
     loss_points = len(client.get_metric_history(run.info.run_id, "learner/loss"))
-    assert loss_points >= 15 and loss_points >= 5 * len(
+    assert loss_points >= 50 and loss_points >= 5 * len(
         client.get_metric_history(run.info.run_id, "replay/size")
     )
     # The run's Duration covers the time its result counts from the launch.
