@@ -94,6 +94,8 @@ def plot_curves(
         ax.set_xlabel("generator step")
         ax.set_title(group[0], fontsize=9)
         ax.grid(alpha=0.3)
+        if group[0].endswith("distance") and all(p[1] > 0 for k in group for p in history[k]):
+            ax.set_yscale("log")  # distances fall by orders of magnitude
         if len(group) > 1:
             ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
