@@ -188,7 +188,7 @@ def test_summarize_sweep_draws_against_wall_seconds_when_trials_report_them(tmp_
 
 def test_the_mnist_sweep_crosses_dcgan_and_wgan_gp_and_every_trial_builds() -> None:
     """Every trial of configs/sweeps/gan_mnist.yaml is a valid config that builds a trainer, with the
-    loss's own defaults for the keys the two GANs do not share."""
+    loss's own defaults for the keys the two GANs do not share, and runs (two generator steps here)."""
     import itertools
 
     from components.config import apply_values, build
@@ -206,4 +206,45 @@ def test_the_mnist_sweep_crosses_dcgan_and_wgan_gp_and_every_trial_builds() -> N
         norms = {type(m).__name__ for m in trainer.critic.modules()}
         seen[loss] = (cfg.n_critic, cfg.betas, "BatchNorm2d" in norms, "GroupNorm" in norms)
         assert cfg.data.kind == "mnist" and trainer.source.sample_shape == (1, 28, 28)
+        assert (cfg.train.steps, cfg.report_every) == (1200, 100)
+        short = {"train.loss": loss, "seed": seed, "train.steps": 2, "report_every": 2, "eval.samples": 100}
+        metrics = family.build(build(GanConfig, apply_values(base, short))).run_chunk()  # type: ignore[attr-defined]
+        assert metrics["eval_distance"] > 0 and ("gradient_penalty" in metrics) == (loss == "wgan_gp")
     assert seen == {"nonsaturating": (1, (0.5, 0.999), True, False), "wgan_gp": (5, (0.0, 0.9), False, True)}
+
+
+@pytest.mark.parametrize(
+    "name, loss, steps, critic_norm",
+    [("mnist_dcgan", "nonsaturating", 6000, "BatchNorm2d"), ("mnist_wgan_gp", "wgan_gp", 1200, "GroupNorm")],
+)
+def test_the_shipped_mnist_configs_train_on_the_training_split_and_score_against_the_held_out_digits(
+    name: str, loss: str, steps: int, critic_norm: str
+) -> None:
+    """configs/gan/mnist_*.yaml as docs/gan.md describes them, run for two generator steps: z of 64
+    projected to [64, 7, 7], doubled to [32, 14, 14] and [1, 28, 28]; the Fréchet distance of 1,000
+    samples in the MNIST classifier's features, far above the held-out digits' own."""
+    family = get_family("gan")
+    cfg = load(GanConfig, REPO / f"configs/gan/{name}.yaml")
+    assert (cfg.train.loss, cfg.train.steps, cfg.train.batch_size, cfg.eval.samples) == (
+        loss,
+        steps,
+        64,
+        1000,
+    )
+    short = load(
+        GanConfig, REPO / f"configs/gan/{name}.yaml", ["train.steps=2", "report_every=2", "eval.samples=100"]
+    )
+    trainer = family.build(short)  # type: ignore[misc]
+    assert isinstance(trainer, GanTrainer) and trainer.source.sample_shape == (1, 28, 28)
+    ups = [m for m in trainer.generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert (trainer.generator.c0, trainer.generator.h0) == (64, 7) and [m.out_channels for m in ups] == [
+        32,
+        1,
+    ]
+    assert critic_norm in {type(m).__name__ for m in trainer.critic.modules()}
+    metrics = trainer.run_chunk()
+    where = trainer.describe()
+    assert where["eval_distance"] == "frechet (mnist classifier features)"
+    heldout = float(where["heldout_frechet"])
+    assert 1.0 < heldout < 3.0 and metrics["eval_distance"] > 10 * heldout
+    assert 0 <= metrics["class_coverage"] <= 10 and trainer.position == 2
