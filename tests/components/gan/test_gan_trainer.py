@@ -118,6 +118,34 @@ def test_artifacts_for_points_and_digits(tmp_path: Path) -> None:
 # -- seeded quality within fixed budgets ------------------------------------------------------
 
 
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "gan"
+
+
+def test_ring8_gan_ns_trains_its_discriminator_at_twice_the_generators_rate() -> None:
+    """train.lr_d, as the shipped ring8_gan_ns sets it: Adam's first step moves every weight by about
+    its rate (|m̂/√v̂| = 1), so the discriminator's largest move is 2e-3 and the generator's 1e-3."""
+    from components.config import load
+
+    t = GanTrainer(load(GanConfig, CONFIGS / "ring8_gan_ns.yaml", ["train.threads=1", "train.device=cpu"]))
+    assert (t.cfg.lr_g, t.cfg.lr_d) == (1e-3, 2e-3)
+    for step, net, lr in ((t.critic_step, t.critic, 2e-3), (t.generator_step, t.generator, 1e-3)):
+        before = [p.detach().clone() for p in net.parameters()]
+        step()
+        moved = max((p - b).abs().max().item() for p, b in zip(net.parameters(), before))
+        assert moved == pytest.approx(lr, rel=1e-3)
+
+
+def test_ring8_wgan_clips_its_critic_at_a_tenth() -> None:
+    """train.clip 0.1 in the shipped ring8_wgan: after a critic step every weight lies in [−0.1, 0.1]
+    and the first layer's (initialised up to ±1/√2) sit on the bound."""
+    from components.config import load
+
+    t = GanTrainer(load(GanConfig, CONFIGS / "ring8_wgan.yaml", ["train.threads=1", "train.device=cpu"]))
+    assert (t.cfg.train.clip, t.cfg.lr_d, t.cfg.optimizer, t.cfg.train.steps) == (0.1, 1e-3, "rmsprop", 10000)
+    t.critic_step()
+    assert max(p.abs().max().item() for p in t.critic.parameters()) == pytest.approx(0.1)
+
+
 @pytest.mark.slow
 def test_nonsaturating_gan_covers_ring8_with_high_quality() -> None:
     t = GanTrainer(
