@@ -247,4 +247,7 @@ def test_the_shipped_mnist_configs_train_on_the_training_split_and_score_against
     assert where["eval_distance"] == "frechet (mnist classifier features)"
     heldout = float(where["heldout_frechet"])
     assert 1.0 < heldout < 3.0 and metrics["eval_distance"] > 10 * heldout
-    assert 0 <= metrics["class_coverage"] <= 10 and trainer.position == 2
+    # class_coverage: classes predicted for ≥ eval.class_cover_fraction (0.1) of a uniform share (10 of 100)
+    predicted = trainer.scorer().predict(trainer.sample())
+    assert short.eval.class_cover_fraction == 0.1 and trainer.position == 2
+    assert metrics["class_coverage"] == int((torch.bincount(predicted, minlength=10) >= 1).sum())
