@@ -251,3 +251,16 @@ def test_the_shipped_mnist_configs_train_on_the_training_split_and_score_against
     predicted = trainer.scorer().predict(trainer.sample())
     assert short.eval.class_cover_fraction == 0.1 and trainer.position == 2
     assert metrics["class_coverage"] == int((torch.bincount(predicted, minlength=10) >= 1).sum())
+
+
+def test_the_ring8_sweep_sets_one_learning_rate_for_both_networks() -> None:
+    """configs/sweeps/gan_ring8.yaml starts from ring8_gan_ns (discriminator at 2e-3) but sweeps one
+    train.lr: its trials train both networks at the sampled rate."""
+    from components.config import apply_values, build
+    from pipelines.sweep_plan import load_sweep
+
+    _, base = load_sweep(REPO / "configs/sweeps/gan_ring8.yaml")
+    assert load(GanConfig, REPO / "configs/gan/ring8_gan_ns.yaml").lr_d == 2e-3
+    for loss in ("nonsaturating", "wgan_gp"):
+        cfg = build(GanConfig, apply_values(base, {"train.loss": loss, "train.lr": 5e-4, "seed": 0}))
+        assert (cfg.lr_g, cfg.lr_d) == (5e-4, 5e-4)
