@@ -19,8 +19,20 @@ from pipelines.tracking.metric_names import GAN
 METRIC = "eval_distance"
 
 
+SUMMARY_KEYS = (
+    METRIC,
+    "best_eval_distance",
+    "raw_eval_distance",
+    "modes_covered",
+    "hq_fraction",
+    "class_coverage",
+    "wall_s",
+)
+
+
 def summarize_sweep(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """Every trial's distance curve in one figure, and a JSON table sorted best first."""
+    """Every trial's distance curve in one figure (against the generator step and, as trials report
+    their wall clock, against wall seconds), and a JSON table of the trials' last reports, best first."""
     from components.gan.plots import plot_sweep
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -29,11 +41,7 @@ def summarize_sweep(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Pa
             {
                 "run_id": r.get("run_id"),
                 "config": r.get("config", {}),
-                **{
-                    k: (r.get("metrics") or {}).get(k)
-                    for k in (METRIC, "modes_covered", "hq_fraction", "frechet_distance", "class_coverage")
-                    if k in (r.get("metrics") or {})
-                },
+                **{k: (r.get("metrics") or {}).get(k) for k in SUMMARY_KEYS if k in (r.get("metrics") or {})},
             }
             for r in results
         ),

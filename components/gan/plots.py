@@ -73,48 +73,100 @@ def plot_image_grid(images: torch.Tensor, path: Path, title: str, columns: int =
 
 
 def plot_curves(
-    history: Mapping[str, Sequence[Sequence[float]]], keys: Sequence[str], path: Path, title: str
+    history: Mapping[str, Sequence[Sequence[float]]],
+    panels: Sequence[Sequence[str]],
+    path: Path,
+    title: str,
+    columns: int = 3,
 ) -> Path:
-    """One panel per metric in ``keys`` (those present), each a curve of value against generator step,
-    three to a row: a row of five or seven is a strip too thin to read where MLflow shows it."""
-    keys = [k for k in keys if history.get(k)]
-    cols = min(len(keys), 3) or 1
-    rows = max(math.ceil(len(keys) / cols), 1)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + 0.4), dpi=100)
-    for i, key in enumerate(keys):
+    """One panel per group of metrics in ``panels`` (groups with no history are left out), each a set
+    of curves against the generator step, named after its first metric; ``columns`` panels a row."""
+    groups = [[k for k in group if history.get(k)] for group in panels]
+    groups = [g for g in groups if g]
+    cols = max(1, min(columns, len(groups)))
+    rows = max(1, math.ceil(len(groups) / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + 0.4), dpi=100)  # each panel ≥ 400 × 300 px, and a title
+    for i, group in enumerate(groups):
         ax = fig.add_subplot(rows, cols, i + 1)
-        pts = np.asarray(history[key], dtype=float)
-        ax.plot(pts[:, 0], pts[:, 1], lw=1.2)
+        for key in group:
+            pts = np.asarray(history[key], dtype=float)
+            ax.plot(pts[:, 0], pts[:, 1], lw=1.2, label=key)
         ax.set_xlabel("generator step")
-        ax.set_title(key, fontsize=9)
+        ax.set_title(group[0], fontsize=9)
         ax.grid(alpha=0.3)
+        if group[0].endswith("distance") and all(p[1] > 0 for k in group for p in history[k]):
+            ax.set_yscale("log")  # distances fall by orders of magnitude
+        if len(group) > 1:
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return path
 
 
-def plot_sweep(results: Sequence[Mapping[str, Any]], metric: str, path: Path) -> Path:
-    """Each trial's ``metric`` curve, labelled by its overrides: a sweep at a glance."""
-    fig = Figure(figsize=(7, 4), dpi=100)
+def plot_report_rows(
+    images: torch.Tensor, steps: Sequence[int], path: Path, title: str, rows: int = 16
+) -> Path:
+    """One row of images per report, [R, N, C, H, W] uint8 (the same latents in every row), labelled
+    by step; at most ``rows`` rows, evenly spaced, the last report always among them."""
+    r = len(images)
+    keep = sorted({round(i * (r - 1) / max(rows - 1, 1)) for i in range(min(rows, r))}) if r > 1 else [0]
+    x = images[keep].float().div(255).numpy()  # [R', N, C, H, W]
+    n, c, h, w = x.shape[1:]
+    canvas = np.ones((len(keep) * (h + 1) + 1, n * (w + 1) + 1, c), dtype=np.float32)
+    for i in range(len(keep)):
+        for j in range(n):
+            canvas[1 + i * (h + 1) : 1 + i * (h + 1) + h, 1 + j * (w + 1) : 1 + j * (w + 1) + w] = x[
+                i, j
+            ].transpose(1, 2, 0)
+    fig = Figure(figsize=(n * 0.45 + 1.2, len(keep) * 0.45 + 0.7), dpi=110)
     ax = fig.add_subplot()
+    ax.imshow(
+        canvas[..., 0] if c == 1 else canvas[..., :3],
+        cmap="gray_r" if c == 1 else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    ax.set_yticks([1 + i * (h + 1) + h / 2 for i in range(len(keep))])
+    ax.set_yticklabels([f"step {steps[k]}" for k in keep], fontsize=6)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_sweep(results: Sequence[Mapping[str, Any]], metric: str, path: Path) -> Path:
+    """Each trial's ``metric`` curve against the generator step and, where the trials reported their
+    wall clock (``wall_s``), against wall seconds; labelled by the trial's overrides."""
+    curves = []
     for r in results:
-        pts = [
-            (h.get("position", h.get("training_iteration", i + 1)), h[metric])
-            for i, h in enumerate(r.get("history") or [])
-            if metric in h
-        ]
-        if not pts:
+        hist = [h for h in r.get("history") or [] if metric in h]
+        if not hist:
             continue
+        steps = [h.get("position", h.get("training_iteration", i + 1)) for i, h in enumerate(hist)]
+        walls = [h.get("wall_s") for h in hist]
         label = ", ".join(f"{k}={_short(v)}" for k, v in sorted((r.get("config") or {}).items()))
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker=".", lw=1, label=label[:60] or "trial")
-    ax.set_xlabel("generator step")
-    ax.set_ylabel(metric)
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=6)
+        curves.append((label[:60] or "trial", steps, walls, [h[metric] for h in hist]))
+    timed = bool(curves) and all(all(w is not None for w in c[2]) for c in curves)
+    fig = Figure(figsize=(12 if timed else 7, 4), dpi=100)
+    axes = [fig.add_subplot(1, 2 if timed else 1, i + 1) for i in range(2 if timed else 1)]
+    for label, steps, walls, values in curves:
+        (line,) = axes[0].plot(steps, values, marker=".", lw=1, label=label)
+        if timed:
+            axes[1].plot(walls, values, marker=".", lw=1, color=line.get_color(), label=label)
+    axes[0].set_xlabel("generator step")
+    if timed:
+        axes[1].set_xlabel("wall seconds (training, evaluation and reports)")
+    for ax in axes:
+        ax.set_ylabel(metric)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    if curves:
+        axes[-1].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path)
     return path

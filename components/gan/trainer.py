@@ -21,11 +21,19 @@ algorithms, so a checkpoint resumed on the other kind of device continues the we
 position exactly but re-seeds the stream from (seed, position). The evaluation batch (latents and real
 samples) is drawn once from a CPU generator and moved, so it is the same on every device and the
 reported curves move only because the generator does.
+
+Which generator: with ``train.ema_half_life`` > 0 (the default) the trainer keeps a moving average of
+the generator's weights (:mod:`components.gan.ema`). The average is what the run delivers: the plain
+metric names (``eval_distance``, ``modes_covered``, …), ``samples.png``, ``generator.pt`` and the
+``generator`` model describe it, and the live generator is scored beside it as ``raw_*``. Both are
+offered at every report to :class:`~components.gan.best.BestGenerator`, which keeps the lowest
+``eval_distance`` seen (``best_eval_distance``; ``best_generator.pt`` and the ``best_generator`` model).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -48,21 +56,28 @@ from components.device import (
     to_cpu,
 )
 from components.gan import losses
+from components.gan.best import BestGenerator
 from components.gan.config import GanConfig
 from components.gan.data import DataSource, data_card, make_source
+from components.gan.ema import WeightAverage, target_decay
 from components.gan.metrics import class_coverage, energy_distance, mode_stats
 from components.gan.nets import build_networks
 from components.gan.optimal import NormalPair, OptimalCheck
 
-CURVE_KEYS = (
-    "d_loss",
-    "g_loss",
-    "wasserstein_estimate",
-    "minimax_value",
-    "d_star_error",
-    "eval_distance",
-    "hq_fraction",
+# The panels of curves.png: each a list of metrics drawn together (the first names the panel).
+CURVE_PANELS = (
+    ("d_loss", "g_loss"),
+    ("wasserstein_estimate",),
+    ("minimax_value",),
+    ("d_star_error",),
+    ("eval_distance", "raw_eval_distance", "best_eval_distance"),
+    ("hq_fraction", "raw_hq_fraction"),
+    ("class_coverage", "raw_class_coverage"),
 )
+# Scores of the live generator logged beside the average's, as raw_<name>.
+RAW_KEYS = ("eval_distance", "modes_covered", "hq_fraction", "class_coverage")
+REPORT_SAMPLES = 10  # images per report kept for samples_by_report.png
+SCORED = ("digits", "mnist")  # datasets scored with a feature classifier (Fréchet distance)
 
 
 class GanTrainer:
@@ -102,12 +117,13 @@ class GanTrainer:
         # A fixed generator (model.generator: fixed_gaussian) has no parameters: only D is trained.
         self.fixed_generator = not any(True for _ in self.generator.parameters())
         # Weight averaging damps the mode hopping of GAN training (Yazıcı et al. 2019); the average is
-        # only read (evaluation, samples, generator.pt), never trained.
-        self.generator_ema = (
-            copy.deepcopy(self.generator).requires_grad_(False)
-            if t.ema and not self.fixed_generator
+        # only read (evaluation, samples, generator.pt), never trained. Its half-life is a share of the run.
+        self.average = (
+            WeightAverage(self.generator, target_decay(max(t.ema_half_life * t.steps, 1.0)))
+            if t.ema_half_life > 0 and not self.fixed_generator
             else None
         )
+        self.best = None if self.fixed_generator else BestGenerator()
         self.opt_g = None if self.fixed_generator else self._optimizer(self.generator, cfg.lr_g)
         self.opt_d = self._optimizer(self.critic, cfg.lr_d)
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -124,7 +140,14 @@ class GanTrainer:
         self.position = 0
         self.total = t.steps
         self.history: dict[str, list[list[float]]] = {}
+        self.wall_s = 0.0  # training and evaluation so far, across resumes
+        self.report_steps: list[int] = []  # images: the step of each row of report_samples
+        self.report_samples: list[torch.Tensor] = []  # images: [REPORT_SAMPLES, C, H, W] uint8 per report
         self._scorer: Any = None
+
+    def delivered(self) -> torch.nn.Module:
+        """The generator the run's metrics, samples and ``generator`` model describe."""
+        return self.generator if self.average is None else self.average.model
 
     def _optimizer(self, net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.cfg.optimizer == "rmsprop":
@@ -184,18 +207,9 @@ class GanTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
-        if self.generator_ema is not None:
-            self._update_ema(self.cfg.train.ema)
+        if self.average is not None:
+            self.average.update(self.generator)
         return loss
-
-    @torch.no_grad()
-    def _update_ema(self, decay: float) -> None:
-        assert self.generator_ema is not None
-        ema: list[torch.Tensor] = list(self.generator_ema.parameters())
-        params: list[torch.Tensor] = list(self.generator.parameters())
-        torch._foreach_lerp_(ema, params, 1.0 - decay)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)  # batch-norm statistics follow the live generator
 
     # -- the protocol -------------------------------------------------------------------------
 
@@ -221,16 +235,42 @@ class GanTrainer:
         elapsed = time.perf_counter() - t0
         metrics = {k: float(s) / (n if k == "g_loss" else n * n_critic) for k, s in sums.items()}
         metrics["gen_steps_per_s"] = n / max(elapsed, 1e-9)
-        metrics.update(self.evaluate())
+        metrics.update(self.report())
+        self.wall_s += time.perf_counter() - t0
+        metrics["wall_s"] = self.wall_s
         for k, value in metrics.items():
             self.history.setdefault(k, []).append([float(self.position), float(value)])
         return metrics
 
+    def report(self) -> dict[str, float]:
+        """Score the delivered generator (and the live one beside an average), offer both to the best
+        snapshot, keep a row of report samples (images)."""
+        out: dict[str, float] = {}
+        if self.average is not None:
+            self.average.refresh_norms(self.eval_z)  # batch-norm statistics of the averaged weights
+        out.update(self.evaluate())
+        if self.average is not None:
+            raw = self.evaluate(self.generator)
+            out.update({f"raw_{k}": raw[k] for k in RAW_KEYS if k in raw})
+        if self.best is not None:
+            if self.average is not None:
+                self.best.offer(out["eval_distance"], self.position, "average", self.average.model)
+                self.best.offer(out["raw_eval_distance"], self.position, "live", self.generator)
+            else:
+                self.best.offer(out["eval_distance"], self.position, "live", self.generator)
+            out["best_eval_distance"] = self.best.value
+        if self.source.is_image and not self.fixed_generator:
+            rows = self.sample(self.eval_z[:REPORT_SAMPLES])
+            pixels = ((rows.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            self.report_samples.append(pixels.cpu())
+            self.report_steps.append(self.position)
+        return out
+
     @torch.no_grad()
-    def sample(self, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples for ``z`` (default: the fixed evaluation batch) from the averaged generator if there is
-        one, else the live one, in eval mode."""
-        g = self.generator_ema if self.generator_ema is not None else self.generator
+    def sample(self, z: torch.Tensor | None = None, generator: torch.nn.Module | None = None) -> torch.Tensor:
+        """Samples for ``z`` (default: the fixed evaluation batch) from ``generator`` (default: the
+        delivered one, :meth:`delivered`), in eval mode."""
+        g = self.delivered() if generator is None else generator
         was_training = g.training
         g.eval()
         try:
@@ -238,13 +278,15 @@ class GanTrainer:
         finally:
             g.train(was_training)
 
-    def evaluate(self) -> dict[str, float]:
-        """Mixtures: modes, high-quality share, energy distance. Digits: Fréchet distance, classes.
+    def evaluate(self, generator: torch.nn.Module | None = None) -> dict[str, float]:
+        """Scores of ``generator``'s samples (default: the delivered one) on the fixed evaluation batch.
 
-        ``eval_distance`` is the one number every dataset reports (energy distance for vectors and
-        user images, the Fréchet distance for digits); sweeps rank trials by it.
+        Mixtures: modes covered, high-quality share. Digits and MNIST: classes covered. Every dataset:
+        ``eval_distance``, the energy distance to real samples, or for digits and MNIST the Fréchet
+        distance in the feature classifier's space (``describe()`` says which); sweeps rank trials by it.
+        A fixed generator's run adds the discriminator's distance to D* (``d_star_error``, …).
         """
-        fake = self.sample()
+        fake = self.sample(generator=generator)
         out: dict[str, float] = {}
         ecfg = self.cfg.eval
         if self.source.modes is not None and len(self.source.modes) > 1:  # mixtures
@@ -253,15 +295,13 @@ class GanTrainer:
             )
             out["modes_covered"] = float(st.modes_covered)
             out["hq_fraction"] = st.hq_fraction
-        if self.source.name == "digits":
+        if self.source.name in SCORED:
             scorer = self.scorer()
-            out["frechet_distance"] = scorer.frechet(fake)
+            out["eval_distance"] = scorer.frechet(fake)
             out["class_coverage"] = float(class_coverage(scorer.predict(fake), 10, ecfg.class_cover_fraction))
-            out["eval_distance"] = out["frechet_distance"]
         else:
-            out["energy_distance"] = energy_distance(fake[: len(self.eval_real)], self.eval_real)
-            out["eval_distance"] = out["energy_distance"]
-        if self.optimal is not None:
+            out["eval_distance"] = energy_distance(fake[: len(self.eval_real)], self.eval_real)
+        if self.optimal is not None:  # a fixed generator: the discriminator against D*
             out.update(self.optimal.metrics(self.discriminate))
         return out
 
@@ -276,11 +316,20 @@ class GanTrainer:
             self.critic.train(was_training)
 
     def scorer(self) -> Any:
+        """The feature classifier's scorer of this dataset (digits, MNIST), trained on first use."""
         if self._scorer is None:
-            from components.gan.digits_classifier import DigitsScorer
+            from components.gan.digits_classifier import scorer_for
 
-            self._scorer = DigitsScorer(device=self.device)
+            self._scorer = scorer_for(self.source.name, self.device)
         return self._scorer
+
+    def best_generator(self) -> torch.nn.Module | None:
+        """A copy of the generator holding the best snapshot's weights (None before any report)."""
+        if self.best is None or self.best.state is None:
+            return None
+        g = copy.deepcopy(self.generator).requires_grad_(False)
+        g.load_state_dict(self.best.state)
+        return g.eval()
 
     # -- state and artifacts ------------------------------------------------------------------
 
@@ -290,10 +339,14 @@ class GanTrainer:
             {
                 "generator": self.generator.state_dict(),
                 "critic": self.critic.state_dict(),
-                **(
-                    {"generator_ema": self.generator_ema.state_dict()}
-                    if self.generator_ema is not None
-                    else {}
+                **({"average": self.average.state_dict()} if self.average is not None else {}),
+                **({"best": self.best.state_dict()} if self.best is not None else {}),
+                "wall_s": self.wall_s,
+                "report_steps": list(self.report_steps),
+                "report_samples": (
+                    torch.stack(self.report_samples)
+                    if self.report_samples
+                    else torch.zeros(0, dtype=torch.uint8, device="cpu")
                 ),
                 "opt_g": self.opt_g.state_dict() if self.opt_g is not None else {},
                 "opt_d": self.opt_d.state_dict(),
@@ -309,8 +362,15 @@ class GanTrainer:
         try:
             self.generator.load_state_dict(state["generator"])
             self.critic.load_state_dict(state["critic"])
-            if self.generator_ema is not None:
-                self.generator_ema.load_state_dict(state.get("generator_ema", state["generator"]))
+            if self.average is not None:
+                self.average.load_state_dict(
+                    state.get("average", {"model": state["generator"], "updates": state["position"]})
+                )
+            if self.best is not None and "best" in state:
+                best = state["best"]
+                self.best.load_state_dict(
+                    {**best, "state": {k: v.to(self.device) for k, v in best["state"].items()}}
+                )
             if self.opt_g is not None:
                 self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
@@ -327,28 +387,48 @@ class GanTrainer:
             self.rng.manual_seed(self.cfg.seed * 1_000_003 + int(state["position"]) + 1)
         self.position = int(state["position"])
         self.history = {k: [list(map(float, p)) for p in v] for k, v in state.get("history", {}).items()}
+        self.wall_s = float(state.get("wall_s", 0.0))
+        self.report_steps = [int(s) for s in state.get("report_steps", [])]
+        samples = state.get("report_samples")
+        self.report_samples = list(samples.unbind(0)) if samples is not None and len(samples) else []
 
     def describe(self) -> dict[str, str]:
-        return {**describe_device(self.device), "precision": self.cfg.train.precision}
+        """Where it trains, and what ``eval_distance`` measures (with the classifier's yardsticks)."""
+        out = {**describe_device(self.device), "precision": self.cfg.train.precision}
+        if self.source.name in SCORED:
+            scorer = self.scorer()
+            out["eval_distance"] = f"frechet ({self.source.name} classifier features)"
+            out["classifier_test_accuracy"] = f"{scorer.test_accuracy:.4f}"
+            out["heldout_frechet"] = f"{scorer.heldout_frechet:.4g}"
+        else:
+            out["eval_distance"] = "energy"
+        return out
 
     def datasets(self) -> list[DataCard]:
         return [self.data_card]
 
     def models(self) -> dict[str, tuple[Any, np.ndarray]]:
-        """The generator the metrics describe (the weight average, if any), with latent codes as its
-        input example; none for a fixed generator (it has nothing learned)."""
+        """The generator the metrics describe (the weight average, if any) and the best one, with
+        latent codes as their input example; none for a fixed generator (it has nothing learned)."""
         if self.fixed_generator:
             return {}
-        g = self.generator_ema if self.generator_ema is not None else self.generator
-        return {"generator": (g, self.eval_z[:4].detach().cpu().numpy())}
+        example = self.eval_z[:4].detach().cpu().numpy()
+        out = {"generator": (self.delivered(), example)}
+        best = self.best_generator()
+        if best is not None:
+            out["best_generator"] = (best, example)
+        return out
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
-        """``samples.png`` (or ``discriminator.png`` for a fixed generator) and ``generator.pt`` at every
-        call; learning curves and samples.pt when final."""
+        """``samples.png`` (or ``discriminator.png`` for a fixed generator) and ``generator.pt`` (the
+        delivered generator) at every call; when final also the learning curves, ``samples.pt``, the
+        best generator (``best_generator.pt`` with ``best_generator.json``: its metric, step and
+        source) and, for images, ``samples_by_report.png`` (a row of the same latents per report)."""
         from components.gan import plots
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        title = f"{self.source.name} · {self.loss} · step {self.position}"
+        which = " · average" if self.average is not None else ""
+        title = f"{self.source.name} · {self.loss} · step {self.position}{which}"
         fake = self.sample()
         if self.optimal is not None:
             paths = [self.optimal.plot(self.discriminate, out_dir / "discriminator.png", title)]
@@ -364,11 +444,24 @@ class GanTrainer:
         else:
             paths = []
         g_path = out_dir / "generator.pt"
-        best = self.generator_ema if self.generator_ema is not None else self.generator
-        torch.save(to_cpu(best.state_dict()), g_path)  # the generator the metrics describe
+        torch.save(to_cpu(self.delivered().state_dict()), g_path)  # the generator the metrics describe
         paths.append(g_path)
         if final:
-            paths.append(plots.plot_curves(self.history, CURVE_KEYS, out_dir / "curves.png", title))
+            paths.append(plots.plot_curves(self.history, CURVE_PANELS, out_dir / "curves.png", title))
             torch.save(fake.float().cpu().contiguous(), out_dir / "samples.pt")
             paths.append(out_dir / "samples.pt")
+            if self.best is not None and self.best.state is not None:
+                torch.save(to_cpu(self.best.state), out_dir / "best_generator.pt")
+                info = {"eval_distance": self.best.value, "step": self.best.step, "source": self.best.source}
+                (out_dir / "best_generator.json").write_text(json.dumps(info, indent=2))
+                paths += [out_dir / "best_generator.pt", out_dir / "best_generator.json"]
+            if self.report_samples:
+                paths.append(
+                    plots.plot_report_rows(
+                        torch.stack(self.report_samples),
+                        self.report_steps,
+                        out_dir / "samples_by_report.png",
+                        f"{self.source.name} · {self.loss}{which}: the same latents at each report",
+                    )
+                )
         return paths

@@ -24,7 +24,12 @@ RING8_WGAN_GP: dict[str, Any] = {"train": {"loss": "wgan_gp"}}
 DIGITS_DCGAN: dict[str, Any] = {
     "data": {"kind": "digits"},
     "model": {"arch": "dcgan", "z_dim": 8, "hidden": 8, "conv_stages": 2},
-    "train": {"loss": "nonsaturating", "ema": 0.9},
+    "train": {"loss": "nonsaturating", "ema_half_life": 0.5},
+}
+MNIST_DCGAN: dict[str, Any] = {
+    "data": {"kind": "mnist"},
+    "model": {"arch": "dcgan", "z_dim": 8, "hidden": 4, "conv_stages": 2},
+    "train": {"loss": "wgan_gp", "ema_half_life": 0.5},
 }
 DIGITS_DCGAN_GP: dict[str, Any] = {**DIGITS_DCGAN, "train": {"loss": "wgan_gp"}}
 FIXED_GAUSSIAN: dict[str, Any] = {
@@ -65,6 +70,10 @@ def assert_on(trainer: GanTrainer, device: torch.device) -> None:
     assert any(t.dim() == 0 for t in state), "no step counter: the optimizers have not stepped yet"
     owned += state
     owned += [t for t in (trainer.source.data, trainer.source.modes) if t is not None]
+    if trainer.average is not None:  # the weight average, batch-norm statistics included
+        owned += tensors(trainer.average.model.state_dict())
+    if trainer.best is not None and trainer.best.state is not None:
+        owned += tensors(trainer.best.state)
     assert {t.device for t in owned} == {device}
     assert trainer.rng.device == device
 
@@ -74,8 +83,14 @@ def assert_on(trainer: GanTrainer, device: torch.device) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [RING8_WGAN_GP, DIGITS_DCGAN, DIGITS_DCGAN_GP, FIXED_GAUSSIAN],
-    ids=["mlp-ring8-wgan_gp", "dcgan-digits-ns-ema", "dcgan-digits-wgan_gp", "fixed-gaussian"],
+    [RING8_WGAN_GP, DIGITS_DCGAN, DIGITS_DCGAN_GP, MNIST_DCGAN, FIXED_GAUSSIAN],
+    ids=[
+        "mlp-ring8-wgan_gp",
+        "dcgan-digits-ns-ema",
+        "dcgan-digits-wgan_gp",
+        "dcgan-mnist-ema",
+        "fixed-gaussian",
+    ],
 )
 def test_a_cpu_trainer_creates_nothing_on_the_default_device(
     spec: dict[str, Any], meta_default_device: None, tmp_path: Path
@@ -89,6 +104,9 @@ def test_a_cpu_trainer_creates_nothing_on_the_default_device(
     assert all(p.stat().st_size > 0 for p in paths)
     assert_on(t, torch.device("cpu"))
     assert {x.device.type for x in tensors(t.state_dict())} == {"cpu"}
+    if t.average is not None:  # evaluated beside the live generator, and offered to the best
+        assert {"raw_eval_distance", "best_eval_distance"} <= set(metrics)
+        assert t.best is not None and t.best.state is not None
 
 
 def test_gradient_penalty_keeps_its_inputs_dtype_and_device(meta_default_device: None) -> None:
@@ -168,7 +186,9 @@ def roundtrip(state: dict[str, Any]) -> dict[str, Any]:
     return torch.load(buf, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("spec", [RING8_WGAN_GP, DIGITS_DCGAN], ids=["ring8-wgan_gp", "digits-dcgan-ema"])
+@pytest.mark.parametrize(
+    "spec", [RING8_WGAN_GP, DIGITS_DCGAN, MNIST_DCGAN], ids=["ring8-wgan_gp", "digits-dcgan-ema", "mnist-ema"]
+)
 def test_a_checkpoint_restores_into_a_fresh_trainer_and_training_continues_identically(
     spec: dict[str, Any],
 ) -> None:
@@ -188,6 +208,14 @@ def test_a_checkpoint_restores_into_a_fresh_trainer_and_training_continues_ident
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert torch.equal(straight.rng.get_state(), resumed.rng.get_state())
     assert resumed.history["d_loss"] == straight.history["d_loss"]
+    assert straight.average is not None and resumed.average is not None
+    assert resumed.average.updates == straight.average.updates == 4
+    for a, b in zip(
+        straight.average.model.state_dict().values(), resumed.average.model.state_dict().values()
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert straight.best is not None and resumed.best is not None
+    assert (resumed.best.value, resumed.best.step) == (straight.best.value, straight.best.step)
 
 
 def test_a_checkpoint_from_another_kind_of_device_reseeds_the_stream_reproducibly() -> None:
@@ -367,9 +395,18 @@ def test_channels_last_trains_the_same_numbers(monkeypatch: pytest.MonkeyPatch) 
         {"train": {"loss": "minimax"}},
         DIGITS_DCGAN,
         DIGITS_DCGAN_GP,
+        MNIST_DCGAN,
         FIXED_GAUSSIAN,
     ],
-    ids=["ring8-wgan_gp", "ring8-wgan", "ring8-minimax", "digits-dcgan", "digits-wgan_gp", "fixed-gaussian"],
+    ids=[
+        "ring8-wgan_gp",
+        "ring8-wgan",
+        "ring8-minimax",
+        "digits-dcgan",
+        "digits-wgan_gp",
+        "mnist-wgan_gp",
+        "fixed-gaussian",
+    ],
 )
 def test_one_chunk_on_cuda(spec: dict[str, Any], precision: str, tmp_path: Path) -> None:
     t = make(spec, device="cuda", precision=precision)

@@ -88,7 +88,7 @@ def test_a_trainer_runs_on_the_folder_without_touching_the_default_device(
     t = GanTrainer(cfg)
     assert t.source.name == "imgs" and t.source.sample_shape == (3, 8, 8)
     m = t.run_chunk()
-    assert np.isfinite(m["energy_distance"]) and t.sample().shape == (16, 3, 8, 8)
+    assert np.isfinite(m["eval_distance"]) and t.sample().shape == (16, 3, 8, 8)
     assert {p.name for p in t.write_artifacts(tmp_path / "out")} >= {"samples.png", "generator.pt"}
 
 
