@@ -191,9 +191,8 @@ def test_the_mnist_sweep_crosses_dcgan_and_wgan_gp_and_every_trial_builds() -> N
     loss's own defaults for the keys the two GANs do not share, and runs (two generator steps here)."""
     import itertools
 
-    from pipelines.sweep.plan import load_sweep
-
     from components.config import apply_values, build
+    from pipelines.sweep.plan import load_sweep
 
     sweep, base = load_sweep(REPO / "configs/sweeps/gan_mnist.yaml")
     assert sweep.max_concurrent == 2 and sweep.scheduler.kind == "fifo"
@@ -257,9 +256,8 @@ def test_the_shipped_mnist_configs_train_on_the_training_split_and_score_against
 def test_the_ring8_sweep_sets_one_learning_rate_for_both_networks() -> None:
     """configs/sweeps/gan_ring8.yaml starts from ring8_gan_ns (discriminator at 2e-3) but sweeps one
     train.lr: its trials train both networks at the sampled rate."""
-    from pipelines.sweep.plan import load_sweep
-
     from components.config import apply_values, build
+    from pipelines.sweep.plan import load_sweep
 
     _, base = load_sweep(REPO / "configs/sweeps/gan_ring8.yaml")
     assert load(GanConfig, REPO / "configs/gan/ring8_gan_ns.yaml").lr_d == 2e-3
