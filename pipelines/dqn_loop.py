@@ -156,6 +156,7 @@ class _Loop:
         self.next_eval += self.cfg.eval.every_env_steps
         res.last_eval = self.evaluator.run(self.learner.online, self.learner.device)
         res.history.setdefault("eval_return", []).append((res.env_steps, res.last_eval))
+        res.history.setdefault("wall_s", []).append((res.env_steps, now - self.t0))
         self.tracker.log_metrics({"eval_return": res.last_eval, "wall_s": now - self.t0}, step=res.env_steps)
         if res.last_eval > res.best_eval:
             res.best_eval = res.last_eval
@@ -174,9 +175,10 @@ class _Loop:
             **self.wiring.fault_counts(),
         }
         metrics = self.metrics.collect(now, res.env_steps, res.episodes, self.learner.steps, extra)
+        metrics["wall_s"] = now - self.t0  # the learning curves against wall seconds
         self.tracker.log_metrics(metrics, step=res.env_steps)
         check_finite(metrics, res.env_steps)
-        for k in ("train_return", "loss", "mean_q"):
+        for k in ("train_return", "train_return_100", "loss", "mean_q", "wall_s"):
             if k in metrics:
                 res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
         self.bar.set_postfix(progress_postfix(metrics, res.episodes, res.last_eval), refresh=False)

@@ -16,6 +16,9 @@ class LoopMetrics:
 
     def __init__(self, env_steps: int, learner_steps: int) -> None:
         self.recent: deque[float] = deque(maxlen=20)  # last 20 training returns (the "rolling-20 mean")
+        # Last 100: what MinAtar's and most Atari DQN papers plot (Young & Tian 2019 average the returns
+        # of the last 100 training episodes); logged as train_return_100.
+        self.recent100: deque[float] = deque(maxlen=100)
         self.overest: deque[tuple[float, float]] = deque(maxlen=100)  # (Q at s_0, return from s_0)
         self.epsilon: dict[int, float] = {}  # each collector's latest mean ε
         self.learner_rows: list[dict[str, float]] = []
@@ -23,6 +26,7 @@ class LoopMetrics:
 
     def add_episodes(self, stats: EpisodeStats) -> None:
         self.recent.extend(stats.returns)
+        self.recent100.extend(stats.returns)
         self.overest.extend(zip(stats.q_start, stats.mc_return))
         self.epsilon[stats.collector] = stats.epsilon
 
@@ -36,6 +40,10 @@ class LoopMetrics:
     @property
     def train_return(self) -> float:
         return float(np.mean(self.recent)) if self.recent else float("nan")
+
+    @property
+    def train_return_100(self) -> float:
+        return float(np.mean(self.recent100)) if self.recent100 else float("nan")
 
     def collect(
         self,
@@ -51,6 +59,7 @@ class LoopMetrics:
         metrics = {
             **({k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}),
             "train_return": self.train_return,
+            "train_return_100": self.train_return_100,
             "episodes": float(episodes),
             "env_steps_per_s": (env_steps - self.last_env_steps) / dt,
             "updates_per_s": (learner_steps - self.last_updates) / dt,
