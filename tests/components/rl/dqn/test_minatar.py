@@ -130,3 +130,23 @@ def test_vector_env_of_minatar_resets_finished_games_in_the_same_step():
     else:
         pytest.fail("no Breakout game ended in 2,000 steps of one action")
     envs.close()
+
+
+def test_a_replay_of_boolean_frames_round_trips_through_its_arrow_snapshot(tmp_path):
+    from components.replay.snapshot import read_replay, write_replay
+
+    cfg = minatar_cfg(
+        "Freeway", "collectors.envs_per_collector=2", "replay.capacity=512", "replay.min_size=256"
+    )
+    shape, dtype, n_actions = check_spaces(cfg)
+    batch, _ = Collector(cfg, 0, shape, n_actions).run(40)
+    replay = make_replay(cfg.replay, shape, dtype)
+    replay.add(batch)
+    write_replay(replay, tmp_path / "replay.arrow", "none")
+    back = make_replay(cfg.replay, shape, dtype)
+    read_replay(back, tmp_path / "replay.arrow")
+    n = len(replay)  # 2 envs × 40 steps, less the 3-step windows still open
+    assert back.obs.dtype == np.bool_ and len(back) == n and n >= 2 * (40 - 2)
+    np.testing.assert_array_equal(back.obs[:n], replay.obs[:n])
+    np.testing.assert_array_equal(back.next_obs[:n], replay.next_obs[:n])
+    assert replay.obs[:n].any()  # real frames, not an all-false buffer
