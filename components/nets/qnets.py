@@ -19,8 +19,6 @@ from components.nets.conv_arithmetic import conv_output_size
 
 # Mnih et al. 2015: 32 8×8 stride 4, 64 4×4 stride 2, 64 3×3 stride 1, then 512 units.
 NATURE_CONVS: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-# Young & Tian 2019 (MinAtar): one conv of 16 3×3 stride 1 on 10×10 frames (→ 16×8×8), then 128 units.
-MINATAR_CONVS: tuple[tuple[int, int, int], ...] = ((16, 3, 1),)
 
 
 class QHead(nn.Module):
