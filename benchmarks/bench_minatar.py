@@ -211,6 +211,9 @@ def main() -> None:
             row["load_avg_before"], row["load_avg_after"] = load_before, os.getloadavg()
             row["summary"] = summarise(row, TARGET[game], args.budget_s)
             rows[tool] = row
+            # Saved after every run, so a later run that cannot finish loses nothing already measured.
+            results[game] = {"target": TARGET[game], "budget_s": args.budget_s, **rows}
+            save(out_path, args, results)
             s = row["summary"]
             print(
                 f"{game:9s} {tool:9s}: {row['frames']} frames, {s['frames_per_s']:.0f} frames/s "
@@ -223,10 +226,14 @@ def main() -> None:
         png = out_path.with_name(f"minatar_{game}.png")
         plot(game, rows, TARGET[game], png)
         results[game] = {"target": TARGET[game], "budget_s": args.budget_s, "png": str(png), **rows}
-    out_path.write_text(
+        save(out_path, args, results)
+    print(f"wrote {out_path}")
+
+
+def save(path: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    path.write_text(
         json.dumps({"quick": args.quick, "seed": args.seed, "games": results}, indent=1, default=float)
     )
-    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":
