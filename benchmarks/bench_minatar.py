@@ -2,9 +2,10 @@
 (``minatar_reference.py``, one plain process), side by side on this machine, a wall-clock budget each.
 
 For each game each tool runs in a fresh subprocess whose clock starts at its launch (imports, Ray's
-start, the MLflow run count), one after the other, never together. Both are measured the way the
-MinAtar paper counts: the mean return of the last 100 *training* episodes, against frames (env steps;
-MinAtar has no frame skip) and against wall seconds. The report gives each tool's frames/s, that
+start, the MLflow run count), one after the other, never together (a --quick smoke run, which measures
+nothing, runs them together). Both are measured the way the MinAtar paper counts: the mean return of
+the last 100 *training* episodes, against frames (env steps; MinAtar has no frame skip) and against
+wall seconds. The report gives each tool's frames/s, that
 average when the budget ran out, and the first wall second at which it reached the reference's score
 at 5M frames (read off the MinAtar README's curves: Breakout ≈ 10, Freeway ≈ 50, Seaquest ≈ 20).
 
@@ -12,7 +13,8 @@ at 5M frames (read off the MinAtar README's curves: Breakout ≈ 10, Freeway ≈
 env.id=MinAtar/<Game>-v1``) with a fresh MLflow store; its curve is read back from that store
 (``train/return_100`` logged every ``log_every_s``, ``perf/wall_s`` from the command's launch), as are
 its throughput figures (env steps/s, learner updates/s, observed samples per insert) for the profile.
-The reference logs every episode. Results: ``benchmarks/results/minatar.json`` and one PNG per game.
+The reference logs every episode. Results: ``benchmarks/results/minatar.json`` and one PNG per game
+in ``docs/img/`` (with ``--out``, beside the JSON); the saved curves keep at most 1,000 points each.
 
     .venv/bin/python benchmarks/bench_minatar.py --games breakout --budget-s 1800
     .venv/bin/python benchmarks/bench_minatar.py --quick        # seconds: a smoke run of everything
@@ -28,12 +30,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results"
+IMG = REPO / "docs/img"  # a full run's PNGs, shown by docs/dqn.md
+MAX_SAVED_POINTS = 1000  # the reference logs every episode (thousands); the JSON keeps at most this many
 GAMES = {"breakout": "Breakout", "freeway": "Freeway", "seaquest": "Seaquest"}
 # The reference DQN's 100-episode training-return average at 5M frames (MinAtar README, 30 seeds).
 TARGET = {"breakout": 10.0, "freeway": 50.0, "seaquest": 20.0}
@@ -130,6 +135,14 @@ def run_reference(game: str, budget_s: float, seed: int, quick: bool) -> dict[st
     }
 
 
+def thin(curve: list[Any], n: int = MAX_SAVED_POINTS) -> list[Any]:
+    """At most ``n`` points of a curve, evenly spaced, the last one always kept."""
+    if len(curve) <= n:
+        return curve
+    keep = np.unique(np.linspace(0, len(curve) - 1, n).round().astype(int))
+    return [curve[i] for i in keep]
+
+
 def summarise(row: dict[str, Any], target: float, budget_s: float) -> dict[str, Any]:
     reached = next(((f, w) for f, w, r in row["curve"] if r >= target), None)
     return {
@@ -172,6 +185,14 @@ def child(tool: str, game: str, budget_s: float, seed: int, quick: bool) -> None
     print("BENCH_RESULT " + json.dumps(out), flush=True)
 
 
+def launch(tool: str, game: str, args: argparse.Namespace) -> tuple[tuple[float, ...], subprocess.Popen[str]]:
+    """Start one tool's child process; its clock (``BENCH_T0``) starts now. Returns the load then too."""
+    env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, __file__, "--child", tool, game, "--budget-s", str(args.budget_s)]
+    cmd += ["--seed", str(args.seed)] + (["--quick"] if args.quick else [])
+    return os.getloadavg(), subprocess.Popen(cmd, stdout=PIPE, stderr=PIPE, text=True, env=env)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--games", default="breakout,freeway,seaquest", help=f"comma list of {list(GAMES)}")
@@ -198,18 +219,19 @@ def main() -> None:
         results = json.loads(out_path.read_text()).get("games", {})
     for game in games:
         rows: dict[str, dict[str, Any]] = {}
+
+        # Measured runs go one after the other; a --quick smoke run measures nothing, so they run together.
+        running = [launch(t, game, args) for t in tools] if args.quick else []
         for tool in tools:
-            load_before = os.getloadavg()
-            env = {**os.environ, "BENCH_T0": repr(time.time()), "PYTHONPATH": str(REPO)}
-            cmd = [sys.executable, __file__, "--child", tool, game, "--budget-s", str(args.budget_s)]
-            cmd += ["--seed", str(args.seed)] + (["--quick"] if args.quick else [])
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.budget_s + 600)
-            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
+            load_before, proc = running.pop(0) if args.quick else launch(tool, game, args)
+            stdout, stderr = proc.communicate(timeout=args.budget_s + 600)
+            line = [ln for ln in stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
             if not line:
-                sys.exit(f"{tool} on {game} failed:\n{proc.stderr[-3000:]}")
+                sys.exit(f"{tool} on {game} failed:\n{stderr[-3000:]}")
             row = json.loads(line[-1][len("BENCH_RESULT ") :])
             row["load_avg_before"], row["load_avg_after"] = load_before, os.getloadavg()
-            row["summary"] = summarise(row, TARGET[game], args.budget_s)
+            row["summary"] = summarise(row, TARGET[game], args.budget_s)  # from the full curve
+            row["curve"] = thin(row["curve"])
             rows[tool] = row
             # Saved after every run, so a later run that cannot finish loses nothing already measured.
             results[game] = {"target": TARGET[game], "budget_s": args.budget_s, **rows}
@@ -223,9 +245,10 @@ def main() -> None:
                 f"({s['reached_target_frames']} frames)",
                 flush=True,
             )
-        png = out_path.with_name(f"minatar_{game}.png")
+        png = (out_path.parent if args.quick or args.out else IMG) / f"minatar_{game}.png"
         plot(game, rows, TARGET[game], png)
-        results[game] = {"target": TARGET[game], "budget_s": args.budget_s, "png": str(png), **rows}
+        shown = png.relative_to(REPO) if png.is_relative_to(REPO) else png
+        results[game] = {"target": TARGET[game], "budget_s": args.budget_s, "png": str(shown), **rows}
         save(out_path, args, results)
     print(f"wrote {out_path}")
 

@@ -31,7 +31,7 @@ def test_minatar_benchmark_quick_runs_adl_and_the_reference_side_by_side(tmp_pat
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     game = json.loads(out.read_text())["games"]["breakout"]
-    assert game["target"] == 10.0 and Path(game["png"]).stat().st_size > 0
+    assert game["target"] == 10.0 and (REPO / game["png"]).stat().st_size > 0
     for tool in ("adl", "reference"):
         row = game[tool]
         assert row["frames"] > 0 and row["summary"]["frames_per_s"] > 0, tool
