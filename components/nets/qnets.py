@@ -1,4 +1,4 @@
-"""Q-networks: an MLP for vector observations, the Nature-DQN CNN for stacked frames, dueling heads.
+"""Q-networks: an MLP for vector observations, a CNN for frames (the Nature DQN's by default), dueling heads.
 
 The CNN's flattened size comes from conv arithmetic, not from a dummy forward pass, so a wrong
 frame size fails at construction with the layer that no longer fits. Networks only map
@@ -67,7 +67,12 @@ class MLPQNetwork(nn.Module):
 
 
 class NatureCNN(nn.Module):
-    """Stacked uint8 frames [B, C, H, W] → Q-values [B, A] (Mnih et al. 2015), optional batch norm."""
+    """Frames [B, C, H, W] → Q-values [B, A]: a stack of ReLU convs (``convs``, each (out channels,
+    kernel, stride); Mnih et al. 2015 by default), optional batch norm, then a Q head.
+
+    uint8 frames (ALE screens) are scaled to [0, 1]; boolean frames (MinAtar's object maps) are
+    already 0/1 and only become floats.
+    """
 
     def __init__(
         self,
@@ -77,12 +82,13 @@ class NatureCNN(nn.Module):
         head_hidden: int = 512,
         dueling: bool = True,
         batch_norm: bool = False,
+        convs: Sequence[Sequence[int]] = NATURE_CONVS,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         size: int | tuple[int, int] = frame_size
         channels = in_channels
-        for out_ch, kernel, stride in NATURE_CONVS:
+        for out_ch, kernel, stride in convs:
             layers.append(nn.Conv2d(channels, out_ch, kernel, stride, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_ch))
@@ -95,7 +101,8 @@ class NatureCNN(nn.Module):
         self.head = QHead(channels * size[0] * size[1], n_actions, head_hidden, dueling)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(obs.float() / 255.0))  # type: ignore[no-any-return]
+        x = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
+        return self.head(self.body(x))  # type: ignore[no-any-return]
 
 
 def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

@@ -32,9 +32,22 @@ def _ensure_ale_registered(env_id: str) -> None:
             raise ConfigError(f"env.id {env_id!r} needs ale-py, which is not installed") from e
 
 
+def _ensure_minatar_registered(env_id: str) -> None:
+    """MinAtar registers ``MinAtar/<Game>-v0|v1`` through a gymnasium plugin entry point, which
+    gymnasium 1.x no longer loads by itself: register them here, once."""
+    if env_id.startswith("MinAtar/") and env_id not in gym.registry:
+        try:
+            import minatar.gym
+        except ImportError as e:  # pragma: no cover - minatar is a dependency
+            raise ConfigError(f"env.id {env_id!r} needs minatar, which is not installed") from e
+        if not any(k.startswith("MinAtar/") for k in gym.registry):
+            minatar.gym.register_envs()
+
+
 def check_env_id(env_id: str) -> None:
     """Refuse an id gymnasium does not know, naming the closest ones it does."""
     _ensure_ale_registered(env_id)
+    _ensure_minatar_registered(env_id)
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)

@@ -167,12 +167,21 @@ class _Loop:
         self.metrics.add_updates(trained)
         return bool(trained)
 
+    def _wall(self, now: float) -> dict[str, float]:
+        """``wall_s`` (seconds since the launch, for the curves against wall time) once per env step: an
+        evaluation and a log at the same step share it (logged twice, a model chosen there lists it twice)."""
+        res = self.res
+        if res.history.get("wall_s") and res.history["wall_s"][-1][0] == res.env_steps:
+            return {}
+        res.history.setdefault("wall_s", []).append((res.env_steps, now - self.t0))
+        return {"wall_s": now - self.t0}
+
     def _evaluate(self, now: float) -> None:
         res = self.res
         self.next_eval += self.cfg.eval.every_env_steps
         res.last_eval = self.evaluator.run(self.learner.online, self.learner.device)
         res.history.setdefault("eval_return", []).append((res.env_steps, res.last_eval))
-        self.tracker.log_metrics({"eval_return": res.last_eval, "wall_s": now - self.t0}, step=res.env_steps)
+        self.tracker.log_metrics({"eval_return": res.last_eval, **self._wall(now)}, step=res.env_steps)
         if res.last_eval > res.best_eval:
             res.best_eval = res.last_eval
             res.best_state = {
@@ -193,7 +202,7 @@ class _Loop:
         if metrics:
             self.tracker.log_metrics(metrics, step=res.env_steps)
             check_finite(metrics, res.env_steps)
-            for k in ("train_return", "loss", "mean_q"):
+            for k in ("train_return", "train_return_100", "loss", "mean_q"):
                 if k in metrics:
                     res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
         self._next_curve(now)
@@ -208,9 +217,10 @@ class _Loop:
             **(faults if self.faulted else {}),
         }
         metrics = self.metrics.collect(now, res.env_steps, res.episodes, self.learner.steps, extra)
+        metrics |= self._wall(now)
         self.tracker.log_metrics(metrics, step=res.env_steps)
         check_finite(metrics, res.env_steps)
-        for k in ("train_return", "loss", "mean_q"):
+        for k in ("train_return", "train_return_100", "loss", "mean_q"):
             if k in metrics:
                 res.history.setdefault(k, []).append((res.env_steps, metrics[k]))
         self.bar.set_postfix(

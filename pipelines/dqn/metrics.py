@@ -17,6 +17,9 @@ class LoopMetrics:
 
     def __init__(self, env_steps: int, learner_steps: int, epsilon_varies: bool = True) -> None:
         self.recent: deque[float] = deque(maxlen=20)  # last 20 training returns (the "rolling-20 mean")
+        # Last 100: what MinAtar's and most Atari DQN papers plot (Young & Tian 2019 average the returns
+        # of the last 100 training episodes); logged as train_return_100.
+        self.recent100: deque[float] = deque(maxlen=100)
         self.overest: deque[tuple[float, float]] = deque(maxlen=100)  # (Q at s_0, return from s_0)
         self.epsilon: dict[int, float] = {}  # each collector's latest mean ε
         self.epsilon_varies = epsilon_varies  # False: Ape-X's fixed ε (a param, not a flat line)
@@ -26,6 +29,7 @@ class LoopMetrics:
 
     def add_episodes(self, stats: EpisodeStats) -> None:
         self.recent.extend(stats.returns)
+        self.recent100.extend(stats.returns)
         self.overest.extend(zip(stats.q_start, stats.mc_return))
         self.epsilon[stats.collector] = stats.epsilon
 
@@ -47,11 +51,16 @@ class LoopMetrics:
         metrics |= {"learner_steps": float(learner_steps), "episodes": float(episodes)}
         if self.recent:
             metrics["train_return"] = self.train_return
+            metrics["train_return_100"] = self.train_return_100
         return metrics
 
     @property
     def train_return(self) -> float:
         return float(np.mean(self.recent)) if self.recent else float("nan")
+
+    @property
+    def train_return_100(self) -> float:
+        return float(np.mean(self.recent100)) if self.recent100 else float("nan")
 
     def collect(
         self,
@@ -71,6 +80,7 @@ class LoopMetrics:
         counts = (
             {
                 "train_return": self.train_return,
+                "train_return_100": self.train_return_100,
                 "episodes": float(episodes),
                 "learner_steps": float(learner_steps),
             }

@@ -134,6 +134,7 @@ DQN = MetricNames(
     groups={
         "eval_return": "eval/return",
         "train_return": "train/return",
+        "train_return_100": "train/return_100",  # the last 100 training episodes (MinAtar's measure)
         "episodes": "train/episodes",
         "q_start": "train/q_start",
         "mc_return": "train/mc_return",

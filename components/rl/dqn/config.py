@@ -41,11 +41,15 @@ class AtariConfig:
 class NetworkConfig:
     """The Q-network."""
 
-    kind: Literal["mlp", "cnn"] = param("mlp", "mlp for vector observations, cnn (Nature DQN) for frames")
+    kind: Literal["mlp", "cnn"] = param("mlp", "mlp for vector observations, cnn for frames [C, H, W]")
     hidden: list[int] = param(factory=lambda: [256], doc="MLP hidden layer widths")
     head_hidden: int = param(256, "width of the Q (or value/advantage) head", ge=1)
     dueling: bool = param(True, "dueling head V(s) + A(s,a) − mean A")
     batch_norm: bool = param(False, "CNN: batch norm after each conv (folded away in collectors)")
+    convs: list[list[int]] = param(
+        factory=lambda: [[32, 8, 4], [64, 4, 2], [64, 3, 1]],
+        doc="CNN conv layers as [out_channels, kernel, stride] (default: the Nature DQN's, for 84×84)",
+    )
 
 
 @dataclass
@@ -108,10 +112,13 @@ class LearnerConfig:
 
 @dataclass
 class EvalConfig:
-    """Greedy (ε = 0) evaluation on separate envs at a fixed cadence."""
+    """Greedy (ε = 0, or a small ``epsilon``) evaluation on separate envs at a fixed cadence."""
 
     every_env_steps: int = param(5_000, "env steps between evaluations", ge=1)
     episodes: int = param(5, "greedy episodes per evaluation (run as one vector env)", ge=1)
+    epsilon: float = param(
+        0.0, "ε of the evaluation policy (0: greedy; MinAtar's papers evaluate at 0.01)", ge=0.0, le=1.0
+    )
     stop_at_return: float | None = param(None, "stop once the mean evaluation return reaches this")
 
 
@@ -181,6 +188,12 @@ class DQNConfig:
     def validate(self) -> None:
         check_schedule(self.collectors.schedule, "collectors.schedule")
         self._validate_learner_device()
+        for i, conv in enumerate(self.network.convs):
+            if len(conv) != 3 or min(conv) < 1:
+                raise ConfigError(
+                    f"network.convs[{i}]: {conv} is not a conv layer; allowed: [out_channels, kernel, "
+                    f"stride], each >= 1"
+                )
         if self.local and self.learner.placement == "actor":
             raise ConfigError(
                 "learner.placement: actor needs Ray, but local is true; allowed with local: auto, driver"

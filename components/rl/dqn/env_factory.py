@@ -15,7 +15,38 @@ from components.rl.envs import make_env, require_discrete
 SAME_STEP = gym.vector.AutoresetMode.SAME_STEP
 
 
+def is_minatar(env_id: str) -> bool:
+    return env_id.startswith("MinAtar/")
+
+
+class ChannelsFirst(gym.ObservationWrapper):
+    """[H, W, C] frames → [C, H, W], the layout ``Conv2d`` takes, with the env's own dtype kept.
+
+    MinAtar gives 10×10×C boolean frames (one channel per kind of object); they stay booleans (one
+    byte a cell in the replay and in every push, a quarter of float32) and become 0/1 floats only
+    inside the network's forward.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        assert isinstance(space, gym.spaces.Box) and len(space.shape) == 3, space
+        self.observation_space = gym.spaces.Box(
+            low=np.transpose(space.low, (2, 0, 1)),
+            high=np.transpose(space.high, (2, 0, 1)),
+            dtype=space.dtype,  # type: ignore[arg-type]
+        )
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.transpose(observation, (2, 0, 1)))
+
+
 def env_fn(cfg: DQNConfig, seed: int) -> Callable[[], gym.Env]:
+    """A constructor of one env: ALE with Atari preprocessing (``atari.enabled``), MinAtar with its
+    frames channels-first, anything else as gymnasium makes it. MinAtar's sticky actions and
+    difficulty ramping are its own kwargs (``env.kwargs``), on by default as in every version since
+    1.0.1; its games are seeded through ``reset(seed=...)`` like any other env."""
+
     def make() -> gym.Env:
         if cfg.atari.enabled and cfg.atari.backend == "ale_vector":
             env: gym.Env = OneGame(cfg.env, cfg.atari)
@@ -30,6 +61,8 @@ def env_fn(cfg: DQNConfig, seed: int) -> Callable[[], gym.Env]:
                 grayscale_obs=True,
             )
             env = gym.wrappers.FrameStackObservation(env, cfg.atari.stack)  # padded with the first frame
+        elif is_minatar(cfg.env.id):
+            env = ChannelsFirst(make_env(cfg.env))
         else:
             env = make_env(cfg.env)
         env.action_space.seed(seed)
@@ -66,11 +99,12 @@ def check_spaces(cfg: DQNConfig) -> tuple[tuple[int, ...], np.dtype, int]:
         if pixels and cfg.network.kind == "mlp":
             raise ConfigError(
                 f"env.id {cfg.env.id!r} has pixel observations {shape} ({dtype}); network.kind: mlp "
-                f"needs vectors. Use network.kind: cnn with atari.enabled: true"
+                f"needs vectors. Use network.kind: cnn"
+                + (" (configs/dqn/minatar.yaml)" if is_minatar(cfg.env.id) else " with atari.enabled: true")
             )
         if cfg.network.kind == "cnn" and len(shape) != 3:
             raise ConfigError(
-                f"network.kind: cnn needs stacked frames [C, H, W]; env.id {cfg.env.id!r} gives "
+                f"network.kind: cnn needs frames [C, H, W]; env.id {cfg.env.id!r} gives "
                 f"{shape}. Use network.kind: mlp, or atari.enabled: true for ALE games"
             )
         if len(shape) != 1 and cfg.network.kind == "mlp":

@@ -13,14 +13,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.config import ConfigError
 from components.nets.qnets import MLPQNetwork, NatureCNN
 from components.rl.dqn.config import NetworkConfig
 
 
 def build_q_network(cfg: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
+    """The configured Q-network for observations of ``obs_shape``; a conv stack the frames are too
+    small for is refused (conv arithmetic, at construction) with the layer that no longer fits."""
     if cfg.kind == "cnn":
         c, h, w = obs_shape
-        return NatureCNN(c, (h, w), n_actions, cfg.head_hidden, cfg.dueling, cfg.batch_norm)
+        try:
+            return NatureCNN(c, (h, w), n_actions, cfg.head_hidden, cfg.dueling, cfg.batch_norm, cfg.convs)
+        except ValueError as e:
+            raise ConfigError(
+                f"network.convs: {cfg.convs} do not fit {h}×{w} frames ({e}); allowed: kernels and "
+                f"strides whose output stays ≥ 1×1 (MinAtar's 10×10: [[16, 3, 1]])"
+            ) from e
     return MLPQNetwork(int(np.prod(obs_shape)), n_actions, cfg.hidden, cfg.head_hidden, cfg.dueling)
 
 

@@ -89,6 +89,11 @@ class DQNUpdate:
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.channels_last, self.bf16 = channels_last, bf16
         self.device = self.params[0].device
+        # On the CPU (compute-bound, no launch overhead to save) the online net runs s and s' in two
+        # passes; on CUDA one pass of 2B rows (half the launches). Batch norm keeps the one pass: its
+        # batch statistics are those of s and s' together.
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in pair.online.modules())
+        self.split = self.device.type == "cpu" and not has_bn
 
     def _forward(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, "bf16" if self.bf16 else "fp32", cache=False):
@@ -103,11 +108,20 @@ class DQNUpdate:
         if self.channels_last:
             obs_pair = obs_pair.contiguous(memory_format=torch.channels_last)
         b = obs_pair.shape[0] // 2
-        # One forward of the online net over s and s' together (s' picks the Double-DQN action).
-        q_all = self._forward(pair.online, obs_pair)
-        q, next_q_online = q_all[:b], q_all[b:].detach()
+        if self.split:
+            # s with gradients, s' without: backward then runs over B rows, not 2B of which half carry
+            # zero gradient (1.6-1.7x faster per update for MinAtar's CNN on one CPU thread).
+            q = self._forward(pair.online, obs_pair[:b])
+            with torch.no_grad():
+                next_q_target = self._forward(pair.target, obs_pair[b:])
+                next_q_online = self._forward(pair.online, obs_pair[b:]) if cfg.double else next_q_target
+        else:
+            # One forward of the online net over s and s' together (s' picks the Double-DQN action).
+            q_all = self._forward(pair.online, obs_pair)
+            q, next_q_online = q_all[:b], q_all[b:].detach()
+            with torch.no_grad():
+                next_q_target = self._forward(pair.target, obs_pair[b:])
         with torch.no_grad():
-            next_q_target = self._forward(pair.target, obs_pair[b:])
             target = td_target(reward, done, n, next_q_online, next_q_target, cfg.gamma, cfg.double)
         q_taken = q.gather(1, action.unsqueeze(1)).squeeze(1)
         loss, td = dqn_loss(q_taken, target, weight, cfg.huber_delta)
