@@ -18,6 +18,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 
+def show_canvas(ax: Any, canvas: np.ndarray) -> None:
+    """A grid of images in [0, 1] ([H, W, C]; one channel drawn as ink on paper), pixels as pixels."""
+    gray = canvas.shape[-1] == 1
+    ax.imshow(
+        canvas[..., 0] if gray else canvas[..., :3],
+        cmap="gray_r" if gray else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+
+
 def plot_points(
     samples: torch.Tensor,
     real: torch.Tensor,
@@ -58,13 +70,7 @@ def plot_image_grid(images: torch.Tensor, path: Path, title: str, columns: int =
         canvas[r0 : r0 + h, c0 : c0 + w] = x[i].transpose(1, 2, 0)
     fig = Figure(figsize=(columns * 0.5 + 0.4, rows * 0.5 + 0.6), dpi=110)
     ax = fig.add_subplot()
-    ax.imshow(
-        canvas[..., 0] if c == 1 else canvas[..., :3],
-        cmap="gray_r" if c == 1 else None,
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-    )
+    show_canvas(ax, canvas)
     ax.set_axis_off()
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
@@ -121,13 +127,7 @@ def plot_report_rows(
             ].transpose(1, 2, 0)
     fig = Figure(figsize=(n * 0.45 + 1.2, len(keep) * 0.45 + 0.7), dpi=110)
     ax = fig.add_subplot()
-    ax.imshow(
-        canvas[..., 0] if c == 1 else canvas[..., :3],
-        cmap="gray_r" if c == 1 else None,
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-    )
+    show_canvas(ax, canvas)
     ax.set_yticks([1 + i * (h + 1) + h / 2 for i in range(len(keep))])
     ax.set_yticklabels([f"step {steps[k]}" for k in keep], fontsize=6)
     ax.set_xticks([])
