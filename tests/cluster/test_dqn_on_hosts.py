@@ -65,7 +65,8 @@ def test_dqn_goes_on_when_a_worker_host_dies_and_counts_the_restart(hosts, capsy
     run = mlflow_client(hosts).get_run(run.info.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["faults/collector_restarts"] == 1  # one host, one collector, one restart
-    assert "faults/replay_restarts" not in run.data.metrics  # the replay lives on the driver's host
+    # The replay lives on the driver's host (the faults/ counts are all logged once one happened).
+    assert run.data.metrics["faults/replay_restarts"] == 0
     assert "collector 1 died" in text.out or "collector 0 died" in text.out
     hosts.record(
         "a worker host killed mid-DQN",
