@@ -30,10 +30,13 @@ def one_point_charts(client: Any, run: Any) -> list[str]:
 
 
 def repeated_series(client: Any, run: Any) -> list[tuple[str, str]]:
-    """Pairs of metric keys whose histories are the same points: one series drawn twice."""
+    """Pairs of adl's metric keys whose histories are the same points: one series drawn twice.
+
+    MLflow's own ``system/`` metrics are left out: adl does not choose them, and they can coincide
+    (a process whose only traffic is on the loopback receives exactly what it sends)."""
     series: dict[tuple[tuple[int, float], ...], str] = {}
     repeats = []
-    for key in sorted(run.data.metrics):
+    for key in sorted(k for k in run.data.metrics if not k.startswith("system/")):
         points = tuple(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)))
         if len(points) < 2:
             continue
