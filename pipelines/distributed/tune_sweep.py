@@ -35,6 +35,7 @@ def _scheduler(sweep: Any, metric: str, mode: str) -> Any:
             metric=metric,
             mode=mode,
             perturbation_interval=s.perturbation_interval,
+            synch=s.synch,
             hyperparam_mutations=pbt_mutations(sweep.search_space),
             custom_explore_fn=functools.partial(clamp_to_space, dict(sweep.search_space)),
         )

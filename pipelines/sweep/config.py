@@ -31,6 +31,12 @@ class SchedulerConfig:
     grace_period: int = param(1, "ASHA: reports a trial gets before it may be stopped", ge=1)
     reduction_factor: float = param(2.0, "ASHA: keep 1/reduction_factor of trials at each rung", gt=1.0)
     perturbation_interval: int = param(2, "PBT: reports between exploit/explore steps", ge=1)
+    synch: bool = param(
+        False,
+        "PBT: every trial waits at each perturbation point and the worst quarter always exploits the best "
+        "(reproducible; the slowest trial sets the pace). Off: a trial exploits when it reports, against "
+        "the scores the others last reported",
+    )
 
 
 @dataclass

@@ -58,14 +58,19 @@ def test_readme_sweep_without_shared_storage_is_refused_in_seconds_with_the_fix(
 
 def test_readme_sweep_on_s3_runs_pbt_from_checkpoints_across_hosts(hosts, capsys):
     """The README's sweep with ``storage_path: s3://...`` and its documented PBT: trials on both worker
-    hosts, their checkpoints on S3, PBT cloning one trial's checkpoint into another."""
+    hosts, their checkpoints on S3, PBT cloning one trial's checkpoint into another. Synchronous PBT
+    and one trial per worker (the seed grid left out): at each perturbation point the worse of the two
+    exploits the better, whatever their scores. Asynchronous PBT exploits only when a trial reports
+    behind the others' last scores, which two hosts' timing may or may not produce (CI saw a run with
+    none)."""
     code = submit(
         hosts,
         "sweep-s3-pbt",
         *sweep_cmd(
             "name=s3-pbt",
             "storage_path=s3://adl/sweeps",
-            "scheduler={kind: pbt, perturbation_interval: 1}",
+            "scheduler={kind: pbt, perturbation_interval: 1, synch: true}",
+            "search_space={train.loss: {grid: [nonsaturating, wgan_gp]}, train.lr: {loguniform: [2.0e-4, 2.0e-3]}}",
             SHORT,
         ),
         "--experiment",
@@ -75,8 +80,8 @@ def test_readme_sweep_on_s3_runs_pbt_from_checkpoints_across_hosts(hosts, capsys
     assert code == 0, out.out[-3000:] + out.err[-2000:]
     assert "storage s3://adl/sweeps: read and written from 2 node(s)" in out.err + out.out
     parent, children = sweep_runs(hosts, "s3-pbt")
-    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
-    assert len({c.data.tags["adl.trial_id"] for c in children}) == 4
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.tags["adl.trial_id"] for c in children}) == 2
     assert {c.data.tags["adl.node_ip"] for c in children} <= {h.ip for h in hosts.workers.values()}
     assert all(c.data.tags["adl.command"].startswith("adl sweep --config ") for c in children)
     assert parent.info.status == "FINISHED"
