@@ -70,7 +70,8 @@ def test_readme_sweep_on_s3_runs_pbt_from_checkpoints_across_hosts(hosts, capsys
             "name=s3-pbt",
             "storage_path=s3://adl/sweeps",
             "scheduler={kind: pbt, perturbation_interval: 1, synch: true}",
-            "search_space={train.loss: {grid: [nonsaturating, wgan_gp]}, train.lr: {loguniform: [2.0e-4, 2.0e-3]}}",
+            "search_space={train.loss: {grid: [nonsaturating, wgan_gp]},"
+            " train.lr: {loguniform: [2.0e-4, 2.0e-3]}}",
             SHORT,
         ),
         "--experiment",
