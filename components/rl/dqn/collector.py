@@ -75,19 +75,14 @@ class Collector:
         self.obs, _ = self.envs.reset(seed=self.seed)
         self.q_fn = q_fn
         self.numpy_q: NumpyQNetwork | None = None
-        self.net: Any = None  # the torch CNN and its inference copy (frames)
-        self.policy: Any = None
+        self.torch_q: Any = None  # frames: a torch CNN (torch_policy.TorchPolicy)
         if q_fn is None and cfg.network.kind == "mlp":
             self.numpy_q = NumpyQNetwork(cfg.network, int(np.prod(obs_shape)), n_actions, self.seed)
         elif q_fn is None:
-            import torch
+            # torch only here: an MLP collector acts with numpy and never imports it (~2 s at start-up)
+            from components.rl.dqn.torch_policy import TorchPolicy
 
-            from components.nets.qnets import inference_copy
-            from components.rl.dqn.networks import build_q_network
-
-            torch.manual_seed(self.seed)
-            self.net = build_q_network(cfg.network, obs_shape, n_actions)
-            self.policy = inference_copy(self.net)
+            self.torch_q = TorchPolicy(cfg.network, obs_shape, n_actions, self.seed)
         self.n_actions = n_actions
         self.rng = np.random.default_rng(self.seed)
         self.nstep = SegmentNStep(self.num_envs, cfg.learner.n_step, cfg.learner.gamma)
@@ -116,27 +111,18 @@ class Collector:
         if self.numpy_q is not None:
             self.numpy_q.set_weights(flat)
             return
-        if self.net is None:
+        if self.torch_q is None:
             return  # Q-values come from the inference actor, which gets the weights itself
-        from components.nets.qnets import inference_copy
-        from components.rl.dqn.networks import set_flat_weights
-
-        set_flat_weights(self.net, flat)
-        if self.cfg.network.batch_norm:
-            self.policy = inference_copy(self.net)  # re-fold BN with the new statistics
-        else:
-            set_flat_weights(self.policy, flat)
+        self.torch_q.set_weights(flat)
 
     def get_weights(self) -> np.ndarray:
         """The flat weights the collector acts on (as ``networks.get_flat_weights`` lays them out);
         none when an inference actor answers its Q-values."""
         if self.numpy_q is not None:
             return self.numpy_q.get_weights()
-        if self.net is None:
+        if self.torch_q is None:
             return np.zeros(0, dtype=np.float32)
-        from components.rl.dqn.networks import get_flat_weights
-
-        return get_flat_weights(self.net)
+        return self.torch_q.get_weights()  # type: ignore[no-any-return]
 
     def epsilons(self) -> np.ndarray:
         if self.cfg.collectors.epsilon == "schedule":
@@ -150,10 +136,7 @@ class Collector:
             return self.q_fn(obs)
         if self.numpy_q is not None:
             return self.numpy_q(obs)
-        import torch
-
-        with torch.no_grad():
-            return self.policy(torch.as_tensor(obs)).numpy()  # type: ignore[no-any-return]
+        return self.torch_q(obs)  # type: ignore[no-any-return]
 
     def run(self, num_steps: int) -> tuple[Transitions | PixelTransitions, EpisodeStats]:
         """Step every env ``num_steps`` times; return the completed n-step transitions and episode stats.

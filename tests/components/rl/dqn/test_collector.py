@@ -162,3 +162,26 @@ def test_a_pong_push_is_about_an_eighth_of_whole_stacks(pong_pushes):
     pixel_bytes, whole_bytes = len(pickle.dumps(push, protocol=5)), len(pickle.dumps(whole, protocol=5))
     print(f"one push of {len(whole)} transitions: {whole_bytes} B as stacks, {pixel_bytes} B as frames")
     assert pixel_bytes < whole_bytes / 5
+
+
+def test_an_mlp_collector_acts_without_importing_torch():
+    """CartPole's collectors act with numpy Q-values: a collector actor's process never loads torch
+    (about 2 s of its start-up, and its memory); only a frame collector's CNN does."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from components.config import load\n"
+        "from components.rl.dqn.collector import Collector\n"
+        "from components.rl.dqn.config import DQNConfig\n"
+        "from components.rl.dqn.env_factory import check_spaces\n"
+        "cfg = load(DQNConfig, 'configs/dqn/cartpole.yaml')\n"
+        "shape, _, n = check_spaces(cfg)\n"
+        "batch, _ = Collector(cfg, 0, shape, n).run(8)\n"
+        "print(len(batch.obs) > 0, 'torch' in sys.modules)\n"
+    )
+    repo = Path(__file__).resolve().parents[4]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["True", "False"], proc.stdout + proc.stderr[-2000:]

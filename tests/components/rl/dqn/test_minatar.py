@@ -61,7 +61,7 @@ def test_booleans_reach_the_cnn_as_b_c_10_10_from_collector_replay_and_learner()
     shape, dtype, n_actions = check_spaces(cfg)
     collector = Collector(cfg, 0, shape, n_actions)
     seen: list[tuple[tuple[int, ...], torch.dtype]] = []
-    collector.policy.register_forward_pre_hook(
+    collector.torch_q.policy.register_forward_pre_hook(
         lambda m, args: seen.append((tuple(args[0].shape), args[0].dtype))
     )
     batch, stats = collector.run(16)
