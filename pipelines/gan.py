@@ -33,7 +33,7 @@ SUMMARY_KEYS = (
 def summarize_sweep(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Every trial's distance curve in one figure (against the generator step and, as trials report
     their wall clock, against wall seconds), and a JSON table of the trials' last reports, best first."""
-    from components.gan.plots import plot_sweep
+    from components.gan.plots import plot_sweep  # matplotlib: only a sweep's summary draws
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = sorted(

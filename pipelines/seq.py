@@ -17,7 +17,7 @@ from pipelines.tracking.metric_names import SEQ
 
 def summarize_sweep(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """The comparison table (Markdown + CSV) and the held-out bpc against wall time plot."""
-    from components.seq.comparison import summarize
+    from components.seq.comparison import summarize  # matplotlib: only a sweep's summary draws
 
     return summarize(results, out_dir)
 

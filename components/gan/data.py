@@ -20,6 +20,8 @@ import torch
 from components.config import ConfigError
 from components.data_card import DataCard, array_digest, recipe_digest
 from components.gan.config import DataConfig
+from components.gan.images import load_image_folder
+from components.gan.mnist import mnist_split
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def grid_modes(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
 
 def load_digits_images() -> tuple[torch.Tensor, torch.Tensor]:
     """sklearn's 1,797 8×8 digits scaled from 0…16 to [−1, 1], [N, 1, 8, 8], with labels [N]."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn: ~1 s of import, only this data needs it
 
     d = load_digits()
     x = torch.from_numpy(d.images.astype(np.float32) / 8.0 - 1.0).unsqueeze(1)
@@ -93,6 +95,7 @@ def _read_array(path: Path) -> np.ndarray:
         except (ValueError, OSError) as e:
             raise ConfigError(f"data.path: {path} is not a readable .npy array ({e})") from e
     if suffix == ".parquet":
+        # pyarrow: only a .parquet data file needs it
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -164,12 +167,8 @@ def make_source(cfg: DataConfig) -> DataSource:
         x, _ = load_digits_images()
         return DataSource("digits", (1, 8, 8), data=x)
     if cfg.kind == "mnist":  # the training split only: the held-out digits score the generator
-        from components.gan.mnist import mnist_split
-
         return DataSource("mnist", (1, 28, 28), data=mnist_split().x_train)
     if cfg.kind == "images":
-        from components.gan.images import load_image_folder
-
         x = load_image_folder(cfg.path, cfg.image_size, cfg.channels)
         return DataSource(Path(cfg.path).expanduser().name or "images", tuple(x.shape[1:]), data=x)
     x = load_file(cfg)

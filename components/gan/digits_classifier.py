@@ -34,6 +34,7 @@ from torch import nn
 
 from components.gan.data import load_digits_images
 from components.gan.metrics import frechet_distance, gaussian_stats
+from components.gan.mnist import mnist_split
 from components.nets.conv_arithmetic import conv_output_size
 
 
@@ -97,8 +98,6 @@ class DigitsSplit(NamedTuple):
 def digits_split(dataset: str = "digits") -> DigitsSplit:
     """The train/test split a classifier is trained and tested on (MNIST: the one fixed split)."""
     if dataset == "mnist":
-        from components.gan.mnist import mnist_split
-
         return DigitsSplit(*mnist_split())
     from sklearn.model_selection import train_test_split
 

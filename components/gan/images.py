@@ -28,7 +28,7 @@ def find_images(folder: Path) -> list[Path]:
 
 def read_image(path: Path, size: int, channels: int) -> np.ndarray:
     """One image as uint8 [size, size, channels]; a file Pillow cannot decode raises ``ConfigError``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow: only an image folder needs it
 
     try:
         with Image.open(path) as file:  # reads the header only

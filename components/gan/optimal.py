@@ -83,7 +83,7 @@ class OptimalCheck:
         return {"d_star_error": float((d - self.d_star).abs().mean()), "optimal_value": self.v_star}
 
     def plot(self, discriminate: Callable[[torch.Tensor], torch.Tensor], path: Path, title: str) -> Path:
-        from components.gan import plots
+        from components.gan import plots  # matplotlib: ~0.5 s of import, only pictures need it
 
         d = discriminate(self.grid).reshape(-1)  # [G]
         err = float((d - self.d_star).abs().mean())

@@ -33,8 +33,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from components.replay.arrow_io import SnapshotError, open_snapshot, snapshot_meta, transition_arrays
+from components.replay.arrow_io import (
+    SnapshotError,
+    frame_arrays,
+    open_snapshot,
+    snapshot_meta,
+    transition_arrays,
+)
 from components.replay.buffer import ReplayBuffer, ReplayConfig
+from components.replay.pixel_buffer import PixelReplayBuffer
 
 FORMAT = "adl-replay-1"
 PIXEL_FORMAT = "adl-pixel-replay-1"
@@ -117,9 +124,6 @@ def _check_meta(path: Path, meta: dict[str, Any], fmt: str) -> None:
 
 def _expected_schema(meta: dict[str, Any], fmt: str) -> pa.Schema:
     """The schema the writer produces for this metadata, from a one-slot replay of the same kind."""
-    from components.replay.arrow_io import frame_arrays
-    from components.replay.pixel_buffer import PixelReplayBuffer
-
     if fmt == FORMAT:
         buf = ReplayBuffer(ReplayConfig(capacity=1), tuple(meta["obs_shape"]), np.dtype(meta["obs_dtype"]))
         obs = pa.list_(pa.from_numpy_dtype(buf.obs.dtype), int(np.prod(meta["obs_shape"])))

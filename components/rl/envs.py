@@ -25,7 +25,7 @@ class EnvConfig:
 def _ensure_ale_registered(env_id: str) -> None:
     if env_id.startswith("ALE/"):
         try:
-            import ale_py
+            import ale_py  # registers ALE/ ids; only Atari runs pay its import
 
             gym.register_envs(ale_py)
         except ImportError as e:  # pragma: no cover - ale-py is a dependency
@@ -37,7 +37,7 @@ def _ensure_minatar_registered(env_id: str) -> None:
     gymnasium 1.x no longer loads by itself: register them here, once."""
     if env_id.startswith("MinAtar/") and env_id not in gym.registry:
         try:
-            import minatar.gym
+            import minatar.gym  # registers MinAtar/ ids; only MinAtar runs need it
         except ImportError as e:  # pragma: no cover - minatar is a dependency
             raise ConfigError(f"env.id {env_id!r} needs minatar, which is not installed") from e
         if not any(k.startswith("MinAtar/") for k in gym.registry):

@@ -166,6 +166,7 @@ class QLearningTrainer:
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
         """Q-table (.npy and Parquet), learning curves, and a policy/value map for grid worlds."""
+        # matplotlib: ~0.5 s of import, only the artifacts need it
         from components.rl.tabular_plots import plot_grid_policy, plot_learning_curves, write_q_table
 
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from components.config import param
+from components.config import ConfigError, param
 
 
 @dataclass
@@ -21,8 +21,6 @@ class ScheduleConfig:
 
 def check_schedule(cfg: ScheduleConfig, name: str) -> None:
     """A decaying schedule over 0 steps would sit at ``end`` from step 0: refuse it by name."""
-    from components.config import ConfigError
-
     if cfg.kind != "constant" and cfg.steps == 0 and cfg.start != cfg.end:
         raise ConfigError(
             f"{name}.steps: 0 makes the {cfg.kind} schedule start at its end value {cfg.end}; "

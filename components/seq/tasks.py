@@ -273,7 +273,7 @@ class RegressionTask:
     def artifacts(self, out_dir: Path, position: int, final: bool) -> list[Path]:
         if not final:
             return []
-        from components.seq.plots import plot_predictions
+        from components.seq.plots import plot_predictions  # matplotlib: ~0.5 s, only pictures need it
 
         with torch.no_grad():
             self.model.eval()

@@ -20,7 +20,7 @@ from components.config import ConfigError
 
 def stdlib_corpus() -> str:
     """The help topics of the running Python, joined in sorted key order."""
-    from pydoc_data.topics import topics
+    from pydoc_data.topics import topics  # ~1 MB of help text: only this corpus reads it
 
     return "\n\n".join(topics[k].strip("\n") for k in sorted(topics)) + "\n"
 

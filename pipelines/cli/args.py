@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines.cli.submit import add_parsers as add_submit_parsers
 from pipelines.families import CONFIGS_DIR, FAMILIES, shipped_configs
 
 
@@ -103,8 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--num-cpus", type=_positive, help="CPUs for a local Ray (default: all)")
     sweep.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     _add_tracking_args(sweep)
-
-    from pipelines.cli.submit import add_parsers as add_submit_parsers
 
     add_submit_parsers(sub)  # submit, jobs
 

@@ -20,8 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from components.config import ConfigError, describe, load
+from pipelines.cli import submit
 from pipelines.cli.args import build_parser
 from pipelines.families import CONFIGS_DIR, FAMILIES, family_spec, get_family
+from pipelines.tracking.lookups import run_info
+from pipelines.tracking.uri import TrackingError, check_reachable, resolve_tracking_uri
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -29,8 +35,6 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 def _process_start() -> float:
     """When this process was created (the moment the user pressed enter), else now."""
     try:
-        import psutil
-
         return float(psutil.Process().create_time())
     except Exception:  # no psutil, or a platform it cannot read
         return time.time()
@@ -61,7 +65,6 @@ def _resolve_config_path(family: str, path: str | None) -> Path:
 def train_config(args: argparse.Namespace) -> tuple[Path, Any]:
     """The config ``adl train`` would run with (file, ``--set``, ``--seed``, ``--local``, ``--address``),
     validated; ConfigError otherwise. Nothing heavy is imported."""
-    from components.config import ConfigError, load
 
     spec = family_spec(args.family)
     config_cls = spec.config_cls()  # light: the config is checked before torch, Ray or MLflow load
@@ -90,8 +93,6 @@ def train_config(args: argparse.Namespace) -> tuple[Path, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pipelines.tracking.lookups import run_info
-    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
 
     cfg_path, cfg = train_config(args)
     uri = resolve_tracking_uri(args.tracking_uri)
@@ -111,8 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from components.config import ConfigError
-    from pipelines.sweep.run import run_sweep
+    from pipelines.sweep.run import run_sweep  # the sweep's modules load for `adl sweep` only
 
     if args.config is None and args.resume is None:
         raise ConfigError("adl sweep needs --config SWEEP.yaml (or --resume NAME)")
@@ -134,29 +134,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from components.config import describe
-
     for key, tp, default, doc in describe(family_spec(args.family).config_cls()):
         print(f"{key:<32} {tp:<28} {default!r:<14} {doc}")
     return EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipelines.dqn.replay_export import export_run_replay
+    from pipelines.dqn.replay_export import export_run_replay  # pyarrow and torch: only this command
 
     return export_run_replay(args.run_id, args.out, args.tracking_uri, args.checkpoint_dir)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from pipelines.cli.submit import cmd_submit as run
-
-    return run(args)
+    return submit.cmd_submit(args)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from pipelines.cli.submit import cmd_jobs as run
-
-    return run(args)
+    return submit.cmd_jobs(args)
 
 
 COMMANDS = {
@@ -199,8 +193,6 @@ def entry() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from components.config import ConfigError
-    from pipelines.tracking.uri import TrackingError
 
     args = build_parser().parse_args(argv)
     try:

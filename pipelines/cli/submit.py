@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -36,8 +37,6 @@ Ray has no authentication: keep the dashboard on 127.0.0.1 and reach a remote he
 
 def add_parsers(sub: Any) -> None:
     """Register ``submit`` and ``jobs`` on the ``adl`` subparsers."""
-    import argparse
-
     p = sub.add_parser(
         "submit",
         help="run an adl command as a Ray job on a cluster",

@@ -40,7 +40,7 @@ class CollectorActor:
         inference: Any = None,
     ) -> None:
         if cfg.network.kind != "mlp" and inference is None:  # a torch CNN: one thread per actor's CPU
-            import torch
+            import torch  # torch: a frame collector's CNN only; an MLP collector acts with numpy
 
             torch.set_num_threads(1)
         q_fn = _remote_q(inference) if inference is not None else None

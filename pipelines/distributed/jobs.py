@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ def auth_headers() -> dict[str, str]:
     if not token and path and Path(path).is_file():
         token = Path(path).read_text().strip()
     if not token:
+        # Ray (~0.8 s): every run imports this module to read its job's id; only a laptop's client needs Ray
         from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled
 
         return get_auth_headers_if_auth_enabled({})
@@ -85,7 +87,7 @@ def check_address(address: str, timeout_s: float = 5.0) -> None:
 
 def client(address: str | None) -> Any:
     """A JobSubmissionClient on a Jobs server that answered a fast health check."""
-    from ray.job_submission import JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient  # Ray: as above, the laptop's side only
 
     addr = resolve_address(address)
     check_address(addr)
@@ -163,8 +165,6 @@ _PROBE = (
 def missing_modules(c: Any, modules: tuple[str, ...], timeout_s: float = 60.0) -> list[str]:
     """Run a one-line probe job (no upload) with the cluster's own ``python``; return the modules of
     ``modules`` it cannot find. Raises ConfigError if the probe itself does not finish."""
-    import shlex
-
     probe_id = f"adl-probe-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     code = _PROBE.format(mods=tuple(modules))
     c.submit_job(entrypoint=f"python -c {shlex.quote(code)}", submission_id=probe_id)

@@ -21,7 +21,7 @@ def working_dir_size(path: Path, excludes: Sequence[str]) -> int:
     Ray zips the working directory without compression, so the sum of file sizes is the package size
     to within the zip headers.
     """
-    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes  # Ray: `adl submit` only
 
     total = 0
 
@@ -40,7 +40,7 @@ def working_dir_size(path: Path, excludes: Sequence[str]) -> int:
 
 def package_limit() -> int:
     """Ray's limit on one uploaded package (GCS gRPC message size, ``RAY_max_grpc_message_size``)."""
-    from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE
+    from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE  # Ray: `adl submit` only
 
     return int(GCS_STORAGE_MAX_SIZE)
 

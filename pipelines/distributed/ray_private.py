@@ -41,14 +41,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ray._private.ray_constants as ray_constants
+import ray._private.services as services
+
 LOOPBACK = "127.0.0.1"
 
 
 @contextlib.contextmanager
 def own_process_group() -> Iterator[None]:
     """While starting a local Ray: its processes start in a session of their own (see above)."""
-    import ray._private.services as services
-
     before = services.ConsolePopen
 
     class OwnSession(before):  # type: ignore[misc, valid-type]
@@ -66,8 +67,6 @@ def own_process_group() -> Iterator[None]:
 @contextlib.contextmanager
 def loopback_only() -> Iterator[None]:
     """While starting a local Ray: node IP 127.0.0.1, so that every Ray server binds to loopback."""
-    import ray._private.ray_constants as ray_constants
-
     before = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:

@@ -1,9 +1,13 @@
 """Starting or joining Ray with safe defaults: a local Ray listens on 127.0.0.1 only, keeps its
 sessions in a private temp dir and its token in a 0600 file (``ray_private.py``); no dashboard
-unless asked."""
+unless asked.
+
+Ray (~0.8 s of import) is imported inside the functions that start, join or stop it: the DQN driver
+asks :func:`joins_cluster` before it knows whether it needs Ray at all."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -66,9 +70,8 @@ def start_ray_in_background(address: str | None = None, num_cpus: int | None = N
     current directory from under the main thread while it resolves paths.
     """
     global _starting
-    import logging
 
-    import ray
+    import ray  # see the module's note
 
     if address or os.environ.get("RAY_ADDRESS"):
         return
@@ -136,7 +139,7 @@ def _init_ray(
     dashboard: bool = False,
     **kwargs: Any,
 ) -> Any:
-    import ray
+    import ray  # see the module's note
 
     if ray.is_initialized():
         return ray.get_runtime_context()
@@ -159,9 +162,9 @@ def _start_local(
     num_cpus: int | None, num_gpus: int | None, dashboard: bool, env: dict[str, str], **kwargs: Any
 ) -> Any:
     """A Ray of this process's own, reachable from this host only (``ray_private.py`` says how)."""
-    import ray
+    import ray  # see the module's note
 
-    from pipelines.distributed.ray_private import (
+    from pipelines.distributed.ray_private import (  # Ray's private modules: as `import ray`
         LOOPBACK,
         loopback_only,
         own_process_group,
@@ -204,7 +207,7 @@ def shutdown_in_background() -> None:
     its last logging: a local Ray takes ~1.5 s to stop on 2 cores, which the user would otherwise wait
     for after the result is known. :func:`wait_for_shutdown` joins it."""
     global _stopping
-    import ray
+    import ray  # see the module's note
 
     if _stopping is None and ray.is_initialized():
         _stopping = threading.Thread(target=ray.shutdown, name="adl-ray-shutdown", daemon=True)
@@ -219,6 +222,6 @@ def wait_for_shutdown(timeout_s: float = 60.0) -> None:
 
 
 def cluster_cpus() -> float:
-    import ray
+    import ray  # see the module's note
 
     return float(ray.cluster_resources().get("CPU", 0.0))

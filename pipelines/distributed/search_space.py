@@ -60,7 +60,7 @@ def trial_count(space: Mapping[str, Any], num_samples: int) -> int:
 
 def to_tune(space: Mapping[str, Any]) -> dict[str, Any]:
     """The Tune param_space for a YAML search space."""
-    from ray import tune
+    from ray import tune  # Ray: a search space is validated before Ray loads; only running it needs Tune
 
     out: dict[str, Any] = {}
     for key, spec in space.items():

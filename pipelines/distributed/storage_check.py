@@ -19,6 +19,8 @@ import secrets
 from typing import Any
 
 import pyarrow.fs as pafs
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from components.config import ConfigError
 from pipelines.sweep.signature import open_folder
@@ -57,9 +59,6 @@ def check_storage_reachable(
     Ray's names: CPU, GPU, custom) reads and writes ``storage`` as the driver does. Returns the number
     of nodes checked (0 on a one-node cluster: its own disk is the storage). ``what`` names the
     storage in messages (default: ``storage_path <storage>``)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     alive = [n for n in ray.nodes() if n.get("Alive")]
     here = ray.get_runtime_context().get_node_id()
     nodes = [n for n in alive if _fits(n, need) and n["NodeID"] != here]
@@ -112,8 +111,6 @@ def _answer(
     ref: Any, ready: list[Any], timeout_s: float, fs: pafs.FileSystem, marker: str, nonce: str
 ) -> str | None:
     """What one node's probe found (None: it reads the driver's marker and the driver reads its own)."""
-    import ray
-
     if ref not in ready:
         return f"did not answer within {timeout_s:.0f}s"
     try:

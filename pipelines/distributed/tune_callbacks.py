@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
+from ray.train.constants import _get_ray_train_session_dir
 from ray.tune import Callback
 
 from pipelines.signing import SignatureError
@@ -34,8 +35,6 @@ def sign_tune_state_of(tune_path: str) -> None:
 def _staging_folder(name: str) -> str | None:
     """The driver's staging folder of experiment ``name`` (Ray 2.60 keeps it under the session's
     ``artifacts/<timestamp>/<name>/driver_artifacts``; a restored run reuses the old timestamp)."""
-    from ray.train.constants import _get_ray_train_session_dir
-
     found = list(Path(_get_ray_train_session_dir()).glob(f"*/{name}/driver_artifacts"))
     return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
 

@@ -9,15 +9,21 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import ray
+from ray import tune
+from ray.tune.experimental import output
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+from ray.tune.search import ConcurrencyLimiter
+
 from components.config import ConfigError
-from pipelines.distributed.search_space import clamp_to_space, pbt_mutations, to_tune
-from pipelines.distributed.tune_callbacks import SignTuneState, StopOnSignal
+from pipelines.distributed.search_space import clamp_to_space, pbt_mutations, to_tune, trial_count
+from pipelines.distributed.tune_callbacks import TRIAL_STATUSES, SignTuneState, StopOnSignal
 from pipelines.distributed.tune_trial import TrialSpec, sweep_trial
+from pipelines.sweep.signature import open_folder
+from pipelines.sweep.verified_storage import verified_filesystem
 
 
 def _scheduler(sweep: Any, metric: str, mode: str) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
-
     s = sweep.scheduler
     if s.kind == "asha":
         return ASHAScheduler(
@@ -46,11 +52,9 @@ def _search_alg(sweep: Any, metric: str, mode: str) -> Any:
     if sweep.search == "random":
         return None
     try:
-        from ray.tune.search.optuna import OptunaSearch
+        from ray.tune.search.optuna import OptunaSearch  # optuna: optional, for `search: optuna` only
     except ImportError as e:
         raise ConfigError("search: optuna needs the optuna package (pip install optuna)") from e
-    from ray.tune.search import ConcurrencyLimiter
-
     return ConcurrencyLimiter(
         OptunaSearch(metric=metric, mode=mode, seed=sweep.seed), max_concurrent=sweep.max_concurrent
     )
@@ -58,8 +62,6 @@ def _search_alg(sweep: Any, metric: str, mode: str) -> Any:
 
 def check_trial_resources(cpu: float, gpu: float) -> None:
     """Refuse trials the cluster can never place (Tune would wait for them forever), with the numbers."""
-    import ray
-
     have = ray.cluster_resources()
     for key, want, name in (("CPU", cpu, "cpu"), ("GPU", gpu, "gpu")):
         if want > float(have.get(key, 0.0)):
@@ -83,14 +85,9 @@ def make_tuner(
     with ``verified`` (a resume), the interrupted one at ``tune_path``, errored trials retried (its
     callbacks, which sign its state and hand it a stop request, come back with it from ``tuner.pkl``),
     Tune reading the state files exactly as adl checked them (``pipelines/sweep/verified_storage.py``)."""
-    from ray import tune
-
     resources = {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu, **sweep.resources.custom}
     trainable = tune.with_resources(tune.with_parameters(sweep_trial, spec=spec), resources)
     if verified is not None:
-        from pipelines.sweep.signature import open_folder
-        from pipelines.sweep.verified_storage import verified_filesystem
-
         fs, root = open_folder(tune_path)
         pinned = verified_filesystem(fs, root, verified)
         return tune.Tuner.restore(root, trainable, resume_errored=True, storage_filesystem=pinned)
@@ -120,9 +117,6 @@ def make_tuner(
 def unfinished_trials(sweep: Any) -> tuple[list[str], list[str], int]:
     """After a stopped ``fit``: the names (with their searched values) and ids of the trials Tune left
     pending or running, and how many the search had not made yet."""
-    from pipelines.distributed.search_space import trial_count
-    from pipelines.distributed.tune_callbacks import TRIAL_STATUSES
-
     left = [
         (f"{name} ({', '.join(f'{k}={v}' for k, v in config.items())})", trial_id)
         for name, (trial_id, status, config) in sorted(TRIAL_STATUSES.items())
@@ -136,8 +130,6 @@ def errored_trials(results: Any) -> dict[str, str]:
     """Trial id -> the last line of its error, for every trial that ended in error (Tune's retries
     spent): from the results of trials that reported, and from Tune's trial statuses for those that
     errored before their first report."""
-    from pipelines.distributed.tune_callbacks import TRIAL_STATUSES
-
     errors: dict[str, str] = {}
     for r in results:
         if r.error is not None and (trial_id := (r.metrics or {}).get("trial_id")):
@@ -182,8 +174,6 @@ def tune_ranks_like_adl(
     errored. Tune looks the function up at each progress report, so it is swapped for the sweep's
     ``fit`` and put back after it.
     """
-    from ray.tune.experimental import output
-
     tune_rank = output._current_best_trial
 
     def current_best(trials: list[Any], tune_metric: str | None, tune_mode: str | None) -> tuple[Any, Any]:

@@ -1,4 +1,5 @@
-"""Tracking: the only package in adl that imports mlflow (and only inside its functions).
+"""Tracking: the only package in adl that imports mlflow, and only once a run is opened
+(``run.open_run`` imports ``mlflow_tracker``; ``models`` is imported where a model is logged).
 
 Everything else logs through the small :class:`Tracker` interface, so components never see MLflow.
 
@@ -20,12 +21,10 @@ from pipelines.tracking.lookups import (
     find_trial_run,
     run_info,
 )
-from pipelines.tracking.mlflow_tracker import MlflowTracker
 from pipelines.tracking.run import open_run, tracked_run
 from pipelines.tracking.tracker import NullTracker, Tracker
 
 __all__ = [
-    "MlflowTracker",
     "NullTracker",
     "Tracker",
     "close_running_children",

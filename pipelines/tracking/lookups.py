@@ -4,17 +4,24 @@ closing runs a scheduler stopped, fetching a run's artifacts."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pipelines.tracking.uri import TrackingError, check_reachable, resolve_tracking_uri
 
 
-def run_info(tracking_uri: str | None, run_id: str) -> tuple[str, str, dict[str, str]]:
-    """(experiment name, status, tags) of an existing run; :class:`TrackingError` if there is none."""
+def _client(tracking_uri: str) -> Any:
+    """An ``MlflowClient``; MLflow (~2 s of import) loads on the first question, not with adl's
+    command line, which imports this module for ``adl --help`` and its refusals too."""
     from mlflow.tracking import MlflowClient
 
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def run_info(tracking_uri: str | None, run_id: str) -> tuple[str, str, dict[str, str]]:
+    """(experiment name, status, tags) of an existing run; :class:`TrackingError` if there is none."""
     uri = resolve_tracking_uri(tracking_uri)
     check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = _client(uri)
     try:
         run = client.get_run(run_id)
     except Exception:
@@ -25,9 +32,7 @@ def run_info(tracking_uri: str | None, run_id: str) -> tuple[str, str, dict[str,
 
 def find_trial_run(tracking_uri: str, parent_run_id: str, trial_id: str) -> str | None:
     """The child run of ``parent_run_id`` that a Tune trial opened before (a retried trial continues it)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     runs = client.search_runs(
         [experiment_id],
@@ -40,9 +45,7 @@ def find_trial_run(tracking_uri: str, parent_run_id: str, trial_id: str) -> str 
 def close_stopped_runs(tracking_uri: str, run_ids: list[str]) -> list[str]:
     """Close runs a scheduler stopped early (they never reach their own finish, or close KILLED when
     Tune stops them): FINISHED, tagged ``adl.early_stopped``. Returns the ones it closed."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     closed = []
     for run_id in run_ids:
         if client.get_run(run_id).info.status in ("RUNNING", "KILLED"):
@@ -55,9 +58,7 @@ def close_stopped_runs(tracking_uri: str, run_ids: list[str]) -> list[str]:
 def close_running_children(tracking_uri: str, parent_run_id: str, status: str = "KILLED") -> list[str]:
     """Close the child runs of ``parent_run_id`` still RUNNING (trials a stopped sweep left behind)
     with ``status``; returns their run names."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     runs = client.search_runs(
         [experiment_id],
@@ -71,9 +72,7 @@ def close_running_children(tracking_uri: str, parent_run_id: str, status: str = 
 def download_artifacts(tracking_uri: str, run_id: str, artifact_path: str, dst: Path) -> bool:
     """Download ``artifact_path`` of a run into ``dst`` (as ``dst/<artifact_path>``); False if the
     run has no such artifacts."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     if not client.list_artifacts(run_id, artifact_path):
         return False
     dst.mkdir(parents=True, exist_ok=True)
@@ -85,9 +84,7 @@ def fail_trial_runs(tracking_uri: str, parent_run_id: str, errors: dict[str, str
     """The child runs of trials that ended in error (``errors``: Tune trial id -> error) closed
     FAILED with an ``adl.error`` tag, whatever status the trial left them in (a trial whose last
     checkpoint could not be stored had already closed its run FINISHED). Returns their run ids."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     failed = []
     for trial_id, error in errors.items():
         run_id = find_trial_run(tracking_uri, parent_run_id, trial_id)

@@ -4,6 +4,9 @@ models and system metrics.
 :class:`MlflowTracker` talks to MLflow through ``MlflowClient`` with an explicit tracking URI rather
 than the fluent API's process-global state: Tune trials run in threads and worker processes that
 change directory, and each must write to the same store.
+
+This module imports MLflow at its top; it is itself imported only when a run is opened
+(``run.open_run``), so ``adl --help`` and a refused config never load MLflow.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 
 from components.config import flatten
 from components.data_card import DataCard
@@ -48,9 +56,6 @@ class MlflowTracker:
         """``started`` (seconds since the epoch) is the run's start time, when the work began
         before the run was opened (``adl train`` counts from the command's launch): the run's
         Duration then covers what its timings count."""
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         check_reachable(tracking_uri)
@@ -94,8 +99,6 @@ class MlflowTracker:
             return str(exp.experiment_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
         flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
         for i in range(0, len(flat), 100):
             self.client.log_batch(self.run_id, params=flat[i : i + 100])
@@ -103,8 +106,6 @@ class MlflowTracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Queued and sent from a thread (``metric_sender.py``): a tracking server that is away
         (restarting, cut off) costs the training loop nothing, and the metrics arrive when it is back."""
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         if self._sender is None:
@@ -165,9 +166,6 @@ class MlflowTracker:
     def log_datasets(self, cards: Sequence[DataCard]) -> None:
         """The run's inputs, as MLflow datasets (the runs table's Datasets column), each tagged with
         its context (``training``, ``validation``)."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-        from mlflow.types import Schema, TensorSpec
-
         inputs = []
         for c in cards:
             schema = Schema([TensorSpec(np.dtype(c.dtype), tuple(c.shape()))]).to_json()
@@ -190,8 +188,6 @@ class MlflowTracker:
     def start_system_metrics(self, every_s: float = 5.0) -> None:
         """MLflow's system metrics (CPU, memory, disk, network; GPU where NVML sees one) every
         ``every_s`` seconds, as ``system/*`` in this run, until :meth:`finish`."""
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
         self._system = SystemMetricsMonitor(
             self.run_id, sampling_interval=every_s, resume_logging=True, tracking_uri=self.tracking_uri
         )

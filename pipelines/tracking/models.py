@@ -6,7 +6,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import mlflow
+import mlflow.pytorch
 import numpy as np
+import torch
+from mlflow.models import infer_signature
 
 from pipelines.tracking.mlflow_tracker import MlflowTracker
 
@@ -26,11 +30,6 @@ def log_torch_model(
     ``step`` is where the model was chosen (the evaluation that made it the best, or the last step):
     MLflow links the model to the run at that step and copies the run's metrics logged at that step
     to the model, so the model page and the run's Models tab show the evaluation that picked it."""
-    import mlflow
-    import mlflow.pytorch
-    import torch
-    from mlflow.models import infer_signature
-
     net = copy.deepcopy(model).cpu().eval()
     with torch.no_grad():
         output = net(torch.as_tensor(example)).numpy()

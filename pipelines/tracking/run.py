@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.config import dump_yaml, to_dict
 from pipelines.tracking.metric_names import MetricNames, NamedTracker
-from pipelines.tracking.mlflow_tracker import MlflowTracker
 from pipelines.tracking.uri import resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from pipelines.tracking.mlflow_tracker import MlflowTracker
 
 
 def open_run(
@@ -25,6 +27,10 @@ def open_run(
     started: float | None = None,
 ) -> MlflowTracker:
     """An :class:`MlflowTracker` on the resolved URI; raises :class:`TrackingError` fast."""
+    # MLflow (~2 s of import) loads with the first run opened: adl's command line imports this
+    # module for `adl --help` and for refusals too, which never open one.
+    from pipelines.tracking.mlflow_tracker import MlflowTracker
+
     return MlflowTracker(
         resolve_tracking_uri(tracking_uri), experiment, run_name, tags, parent_run_id, run_id, started
     )

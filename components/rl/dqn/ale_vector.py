@@ -92,7 +92,7 @@ def ale_vector_env(
     env: EnvConfig, atari: Any, num_envs: int, autoreset: gym.vector.AutoresetMode
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env.id`` with ``atari``'s preprocessing, one thread, as a vector env."""
-    from ale_py.vector_env import AtariVectorEnv
+    from ale_py.vector_env import AtariVectorEnv  # ale_py: only Atari runs import it
 
     game = game_name(env.id)
     check_env_id(env.id)
