@@ -46,7 +46,7 @@ RESUMABLE_PREFIXES = (
     "checkpoint.",
     "eval.",
     "learner.device",
-    "learner.num_threads",
+    "learner.threads",
     "learner.placement",
     "learner.num_gpus",
     # How the learner and the collectors compute, not what: a GPU run resumes on a CPU (and back), and
