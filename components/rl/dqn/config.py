@@ -225,7 +225,7 @@ class DQNConfig:
     def _validate_learner_options(self) -> None:
         """GPU-only learner options on a learner that is certainly on the CPU (``learner.device: cpu``, or
         an actor Ray gives no GPU). ``learner.device: auto`` in the driver is checked where it resolves
-        (``components/rl/dqn/learner.check_learner_options``)."""
+        (``components/rl/dqn/learner.learner_placement``)."""
         lc = self.learner
         if lc.device == "cpu":
             where, graph_ok, bf16_ok = (
