@@ -196,9 +196,13 @@ def build(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    renamed: Mapping[str, str] = getattr(cls, "RENAMED", {})  # old key → new, for a clear refusal
     for key in data:
         if key not in fields:
             where = f"{path}.{key}" if path else key
+            if key in renamed:
+                new = f"{path}.{renamed[key]}" if path else renamed[key]
+                raise ConfigError(f"{where} was renamed {new}; set {new} instead (same values)")
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown key {where!r}.{hint} Allowed here: {', '.join(sorted(fields))}")

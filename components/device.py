@@ -1,9 +1,12 @@
-"""Where a trainer runs: a config's device name resolved to a ``torch.device``, and the process
-settings that go with it (intra-op threads, TF32, bf16 autocast).
+"""Where a trainer runs: a config's device section resolved, once, into a :class:`Placement` (the
+``torch.device``, its precision and the process settings that go with it: intra-op threads, TF32).
 
-Every family takes the same names — ``auto`` (the GPU this process can see, else the CPU), ``cpu``,
-``cuda`` and ``cuda:N`` — and refuses a GPU torch cannot see with the same :class:`ConfigError`,
-raised when the trainer is built, so a command fails with exit code 2 before any run is opened.
+Every trainer's config has the same section (``components/device_names.DeviceFields``: ``device``,
+``precision``, ``tf32``, ``threads``), and every trainer takes a :class:`Placement` made from it by
+:func:`resolve_placement`. Every family takes the same names — ``auto`` (the GPU this process can
+see, else the CPU), ``cpu``, ``cuda`` and ``cuda:N`` — and refuses a GPU torch cannot see with the
+same :class:`ConfigError`, raised when the trainer is built, so a command fails with exit code 2
+before any run is opened.
 
 Threads: ``torch.set_num_threads`` is process-wide. A trainer sets what its config asks for (adl's
 default is one thread: on a busy 2-core machine an LSTM ran 13× slower on two threads than on one);
@@ -13,14 +16,14 @@ default is one thread: on a busy 2-core machine an LSTM ran 13× slower on two t
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from components.config import ConfigError
-
-# Re-exported: the GAN and sequence configs import them from here.
 from components.device_names import DEVICE_NAMES as DEVICE_NAMES
+from components.device_names import DeviceFields
 from components.device_names import check_device_name as check_device_name
 
 PRECISIONS = ("fp32", "bf16")
@@ -69,12 +72,59 @@ def setup_process(device: torch.device, threads: int, tf32: bool = True) -> None
 
     All three are process-wide settings: the trainer built last decides them.
     """
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
+
+
+def set_threads(threads: int) -> None:
+    """torch's intra-op threads for this process; 0 leaves torch's default (every core)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one trainer runs and how it computes, resolved from its device section once.
+
+    A trainer takes one and never reads its section's device fields again: the names were checked,
+    the GPU found (or refused), bf16 checked against it and the process set up when it was made
+    (:func:`resolve_placement`).
+    """
+
+    device: torch.device  # with its index on CUDA (cuda:0, never bare cuda)
+    precision: str  # fp32 | bf16
+    tf32: bool
+    threads: int  # 0: torch's default
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+    def autocast(self, cache: bool = True) -> AbstractContextManager[Any]:
+        """bf16 autocast on this device when the precision is bf16, else a context that changes nothing."""
+        return autocast(self.device, self.precision, cache)
+
+    def describe(self) -> dict[str, str]:
+        """What a run records about where it ran: the device, on CUDA the GPU's name, the precision."""
+        return {**describe_device(self.device), "precision": self.precision}
+
+
+def resolve_placement(fields: DeviceFields) -> Placement:
+    """The section's device found (:func:`resolve_device`), its precision checked there
+    (:func:`check_precision`) and the process set up (:func:`setup_process`): each once, with
+    messages naming the section's keys (``train.device``, ``learner.precision``, ...)."""
+    key = fields.section_key
+    device = resolve_device(fields.device, f"{key}.device")
+    check_precision(fields.precision, device, f"{key}.precision")
+    setup_process(device, fields.threads, fields.tf32)
+    return Placement(device, fields.precision, fields.tf32, fields.threads)
 
 
 def autocast(device: torch.device, precision: str, cache: bool = True) -> AbstractContextManager[Any]:

@@ -2,8 +2,9 @@
 
 Defaults follow the papers: WGAN's RMSProp 5e-5, clip 0.01, n_critic 5; WGAN-GP's Adam 1e-4,
 β = (0, 0.9), λ = 10. The shipped YAMLs under ``configs/gan/`` change only what a dataset needs.
-Where the trainer runs (``train.device``, ``train.precision``, ``train.threads``) is part of the
-same config, so a sweep can vary it like any other key.
+Where the trainer runs (``train.device``, ``train.precision``, ``train.tf32``, ``train.threads``: the
+section every trainer shares, ``components/device_names.DeviceFields``) is part of the same config, so
+a sweep can vary it like any other key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.config import ConfigError, param, section
-from components.device import DEVICE_NAMES, check_device_name
+from components.device_names import DeviceFields
 from components.nets.conv_arithmetic import conv_output_size, conv_transpose_output_size
 
 Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
@@ -74,7 +75,7 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DeviceFields):
     """Objective, optimisers, and where and how fast the trainer runs."""
 
     loss: Loss = param("wgan_gp", "minimax (saturating G), nonsaturating, wgan (weight clip), wgan_gp")
@@ -103,12 +104,6 @@ class TrainConfig:
         ge=0.0,
         le=1.0,
     )
-    device: str = param("auto", f"{DEVICE_NAMES}; auto = the GPU this process can see, else the CPU")
-    precision: Literal["fp32", "bf16"] = param(
-        "fp32", "bf16: forward passes under bf16 autocast (losses and the penalty's norm stay fp32)"
-    )
-    tf32: bool = param(True, "on CUDA: let fp32 matmuls and convolutions use TF32 (process-wide)")
-    threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)
 
 
 @dataclass
@@ -144,7 +139,6 @@ class GanConfig:
     report_every: int = param(250, "generator steps between metric reports", ge=1)
 
     def validate(self) -> None:
-        check_device_name(self.train.device, "train.device")
         if self.data.kind == "file" and not self.data.path:
             raise ConfigError("data.path: kind 'file' needs a path to a .npy or .parquet file")
         if self.data.kind == "images":

@@ -44,14 +44,11 @@ import torch
 from components.config import ConfigError
 from components.data_card import DataCard
 from components.device import (
-    autocast,
-    check_precision,
-    describe_device,
+    Placement,
     make_optimizer,
     prefers_channels_last,
-    resolve_device,
+    resolve_placement,
     restore_optimizer,
-    setup_process,
     synchronize,
     to_cpu,
 )
@@ -81,16 +78,20 @@ SCORED = ("digits", "mnist")  # datasets scored with a feature classifier (Fréc
 
 
 class GanTrainer:
-    """Trains one generator against one discriminator/critic; ``position`` counts generator steps."""
+    """Trains one generator against one discriminator/critic; ``position`` counts generator steps.
+
+    ``placement`` is where it trains: resolved from ``train`` once, here, unless the caller did.
+    """
 
     unit = "step"
 
-    def __init__(self, cfg: GanConfig, source: DataSource | None = None) -> None:
+    def __init__(
+        self, cfg: GanConfig, source: DataSource | None = None, placement: Placement | None = None
+    ) -> None:
         self.cfg = cfg
         t, m = cfg.train, cfg.model
-        self.device = resolve_device(t.device, "train.device")
-        check_precision(t.precision, self.device)
-        setup_process(self.device, t.threads, t.tf32)
+        self.placement = placement or resolve_placement(t)
+        self.device = self.placement.device
         cpu_source = source or make_source(cfg.data)
         self.loss = t.loss
         self.wgan = self.loss in ("wgan", "wgan_gp")
@@ -155,7 +156,7 @@ class GanTrainer:
         return make_optimizer("adam", net.parameters(), self.device, lr=lr, betas=self.cfg.betas)
 
     def _autocast(self) -> Any:
-        return autocast(self.device, self.cfg.train.precision)
+        return self.placement.autocast()
 
     # -- one step each ------------------------------------------------------------------------
 
@@ -394,7 +395,7 @@ class GanTrainer:
 
     def describe(self) -> dict[str, str]:
         """Where it trains, and what ``eval_distance`` measures (with the classifier's yardsticks)."""
-        out = {**describe_device(self.device), "precision": self.cfg.train.precision}
+        out = self.placement.describe()
         if self.source.name in SCORED:
             scorer = self.scorer()
             out["eval_distance"] = f"frechet ({self.source.name} classifier features)"

@@ -1,7 +1,8 @@
 """Typed config of the sequence-model family (``adl train seq``); values live in ``configs/seq/``.
 
-Where the trainer runs (``train.device``, ``train.precision``, ``train.threads``) is part of the same
-config, so a sweep can vary it like any other key.
+Where the trainer runs (``train.device``, ``train.precision``, ``train.tf32``, ``train.threads``: the
+section every trainer shares, ``components/device_names.DeviceFields``) is part of the same config, so
+a sweep can vary it like any other key.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.config import ConfigError, param, section
-from components.device import DEVICE_NAMES, check_device_name
+from components.device_names import DeviceFields
 
 
 @dataclass
@@ -57,7 +58,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DeviceFields):
     """Optimisation, truncated BPTT, reporting, and where and how fast the trainer runs."""
 
     steps: int = param(2000, "optimizer steps", ge=1)
@@ -70,14 +71,6 @@ class TrainConfig:
     eval_chars: int = param(65536, "char_lm: held-out characters scored per evaluation (0 = all)", ge=0)
     eval_batches: int = param(8, "adding/regression: held-out batches per evaluation", ge=1)
     target: float = param(0.0, "held-out val_loss whose first crossing is timed (0 = task default)", ge=0)
-    device: str = param("auto", f"{DEVICE_NAMES}; auto = the GPU this process can see, else the CPU")
-    precision: Literal["fp32", "bf16"] = param(
-        "fp32",
-        "bf16: forward passes under bf16 autocast, except the fused LSTM/GRU kernel (fp32); losses and "
-        "evaluation in fp32",
-    )
-    tf32: bool = param(True, "on CUDA: let fp32 matmuls use TF32 (process-wide)")
-    threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)
 
 
 @dataclass
@@ -101,7 +94,6 @@ class SeqConfig:
     sample: SampleConfig = section(SampleConfig)
 
     def validate(self) -> None:
-        check_device_name(self.train.device, "train.device")
         if self.task == "char_lm" and self.data.source == "file" and not self.data.path:
             raise ConfigError(
                 "data.path: required when data.source is 'file' (the path of a UTF-8 text file)"

@@ -25,13 +25,10 @@ import torch
 
 from components.data_card import DataCard
 from components.device import (
-    autocast,
-    check_precision,
-    describe_device,
+    Placement,
     make_optimizer,
-    resolve_device,
+    resolve_placement,
     restore_optimizer,
-    setup_process,
     synchronize,
     to_cpu,
 )
@@ -41,16 +38,18 @@ from components.seq.tasks import make_task
 
 
 class SeqTrainer:
-    """Trains a char LM or a last-step regressor; reports ``val_loss`` (bpc or MSE) every chunk."""
+    """Trains a char LM or a last-step regressor; reports ``val_loss`` (bpc or MSE) every chunk.
+
+    ``placement`` is where it trains: resolved from ``train`` once, here, unless the caller did.
+    """
 
     unit = "step"
 
-    def __init__(self, cfg: SeqConfig) -> None:
+    def __init__(self, cfg: SeqConfig, placement: Placement | None = None) -> None:
         self.cfg = cfg
         t = cfg.train
-        self.device = resolve_device(t.device, "train.device")
-        check_precision(t.precision, self.device)
-        setup_process(self.device, t.threads, t.tf32)
+        self.placement = placement or resolve_placement(t)
+        self.device = self.placement.device
         torch.manual_seed(cfg.seed)  # weights (drawn on the CPU) and dropout
         self.task = make_task(cfg, self.device)
         self.model = self.task.model
@@ -77,7 +76,7 @@ class SeqTrainer:
         start = time.perf_counter()
         total = torch.zeros((), device=self.device)
         for _ in range(n):
-            with autocast(self.device, self.cfg.train.precision):
+            with self.placement.autocast():
                 loss, tokens = self.task.train_loss()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -165,8 +164,7 @@ class SeqTrainer:
     def describe(self) -> dict[str, str]:
         """Where it trains, and the unit of its losses (train and held-out alike)."""
         return {
-            **describe_device(self.device),
-            "precision": self.cfg.train.precision,
+            **self.placement.describe(),
             "loss_unit": self.task.loss_unit,
         }
 

@@ -77,8 +77,8 @@ class PrefetchingReplay:
 @ray.remote(num_cpus=0)
 class LearnerActor:
     def __init__(self, cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, replay: Any) -> None:
-        torch.set_num_threads(cfg.learner.num_threads)
         torch.manual_seed(cfg.seed)  # the same initial weights as a learner in the driver
+        # Its placement (device, threads, TF32) is resolved here, on the GPU Ray gave this actor.
         self.learner = Learner(build_q_network(cfg.network, obs_shape, n_actions), cfg.learner)
         self.batch_size, self.publish_every = cfg.learner.batch_size, cfg.learner.publish_every
         self.source = PrefetchingReplay(replay, self.batch_size)
@@ -88,7 +88,7 @@ class LearnerActor:
             **self.learner.describe(),  # device, cuda_graph, precision, channels_last
             "pid": os.getpid(),
             "gpu_ids": ray.get_gpu_ids(),
-            "cuda_name": torch.cuda.get_device_name() if self.learner.device.type == "cuda" else None,
+            "cuda_name": torch.cuda.get_device_name() if self.learner.placement.cuda else None,
         }
 
     def set_replay(self, replay: Any) -> None:

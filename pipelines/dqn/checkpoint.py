@@ -46,7 +46,7 @@ RESUMABLE_PREFIXES = (
     "checkpoint.",
     "eval.",
     "learner.device",
-    "learner.num_threads",
+    "learner.threads",
     "learner.placement",
     "learner.num_gpus",
     # How the learner and the collectors compute, not what: a GPU run resumes on a CPU (and back), and
@@ -56,6 +56,8 @@ RESUMABLE_PREFIXES = (
     "learner.tf32",
     "collectors.inference",
 )
+# Keys a checkpoint's stored config may carry under an older name: read back under the new one.
+RENAMED = {"learner.num_threads": "learner.threads"}
 
 
 class CheckpointError(ConfigError):
@@ -68,8 +70,17 @@ def checkpoint_dir(cfg: DQNConfig, run_id: str) -> Path:
 
 def config_identity(cfg: DQNConfig) -> dict[str, Any]:
     """The config keys a checkpoint must agree on (everything but budgets, logging and placement)."""
-    flat = flatten(to_dict(cfg))
+    return _identity(flatten(to_dict(cfg)))
+
+
+def _identity(flat: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in RESUMABLE and not k.startswith(RESUMABLE_PREFIXES)}
+
+
+def stored_identity(stored: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's stored config as this version names it (:data:`RENAMED`), with the keys a resume
+    may change left out, as :func:`config_identity` leaves them out of this run's."""
+    return _identity({RENAMED.get(k, k): v for k, v in stored.items()})
 
 
 def config_hash(cfg: DQNConfig) -> str:
@@ -195,7 +206,7 @@ def check_config(
     d: Path, manifest: dict[str, Any], cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int, net: Any
 ) -> None:
     """The config keys, spaces and network parameter shapes agree with this run's."""
-    mine, theirs = config_identity(cfg), manifest["config"]
+    mine, theirs = config_identity(cfg), stored_identity(manifest["config"])
     diff = [
         f"{k}: {theirs.get(k, '<absent>')!r} in the checkpoint, {mine.get(k, '<absent>')!r} now"
         for k in sorted(set(mine) | set(theirs))

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 
 from components.config import ConfigError
+from components.device import Placement, set_threads
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.env_factory import check_spaces
-from components.rl.dqn.learner import Learner
+from components.rl.dqn.learner import Learner, learner_placement
 from components.rl.dqn.networks import build_q_network
 from pipelines.dqn.checkpoint import Checkpointer, restore
 from pipelines.dqn.loop import train_loop
@@ -36,18 +37,24 @@ from pipelines.tracking import Tracker
 class DQNSetup:
     """What a run is built from, worked out once per process: the env's spaces, checked against the
     network kind, and this process's copy of the Q-network (the learner's, or the mirror of a learner
-    actor's), initialised from ``seed``. A resume verifies its checkpoint against this very network."""
+    actor's), initialised from ``seed``. A resume verifies its checkpoint against this very network.
+    ``placement`` is where a learner in this process runs (None: it runs in an actor, which resolves
+    its own on the GPU Ray gives it)."""
 
     obs_shape: tuple[int, ...]
     obs_dtype: np.dtype
     n_actions: int
     net: nn.Module
+    placement: Placement | None = None
 
     @classmethod
     def from_config(cls, cfg: DQNConfig) -> DQNSetup:
         obs_shape, obs_dtype, n_actions = check_spaces(cfg)  # bad env ids and spaces: exit 2, now
+        # A GPU torch cannot see, or a GPU-only option on a CPU learner: exit 2, now.
+        placement = None if cfg.learner_in_actor() else learner_placement(cfg.learner)
         torch.manual_seed(cfg.seed)
-        return cls(obs_shape, obs_dtype, n_actions, build_q_network(cfg.network, obs_shape, n_actions))
+        net = build_q_network(cfg.network, obs_shape, n_actions)
+        return cls(obs_shape, obs_dtype, n_actions, net, placement)
 
     @property
     def spaces(self) -> tuple[tuple[int, ...], str, int]:
@@ -229,13 +236,14 @@ def run_dqn(
     """
     t0 = t_start if t_start is not None else time.time()
     setup = setup or DQNSetup.from_config(cfg)
-    torch.set_num_threads(cfg.learner.num_threads)
+    if setup.placement is None:  # the driver beside a learner actor (a learner here set them in setup)
+        set_threads(cfg.learner.threads)
     wiring = build_wiring(cfg, setup)  # actors start in their own processes from here
     learner: LoopLearner | None = None
     try:
         # Built while the actors start: the optimizer's first construction imports torch._dynamo
         # (~1.4 s here), which the first batches need not wait for.
-        local = None if cfg.learner_in_actor() else Learner(setup.net, cfg.learner)
+        local = None if cfg.learner_in_actor() else Learner(setup.net, cfg.learner, setup.placement)
         learner = build_learner(cfg, setup, wiring, local)
         with stop or StopSignals() as signals:  # after ray.init, which replaces the SIGTERM handler
             ckpt = (

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from components.rl.dqn.config import DQNConfig
-from components.rl.dqn.learner import check_learner_options, resolve_device
 from pipelines.distributed.jobs import in_ray_job
 from pipelines.dqn.artifacts import fetch_checkpoint, log_results
 from pipelines.dqn.checkpoint import checkpoint_dir
@@ -41,13 +40,9 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
     setup = DQNSetup.from_config(cfg)
     check_memory(cfg, setup)  # the replay lives on this host
     check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
-    # Where the learner runs: this process's device, or (in an actor) the one the actor asks Ray for,
-    # which this machine need not have; a GPU-only option on a CPU learner exits 2 before the run opens.
-    device = cfg.learner.device
-    if not cfg.learner_in_actor():
-        resolved = resolve_device(cfg.learner.device, "learner.device")
-        check_learner_options(cfg.learner, resolved)
-        device = resolved.type
+    # Where the learner runs: this process's device (resolved and checked in setup), or (in an actor)
+    # the one the actor asks Ray for, which this machine need not have.
+    device = cfg.learner.device if setup.placement is None else setup.placement.device.type
     uri, leases = ctx.tracking_uri, []
     if resume_id := ctx.extra.get("resume"):
         # Check the checkpoint before the run is touched: a refused resume leaves it as it was.

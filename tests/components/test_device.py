@@ -7,13 +7,16 @@ import ast
 import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from components.config import ConfigError
+from components import device as device_module
+from components.config import ConfigError, build, load
 from components.device import (
+    Placement,
     autocast,
     check_device_name,
     check_precision,
@@ -21,6 +24,7 @@ from components.device import (
     fused_optimizer,
     make_optimizer,
     resolve_device,
+    resolve_placement,
     restore_optimizer,
     setup_process,
     to_cpu,
@@ -247,3 +251,115 @@ def test_no_tensor_factory_in_components_falls_back_to_the_default_device() -> N
     assert len(files) > 30
     slips = [hit for f in files for hit in _factory_calls_without_device(f)]
     assert slips == [], "give these an explicit device=:\n" + "\n".join(slips)
+
+
+# -- the placement: a device section resolved once ------------------------------------------------
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often each resolving step of components/device.py runs (each still does its work)."""
+    calls = {"resolve_device": 0, "check_precision": 0, "setup_process": 0}
+    for name in calls:
+        real = getattr(device_module, name)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(device_module, name, counting)
+    return calls
+
+
+def _gan(placement: Placement | None = None) -> Any:
+    from components.gan.config import GanConfig
+    from components.gan.trainer import GanTrainer
+
+    cfg = build(
+        GanConfig, {"train": {"steps": 2, "batch_size": 16, "device": "cpu"}, "eval": {"samples": 64}}
+    )
+    return GanTrainer(cfg, placement=placement)
+
+
+def _seq(placement: Placement | None = None) -> Any:
+    from components.seq.config import SeqConfig
+    from components.seq.trainer import SeqTrainer
+
+    overrides = [
+        "task=adding",
+        "model.hidden_size=8",
+        "data.length=10",
+        "train.batch_size=8",
+        "train.device=cpu",
+    ]
+    return SeqTrainer(load(SeqConfig, None, overrides), placement)
+
+
+def _learner(placement: Placement | None = None) -> Any:
+    from components.nets.qnets import MLPQNetwork
+    from components.rl.dqn.config import LearnerConfig
+    from components.rl.dqn.learner import Learner
+
+    return Learner(MLPQNetwork(4, 2, hidden=(8,), head_hidden=8), LearnerConfig(device="cpu"), placement)
+
+
+TRAINERS = [
+    ("components.gan.trainer", _gan),
+    ("components.seq.trainer", _seq),
+    ("components.rl.dqn.learner", _learner),
+]
+
+
+@pytest.mark.parametrize("module,make", TRAINERS, ids=["gan", "seq", "dqn_learner"])
+def test_each_trainer_resolves_its_placement_once_and_takes_a_given_one_as_is(
+    module: str, make: Any, counted: dict[str, int]
+) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    for name in counted:  # no side door: the trainer cannot call these but through the placement
+        assert not hasattr(mod, name), f"{module} imports {name}"
+    trainer = make()
+    assert counted == {"resolve_device": 1, "check_precision": 1, "setup_process": 1}
+    assert trainer.placement == Placement(torch.device("cpu"), "fp32", True, 1)
+    assert trainer.device == trainer.placement.device
+    again = make(trainer.placement)  # a caller that resolved one (the DQN pre-flight): not resolved again
+    assert counted == {"resolve_device": 1, "check_precision": 1, "setup_process": 1}
+    assert again.placement is trainer.placement
+
+
+def test_a_placement_names_its_sections_keys_in_its_messages(
+    one_fake_gpu: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.rl.dqn.config import LearnerConfig
+    from components.seq.config import TrainConfig
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Old GPU")
+    with pytest.raises(ConfigError) as e:
+        resolve_placement(LearnerConfig(device="cuda", precision="bf16"))
+    assert str(e.value) == "learner.precision: bf16 was asked for but Old GPU has no bf16 support; use fp32"
+    with pytest.raises(ConfigError) as e:
+        resolve_placement(TrainConfig(device="cuda:1"))
+    assert str(e.value).startswith("train.device: cuda:1 was asked for but torch sees 1 GPU (cuda:0)")
+
+
+def test_a_placement_sets_the_process_up_and_autocasts_as_its_precision_says() -> None:
+    from components.gan.config import TrainConfig
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        p = resolve_placement(TrainConfig(device="cpu", precision="bf16", threads=1))
+        assert torch.get_num_threads() == 1
+        assert p.bf16 and not p.cuda and p.describe() == {"device": "cpu", "precision": "bf16"}
+        a = torch.randn(4, 4, device="cpu")
+        with p.autocast():
+            assert (a @ a).dtype == torch.bfloat16
+        torch.set_num_threads(2)
+        p32 = resolve_placement(TrainConfig(device="cpu", threads=0))
+        assert torch.get_num_threads() == 2  # 0 leaves torch's setting alone
+        with p32.autocast():
+            assert (a @ a).dtype == torch.float32
+    finally:
+        torch.set_num_threads(before)

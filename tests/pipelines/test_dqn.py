@@ -17,7 +17,7 @@ from components.rl.dqn.config import DQNConfig
 from pipelines.cli.main import main
 from pipelines.dqn.local_wiring import LocalWiring
 from pipelines.dqn.loop import train_loop
-from pipelines.dqn.run import run_dqn
+from pipelines.dqn.run import DQNSetup, run_dqn
 from tests.fakes import MemoryTracker
 from tests.pipelines import ui_reads
 from tests.pipelines.dqn_cli import train_dqn_argv
@@ -50,6 +50,7 @@ PONG = str(REPO / "configs/dqn/pong.yaml")
         ),
         (["--set", "learner.lr=-1"], "learner.lr: -1.0 is out of range"),
         (["--set", "learner.n_stepp=3"], "unknown key 'learner.n_stepp'. Did you mean 'n_step'?"),
+        (["--set", "learner.num_threads=2"], "learner.num_threads was renamed learner.threads"),
     ],
 )
 def test_bad_input_exits_2_before_anything_starts(args, needle, tracking_uri, capsys):
@@ -335,3 +336,23 @@ def test_a_run_that_ends_before_its_first_log_still_logs_the_learner():
     for key, rows in tracker.metrics.items():  # a value per step: a model chosen there lists each once
         steps = [step for step, _ in rows]
         assert steps == sorted(set(steps)), key
+
+
+def test_the_driver_learners_placement_is_resolved_once_per_run(monkeypatch):
+    """The pre-flight (``DQNSetup``) resolves where the learner runs and checks its GPU-only options;
+    the learner takes that placement: ``learner.device`` goes to components/device.py once a run."""
+    from components import device as device_module
+
+    calls = []
+    real = device_module.resolve_device
+    monkeypatch.setattr(device_module, "resolve_device", lambda *a: calls.append(a) or real(*a))
+    cfg = load(
+        DQNConfig,
+        CARTPOLE,
+        ["local=true", "collectors.num_collectors=1", "max_env_steps=1500", "learner.device=cpu"],
+    )
+    setup = DQNSetup.from_config(cfg)
+    assert calls == [("cpu", "learner.device")] and setup.placement is not None
+    res, learner = run_dqn(cfg, MemoryTracker(), progress=False, setup=setup)
+    assert learner.steps > 0 and len(calls) == 1
+    assert learner.learner.placement is setup.placement  # type: ignore[attr-defined]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from components.config import ConfigError, param, section
-from components.device_names import DEVICE_NAMES, check_device_name
+from components.device_names import DeviceFields
 from components.replay.buffer import ReplayConfig
 from components.rl.envs import EnvConfig
 from components.rl.schedules import ScheduleConfig, check_schedule
@@ -76,8 +76,11 @@ class CollectorConfig:
 
 
 @dataclass
-class LearnerConfig:
+class LearnerConfig(DeviceFields):
     """The learner: Double-DQN loss against a target network."""
+
+    section_key: ClassVar[str] = "learner"
+    RENAMED: ClassVar[dict[str, str]] = {"num_threads": "threads"}  # refused with the new name
 
     lr: float = param(1e-3, "Adam learning rate", gt=0.0)
     batch_size: int = param(64, "transitions per update", ge=1)
@@ -93,10 +96,6 @@ class LearnerConfig:
     tau: float = param(0.005, "Polyak factor per step for soft updates", gt=0.0, le=1.0)
     publish_every: int = param(50, "learner steps between weight broadcasts to collectors", ge=1)
     batches_per_call: int = param(8, "batches fetched per replay call (amortises the actor round trip)", ge=1)
-    device: str = param(
-        "auto", f"where the learner runs ({DEVICE_NAMES}; in a Ray actor Ray picks the GPU); collectors: CPU"
-    )
-    num_threads: int = param(1, "torch CPU threads of the learner (small nets are fastest on one)", ge=1)
     placement: Literal["auto", "driver", "actor"] = param(
         "auto", "where the learner runs on Ray: auto = in an actor when device is cuda, else in the driver"
     )
@@ -104,10 +103,6 @@ class LearnerConfig:
     cuda_graph: Literal["auto"] | bool = param(
         "auto", "replay each update as one CUDA graph: auto = on CUDA, eager on the CPU (true there: error)"
     )
-    precision: Literal["fp32", "bf16"] = param(
-        "fp32", "bf16: forward passes under bf16 autocast on CUDA (targets, loss in fp32); CPU: fp32 only"
-    )
-    tf32: bool = param(True, "on CUDA: let fp32 matmuls and convolutions use TF32 (process-wide)")
 
 
 @dataclass
@@ -218,8 +213,7 @@ class DQNConfig:
     def _validate_learner_device(self) -> None:
         """``cuda:N`` picks a GPU by index where the learner runs in this process. In a Ray actor Ray picks
         the GPU and the actor sees only that one, as ``cuda:0``: any other index could never exist there."""
-        name = self.learner.device
-        check_device_name(name, "learner.device")
+        name = self.learner.device  # a device name (checked by the section itself)
         if self.learner_in_actor() and name.startswith("cuda:") and name != "cuda:0":
             raise ConfigError(
                 f"learner.device: {name} picks a GPU by index, but the learner runs in a Ray actor "
@@ -231,7 +225,7 @@ class DQNConfig:
     def _validate_learner_options(self) -> None:
         """GPU-only learner options on a learner that is certainly on the CPU (``learner.device: cpu``, or
         an actor Ray gives no GPU). ``learner.device: auto`` in the driver is checked where it resolves
-        (``components/rl/dqn/learner.check_learner_options``)."""
+        (``components/rl/dqn/learner.learner_placement``)."""
         lc = self.learner
         if lc.device == "cpu":
             where, graph_ok, bf16_ok = (

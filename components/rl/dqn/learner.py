@@ -25,13 +25,7 @@ import torch
 from torch import nn
 
 from components.config import ConfigError
-from components.device import (
-    check_precision,
-    prefers_channels_last,
-    resolve_device,
-    restore_optimizer,
-    setup_process,
-)
+from components.device import Placement, prefers_channels_last, resolve_placement, restore_optimizer
 from components.replay.batch import SampledBatch
 from components.rl.dqn.config import LearnerConfig
 from components.rl.dqn.graphed_update import GraphedUpdate
@@ -40,39 +34,41 @@ from components.rl.dqn.staging import BatchStager, consume
 from components.rl.dqn.target_network import TargetPair
 from components.rl.dqn.update import METRICS, DQNUpdate, UpdateInputs, host_inputs, unpack
 
-__all__ = ["Learner", "check_learner_options", "resolve_device"]
+__all__ = ["Learner", "learner_placement"]
 
 
-def check_learner_options(cfg: LearnerConfig, device: torch.device) -> bool:
-    """Whether the update runs as a CUDA graph on ``device``; refuses what a CPU learner cannot do.
+def learner_placement(cfg: LearnerConfig) -> Placement:
+    """Where the learner runs (``learner.device``, ``precision``, ``tf32``, ``threads``), resolved once
+    and checked against what a CPU learner cannot do (exit 2 before a run opens).
 
     ``cuda_graph: auto`` falls back to eager updates on the CPU; ``true`` there is an error, and so is
     ``precision: bf16`` (CPU bf16 autocast was never measured to help this learner: exit 2, not a guess).
     """
-    if device.type != "cuda":
+    placement = resolve_placement(cfg)
+    if not placement.cuda:
         where = f"this learner runs on the CPU (learner.device: {cfg.device})"
         if cfg.cuda_graph is True:
             raise ConfigError(
                 f"learner.cuda_graph: true needs a CUDA learner, but {where}; allowed here: auto "
                 f"(graphs on CUDA, eager updates on the CPU) or false"
             )
-        if cfg.precision == "bf16":
+        if placement.bf16:
             raise ConfigError(
                 f"learner.precision: bf16 needs a CUDA learner, but {where}; allowed here: fp32"
             )
-        return False
-    check_precision(cfg.precision, device, "learner.precision")
-    return cfg.cuda_graph is not False
+    return placement
 
 
 class Learner:
-    def __init__(self, net: nn.Module, cfg: LearnerConfig) -> None:
+    """``placement``: from :func:`learner_placement` (the pre-flight's, when it resolved one), else
+    resolved here from ``cfg``; either way once."""
+
+    def __init__(self, net: nn.Module, cfg: LearnerConfig, placement: Placement | None = None) -> None:
         self.cfg = cfg
-        self.device = resolve_device(cfg.device, "learner.device")
-        self.graphed = check_learner_options(cfg, self.device)
-        cuda = self.device.type == "cuda"
-        if cuda:
-            setup_process(self.device, 0, cfg.tf32)  # TF32 and cuDNN autotuning; threads left alone
+        self.placement = placement or learner_placement(cfg)
+        self.device = self.placement.device
+        self.graphed = self.placement.cuda and cfg.cuda_graph is not False
+        cuda = self.placement.cuda
         net = net.to(self.device)
         channels_last = prefers_channels_last(self.device) and any(p.dim() == 4 for p in net.parameters())
         if channels_last:  # 4-d (conv) weights only; torch's stubs omit this keyword
@@ -82,7 +78,7 @@ class Learner:
         # One fused kernel per step instead of ~10 small ops per parameter (5x faster for small nets);
         # capturable keeps Adam's step counters on the GPU, as a graph needs.
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, fused=True, capturable=self.graphed)
-        self.body = DQNUpdate(self.pair, self.optimizer, cfg, channels_last, cfg.precision == "bf16")
+        self.body = DQNUpdate(self.pair, self.optimizer, cfg, channels_last, self.placement.bf16)
         self.graph = (
             GraphedUpdate(self.body, lambda: self.optimizer.zero_grad(set_to_none=True))
             if self.graphed
@@ -138,7 +134,7 @@ class Learner:
         return {
             "device": str(self.device),
             "cuda_graph": self.graphed,
-            "precision": self.cfg.precision,
+            "precision": self.placement.precision,
             "channels_last": self.body.channels_last,
         }
 
