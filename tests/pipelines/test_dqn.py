@@ -16,7 +16,7 @@ from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
 from pipelines.cli.main import main
 from pipelines.dqn.local_wiring import LocalWiring
-from pipelines.dqn.loop import train_loop
+from pipelines.dqn.loop import CURVE_EVERY_S, train_loop
 from pipelines.dqn.run import DQNSetup, run_dqn
 from tests.fakes import MemoryTracker
 from tests.pipelines import ui_reads
@@ -219,12 +219,14 @@ def test_cartpole_is_solved_on_ray_and_tracked(tracking_uri, tmp_path):
     assert float(run.data.params["collectors.mean_epsilon"]) == pytest.approx(
         np.mean(0.4 ** (1 + 7 * np.arange(16) / 15)), abs=1e-6
     )
-    # The learner's loss is a curve even though CartPole is solved within seconds of learning (a point
-    # every 0.04 s: 50 in 2 s of it), denser than the full log every log_every_s.
-    loss_points = len(client.get_metric_history(run.info.run_id, "learner/loss"))
-    assert loss_points >= 50 and loss_points >= 5 * len(
-        client.get_metric_history(run.info.run_id, "replay/size")
-    )
+    # The learner's loss is a curve even though CartPole is solved within seconds of learning: a point
+    # every CURVE_EVERY_S (0.04 s) of it, not one per log_every_s. How many depends on how soon it was
+    # solved (CI saw 35 in 1.4 s), so the spacing is checked: the median gap, as the last point comes after
+    # the final evaluation.
+    loss = client.get_metric_history(run.info.run_id, "learner/loss")
+    gaps = np.diff(sorted(m.timestamp / 1000 for m in loss))
+    assert len(loss) >= 10 and np.median(gaps) <= 3 * CURVE_EVERY_S, (len(loss), gaps)
+    assert len(loss) >= 5 * len(client.get_metric_history(run.info.run_id, "replay/size"))
     # The run's Duration covers the time its result counts from the launch.
     solved_at_s = float(run.data.tags["adl.result.solved_at_s"])
     assert (run.info.end_time - run.info.start_time) / 1000 >= solved_at_s
