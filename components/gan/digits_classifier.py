@@ -99,7 +99,7 @@ def digits_split(dataset: str = "digits") -> DigitsSplit:
     """The train/test split a classifier is trained and tested on (MNIST: the one fixed split)."""
     if dataset == "mnist":
         return DigitsSplit(*mnist_split())
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # scikit-learn: ~1 s of import, used once
 
     recipe = RECIPES["digits"]
     x, y = load_digits_images()

@@ -56,6 +56,7 @@ from components.gan import losses
 from components.gan.best import BestGenerator
 from components.gan.config import GanConfig
 from components.gan.data import DataSource, data_card, make_source
+from components.gan.digits_classifier import scorer_for
 from components.gan.ema import WeightAverage, target_decay
 from components.gan.metrics import class_coverage, energy_distance, mode_stats
 from components.gan.nets import build_networks
@@ -319,8 +320,6 @@ class GanTrainer:
     def scorer(self) -> Any:
         """The feature classifier's scorer of this dataset (digits, MNIST), trained on first use."""
         if self._scorer is None:
-            from components.gan.digits_classifier import scorer_for
-
             self._scorer = scorer_for(self.source.name, self.device)
         return self._scorer
 
@@ -425,7 +424,7 @@ class GanTrainer:
         delivered generator) at every call; when final also the learning curves, ``samples.pt``, the
         best generator (``best_generator.pt`` with ``best_generator.json``: its metric, step and
         source) and, for images, ``samples_by_report.png`` (a row of the same latents per report)."""
-        from components.gan import plots
+        from components.gan import plots  # matplotlib: ~0.5 s of import, only pictures need it
 
         out_dir.mkdir(parents=True, exist_ok=True)
         which = " · average" if self.average is not None else ""

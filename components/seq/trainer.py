@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from components.config import ConfigError
 from components.data_card import DataCard
 from components.device import (
     Placement,
@@ -140,8 +141,6 @@ class SeqTrainer:
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        from components.config import ConfigError
-
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -176,7 +175,7 @@ class SeqTrainer:
 
     def write_artifacts(self, out_dir: Path, final: bool = True) -> list[Path]:
         """Learning curves, plus generated text (char_lm) or a prediction plot (regression)."""
-        from components.seq.plots import plot_learning_curves
+        from components.seq.plots import plot_learning_curves  # matplotlib: only pictures need it
 
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+from ray import tune
+
 from components.config import apply_values, build
 from components.interfaces import Trainer
 from pipelines.families import get_family
@@ -71,8 +74,6 @@ class TuneReporter:
         self.every_report = spec.checkpoint_every_report  # PBT: a checkpoint at each, pictures on budget
 
     def __call__(self, metrics: dict[str, float], done: bool) -> None:
-        from ray import tune
-
         pictures = self.budget.allows(done)
         heavy = pictures or self.every_report
         start = time.perf_counter()
@@ -106,8 +107,6 @@ class TuneReporter:
 def sweep_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     """One trial: its child run is opened (or found again, for a retry) before anything can fail, so
     that a trial that raises is a FAILED run with its traceback as the artifact ``error.txt``."""
-    from ray import tune
-
     if os.path.isdir(spec.driver_cwd):
         os.chdir(spec.driver_cwd)  # relative data paths mean what they meant to the driver
     family = get_family(spec.family)
@@ -156,9 +155,6 @@ def _train(
     trains, continue from the trial's checkpoint (a retry, a PBT exploit), run it. Under PBT, the
     searched values are logged at every start as ``hparams/<key>``: a trial that PBT exploited starts
     again with another trial's checkpoint and new values, and the run shows the schedule it got."""
-    import ray
-    from ray import tune
-
     trainer = family.build(cfg)
     where = trainer.describe()
     # Where it trains now: a trial retried after its host died continues on another node.

@@ -10,8 +10,9 @@ from pipelines.tracking.uri import TrackingError, check_reachable, resolve_track
 
 
 def _client(tracking_uri: str) -> Any:
-    """An ``MlflowClient``; MLflow (~2 s of import) loads on the first question, not with adl's
-    command line, which imports this module for ``adl --help`` and its refusals too."""
+    """An ``MlflowClient``, for the questions below."""
+    # MLflow (~2 s of import) loads on the first question: adl's command line imports this module
+    # for `adl --help` and its refusals too
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri)
