@@ -18,7 +18,7 @@ from components.nets.conv_arithmetic import conv_output_size, conv_transpose_out
 Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """What the GAN learns: a generated mixture, digits (sklearn's or MNIST), the user's file or images."""
 
@@ -47,7 +47,7 @@ class DataConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Generator and discriminator/critic shapes."""
 
@@ -73,7 +73,7 @@ class ModelConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Objective, optimisers, and where and how fast the trainer runs."""
 
@@ -111,7 +111,7 @@ class TrainConfig:
     threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
     """How samples are scored at each report."""
 
@@ -132,7 +132,7 @@ class EvalConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class GanConfig:
     """A GAN on a 2-D mixture, digits or a user file, trained with one of four objectives."""
 

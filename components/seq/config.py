@@ -13,7 +13,7 @@ from components.config import ConfigError, param, section
 from components.device import DEVICE_NAMES, check_device_name
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Recurrent cell, implementation and sizes."""
 
@@ -32,7 +32,7 @@ class ModelConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where the sequences come from."""
 
@@ -56,7 +56,7 @@ class DataConfig:
     noise_std: float = param(0.1, "regression: target noise σ (σ² is the best achievable MSE)", ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, truncated BPTT, reporting, and where and how fast the trainer runs."""
 
@@ -80,7 +80,7 @@ class TrainConfig:
     threads: int = param(1, "torch intra-op CPU threads (process-wide); 0 leaves torch's default", ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SampleConfig:
     """Generated text logged as artifacts (char_lm)."""
 
@@ -89,7 +89,7 @@ class SampleConfig:
     prime: str = param("The ", "text the samples start from (characters outside the vocabulary are dropped)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeqConfig:
     """Sequence models: a char LM with truncated BPTT, or a last-step regressor (adding / regression)."""
 
