@@ -1,10 +1,12 @@
 """One loader for every family's typed config.
 
-Configs are frozen-ish dataclasses defined next to the component they configure. Values live in
-YAML under ``configs/``. This module turns a YAML mapping (plus ``--set a.b=value`` overrides) into
-the dataclass, refusing anything it does not understand *before* any work starts: unknown keys
-(with the closest valid key for a typo), wrong types and out-of-range values, each named by its
-dotted key path with the bad value and what is allowed.
+Configs are frozen dataclasses (``@dataclass(frozen=True)``) defined next to the component they
+configure: once built and validated, a config is not changed by anything that reads it (a run that
+needs another value, such as an absolute ``checkpoint.dir``, makes a new config with
+``dataclasses.replace``). Values live in YAML under ``configs/``. This module turns a YAML mapping
+(plus ``--set a.b=value`` overrides) into the dataclass, refusing anything it does not understand
+*before* any work starts: unknown keys (with the closest valid key for a typo), wrong types and
+out-of-range values, each named by its dotted key path with the bad value and what is allowed.
 
 Field docs and ranges ride in ``dataclasses.field(metadata=...)`` through :func:`param`, so the
 dataclass stays the single source of truth for names, types, defaults, docs and bounds.

@@ -20,7 +20,7 @@ def check_device_name(name: str, key: str) -> None:
         raise ConfigError(f"{key}: {name!r} is not a device; allowed: {DEVICE_NAMES}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeviceFields:
     """Where a trainer runs and how it computes: the four keys every trainer's section has.
 

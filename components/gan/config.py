@@ -19,7 +19,7 @@ from components.nets.conv_arithmetic import conv_output_size, conv_transpose_out
 Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """What the GAN learns: a generated mixture, digits (sklearn's or MNIST), the user's file or images."""
 
@@ -48,7 +48,7 @@ class DataConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Generator and discriminator/critic shapes."""
 
@@ -74,7 +74,7 @@ class ModelConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig(DeviceFields):
     """Objective, optimisers, and where and how fast the trainer runs."""
 
@@ -106,7 +106,7 @@ class TrainConfig(DeviceFields):
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
     """How samples are scored at each report."""
 
@@ -127,7 +127,7 @@ class EvalConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class GanConfig:
     """A GAN on a 2-D mixture, digits or a user file, trained with one of four objectives."""
 

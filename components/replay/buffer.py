@@ -27,7 +27,7 @@ from components.replay.sum_tree import SumTree
 PRIORITY_EPS = 1e-6
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayConfig:
     """The shared replay buffer."""
 

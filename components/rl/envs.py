@@ -11,7 +11,7 @@ import gymnasium as gym
 from components.config import ConfigError, param
 
 
-@dataclass
+@dataclass(frozen=True)
 class EnvConfig:
     """Which gymnasium environment to make, and with what arguments."""
 

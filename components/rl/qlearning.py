@@ -35,7 +35,7 @@ def _alpha_default() -> ScheduleConfig:
     return ScheduleConfig(start=0.5, end=0.5, steps=0, kind="constant")
 
 
-@dataclass
+@dataclass(frozen=True)
 class QLearnConfig:
     """Tabular Q-learning: environment, episodes, step size and exploration."""
 

@@ -9,7 +9,7 @@ from typing import Literal
 from components.config import ConfigError, param
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScheduleConfig:
     """A value that moves from ``start`` to ``end`` over ``steps`` steps, then stays at ``end``."""
 

@@ -14,7 +14,7 @@ from components.config import ConfigError, param, section
 from components.device_names import DeviceFields
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Recurrent cell, implementation and sizes."""
 
@@ -33,7 +33,7 @@ class ModelConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Where the sequences come from."""
 
@@ -57,7 +57,7 @@ class DataConfig:
     noise_std: float = param(0.1, "regression: target noise σ (σ² is the best achievable MSE)", ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig(DeviceFields):
     """Optimisation, truncated BPTT, reporting, and where and how fast the trainer runs."""
 
@@ -73,7 +73,7 @@ class TrainConfig(DeviceFields):
     target: float = param(0.0, "held-out val_loss whose first crossing is timed (0 = task default)", ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SampleConfig:
     """Generated text logged as artifacts (char_lm)."""
 
@@ -82,7 +82,7 @@ class SampleConfig:
     prime: str = param("The ", "text the samples start from (characters outside the vocabulary are dropped)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeqConfig:
     """Sequence models: a char LM with truncated BPTT, or a last-step regressor (adding / regression)."""
 

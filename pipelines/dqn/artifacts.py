@@ -21,7 +21,7 @@ import torch
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import env_fn
 from pipelines.dqn.checkpoint import MANIFEST, UPLOAD_SLOTS, CheckpointError, checkpoint_dir
-from pipelines.dqn.run import DQNSetup
+from pipelines.dqn.preflight import DQNSetup
 from pipelines.dqn.state import LoopLearner, LoopResult
 from pipelines.tracking import Tracker
 

@@ -1,7 +1,8 @@
 """Composition root for Ape-X style DQN (``adl train dqn``): collectors, shared replay, learner.
 
-Spaces, budgets and resources are checked before any actor starts; ``pipelines/dqn/run.py`` builds
-the run and ``pipelines/dqn/loop.py`` drives it over a local wiring (``local: true``) or Ray actors.
+Every check runs once, before any actor starts (``pipelines/dqn/preflight.py`` says which and
+where); ``pipelines/dqn/run.py`` builds the run and ``pipelines/dqn/loop.py`` drives it over a
+local wiring (``local: true``) or Ray actors.
 Checkpoints (``pipelines/dqn/checkpoint.py``) are written every ``checkpoint.every_s`` and at exit,
 including after SIGINT/SIGTERM; ``--resume RUN_ID`` checks one before touching the run, then
 continues it.
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from components.rl.dqn.config import DQNConfig
-from pipelines.distributed.jobs import in_ray_job
 from pipelines.dqn.artifacts import fetch_checkpoint, log_results
 from pipelines.dqn.checkpoint import checkpoint_dir
 from pipelines.dqn.checkpoint_check import verify
 from pipelines.dqn.lease import RunLease
-from pipelines.dqn.run import DQNSetup, check_memory, check_resources, prestart_ray, run_dqn
+from pipelines.dqn.preflight import RunPlan, preflight
+from pipelines.dqn.run import prestart_ray, run_dqn
 from pipelines.dqn.state import LoopResult
 from pipelines.families import Family, slug
 from pipelines.stop_signals import StopSignals
@@ -32,16 +33,12 @@ CHECKPOINT_TAG = "adl.checkpoint_dir"
 
 
 def train(cfg: DQNConfig, ctx: Any) -> int:
-    # Absolute before Ray is joined: inside a Ray job that moves this process out of its working dir,
-    # and a relative folder goes under the home folder there (the job's working dir is deleted after it).
-    base = Path.home() if in_ray_job() else Path.cwd()
-    cfg.checkpoint.dir = str((base / Path(cfg.checkpoint.dir).expanduser()).resolve())
-    # Unknown ids, continuous actions, pixel env with the MLP: exit 2 before anything starts.
-    setup = DQNSetup.from_config(cfg)
-    check_memory(cfg, setup)  # the replay lives on this host
-    check_resources(cfg)  # collectors and a GPU learner the Ray it runs on can place: before the run
-    # Where the learner runs: this process's device (resolved and checked in setup), or (in an actor)
-    # the one the actor asks Ray for, which this machine need not have.
+    # Spaces, memory, resources and folders, once, before Ray starts (pipelines/dqn/preflight.py); from
+    # here on the run takes the plan's facts, and its config with checkpoint.dir absolute.
+    plan = preflight(cfg, folders="resume" not in ctx.extra)  # a resume checks its run's folder below
+    cfg, setup = plan.cfg, plan.setup
+    # Where the learner runs: this process's device (resolved and checked in the pre-flight's setup),
+    # or (in an actor) the one the actor asks Ray for, which this machine need not have.
     device = cfg.learner.device if setup.placement is None else setup.placement.device.type
     uri, leases = ctx.tracking_uri, []
     if resume_id := ctx.extra.get("resume"):
@@ -59,18 +56,16 @@ def train(cfg: DQNConfig, ctx: Any) -> int:
         experiment, manifest = ctx.experiment, None
         tags = {"adl.family": "dqn", "adl.config": ctx.config_name, "adl.device": device}
         opened = {"run_name": ctx.run_name or run_name(cfg), "tags": tags}
-        check_run_folders(cfg.checkpoint.dir)  # writable now, not at the first checkpoint
     try:
-        return _train(cfg, ctx, setup, experiment, opened, manifest, ckpt_dir if manifest else None, leases)
+        return _train(plan, ctx, experiment, opened, manifest, ckpt_dir if manifest else None, leases)
     finally:
         for lease in leases:
             lease.release()
 
 
 def _train(
-    cfg: DQNConfig,
+    plan: RunPlan,
     ctx: Any,
-    setup: DQNSetup,
     experiment: str,
     opened: dict[str, Any],
     manifest: dict[str, Any] | None,
@@ -78,6 +73,7 @@ def _train(
     leases: list[RunLease],
 ) -> int:
     """Open (or reopen) the run, train, log what it left; the run's lease is held meanwhile."""
+    cfg, setup = plan.cfg, plan.setup
     uri, register, resume_id = ctx.tracking_uri, ctx.extra.get("register"), ctx.extra.get("resume")
     prestart_ray(cfg)  # Ray comes up while the run opens
     stop = StopSignals()
@@ -101,7 +97,7 @@ def _train(
             stop=stop,
             ckpt_dir=ckpt_dir,
             resume=manifest,
-            setup=setup,
+            plan=plan,
             upload_slot=ctx.extra.get("upload_slot", 0),
         )
         if not cfg.local:  # the actors are gone: Ray stops while the results are logged

@@ -23,7 +23,7 @@ def check_sweep_name(name: str, where: str = "name") -> str:
     return name
 
 
-@dataclass
+@dataclass(frozen=True)
 class SchedulerConfig:
     """Which Tune scheduler stops or exploits trials."""
 
@@ -39,7 +39,7 @@ class SchedulerConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResourcesConfig:
     """Resources one trial asks Ray for."""
 
@@ -50,7 +50,7 @@ class ResourcesConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepConfig:
     """A Tune sweep over one family's config."""
 

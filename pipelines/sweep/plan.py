@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,8 @@ def _dotted_set(overrides: dict[str, Any]) -> list[str]:
 
 def _sweep_config(data: dict[str, Any], path: Path, overrides: Sequence[str]) -> SweepConfig:
     sweep = build(SweepConfig, apply_overrides(data, overrides))
-    if sweep.name is None:
-        sweep.name = check_sweep_name(path.stem, f"name (from the file name {path.name})")
+    if sweep.name is None:  # a frozen config: the named one is a copy
+        sweep = replace(sweep, name=check_sweep_name(path.stem, f"name (from the file name {path.name})"))
     return sweep
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -8,7 +10,7 @@ import pytest
 from components.config import ConfigError, apply_overrides, build, describe, dump_yaml, load, param, section
 
 
-@dataclass
+@dataclass(frozen=True)
 class Inner:
     """An inner section."""
 
@@ -16,7 +18,7 @@ class Inner:
     layers: list[int] = param(factory=lambda: [64, 64], doc="hidden sizes")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outer:
     """A top-level config."""
 
@@ -30,6 +32,39 @@ class Outer:
 def test_defaults_and_nested_values():
     cfg = build(Outer, {"seed": 3, "inner": {"lr": 0.5, "layers": [8]}})
     assert cfg.seed == 3 and cfg.inner.lr == 0.5 and cfg.inner.layers == [8] and cfg.kind == "a"
+
+
+def _config_classes(root: type) -> set[type]:
+    """``root`` and every config section under it, however deep."""
+    found = {root}
+    for hint in typing.get_type_hints(root).values():
+        if dataclasses.is_dataclass(hint) and hint not in found:
+            found |= _config_classes(hint)  # type: ignore[arg-type]
+    return found
+
+
+def test_every_config_class_is_frozen_and_a_built_config_refuses_assignment():
+    """Issue #24: a config is fixed once built (no component rewrites it); a change is a new config."""
+    from components.gan.config import GanConfig
+    from components.rl.dqn.config import DQNConfig
+    from components.rl.qlearning import QLearnConfig
+    from components.seq.config import SeqConfig
+
+    classes = set().union(*(_config_classes(c) for c in (DQNConfig, GanConfig, SeqConfig, QLearnConfig)))
+    assert len(classes) >= 20 and not [c.__qualname__ for c in classes if not c.__dataclass_params__.frozen]
+    dqn = load(DQNConfig, None, ["checkpoint.dir=ck", "collectors.num_collectors=2"])  # build + validate
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dqn.seed = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dqn.checkpoint.dir = "/elsewhere"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dqn.collectors.schedule.steps = 5  # type: ignore[misc]
+    assert dqn.checkpoint.dir == "ck" and dqn.seed == 0
+    moved = dataclasses.replace(dqn, checkpoint=dataclasses.replace(dqn.checkpoint, dir="/elsewhere"))
+    assert moved.checkpoint.dir == "/elsewhere" and dqn.checkpoint.dir == "ck"  # the original is untouched
+    outer = build(Outer, {"inner": {"lr": 0.5}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outer.inner.lr = 0.1  # type: ignore[misc]
 
 
 def test_int_is_accepted_for_float_and_yaml_float_for_int():

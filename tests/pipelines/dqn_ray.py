@@ -8,7 +8,8 @@ from typing import Any
 
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.learner import Learner
-from pipelines.dqn.run import DQNSetup, build_learner, build_wiring
+from pipelines.dqn.preflight import DQNSetup
+from pipelines.dqn.run import build_learner, build_wiring
 from pipelines.dqn.state import LoopLearner
 
 

@@ -17,7 +17,8 @@ from components.rl.dqn.config import DQNConfig
 from pipelines.cli.main import main
 from pipelines.dqn.local_wiring import LocalWiring
 from pipelines.dqn.loop import CURVE_EVERY_S, train_loop
-from pipelines.dqn.run import DQNSetup, run_dqn
+from pipelines.dqn.preflight import preflight
+from pipelines.dqn.run import run_dqn
 from tests.fakes import MemoryTracker
 from tests.pipelines import ui_reads
 from tests.pipelines.dqn_cli import train_dqn_argv
@@ -341,8 +342,9 @@ def test_a_run_that_ends_before_its_first_log_still_logs_the_learner():
 
 
 def test_the_driver_learners_placement_is_resolved_once_per_run(monkeypatch):
-    """The pre-flight (``DQNSetup``) resolves where the learner runs and checks its GPU-only options;
-    the learner takes that placement: ``learner.device`` goes to components/device.py once a run."""
+    """The pre-flight (its ``DQNSetup``) resolves where the learner runs and checks its GPU-only
+    options; the learner takes that placement: ``learner.device`` goes to components/device.py once
+    a run."""
     from components import device as device_module
 
     calls = []
@@ -353,8 +355,8 @@ def test_the_driver_learners_placement_is_resolved_once_per_run(monkeypatch):
         CARTPOLE,
         ["local=true", "collectors.num_collectors=1", "max_env_steps=1500", "learner.device=cpu"],
     )
-    setup = DQNSetup.from_config(cfg)
-    assert calls == [("cpu", "learner.device")] and setup.placement is not None
-    res, learner = run_dqn(cfg, MemoryTracker(), progress=False, setup=setup)
+    plan = preflight(cfg, folders=False)
+    assert calls == [("cpu", "learner.device")] and plan.setup.placement is not None
+    res, learner = run_dqn(cfg, MemoryTracker(), progress=False, plan=plan)
     assert learner.steps > 0 and len(calls) == 1
-    assert learner.learner.placement is setup.placement  # type: ignore[attr-defined]
+    assert learner.learner.placement is plan.setup.placement  # type: ignore[attr-defined]

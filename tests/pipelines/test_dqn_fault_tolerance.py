@@ -24,7 +24,7 @@ from components.rl.dqn.learner import Learner
 from pipelines.cli.main import main
 from pipelines.dqn.checkpoint import Checkpointer
 from pipelines.dqn.loop import train_loop
-from pipelines.dqn.run import DQNSetup
+from pipelines.dqn.preflight import DQNSetup
 from pipelines.dqn.state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv

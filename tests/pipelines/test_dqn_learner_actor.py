@@ -19,7 +19,8 @@ from components.rl.dqn.networks import get_flat_weights
 from pipelines.dqn.checkpoint import Checkpointer, restore
 from pipelines.dqn.checkpoint_check import verify
 from pipelines.dqn.loop import train_loop
-from pipelines.dqn.run import DQNSetup, build_learner
+from pipelines.dqn.preflight import DQNSetup
+from pipelines.dqn.run import build_learner
 from pipelines.dqn.state import LoopControl
 from tests.fakes import MemoryTracker
 from tests.pipelines.dqn_cli import train_dqn_argv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -181,11 +182,20 @@ def test_a_cuda_trial_without_a_gpu_share_is_refused_before_ray(tracking_uri, tm
     assert "Traceback" not in err and not (tmp_path / ".adl").exists()
 
 
+def test_a_sweep_config_is_frozen_and_its_name_comes_from_its_file():
+    sweep, _ = load_sweep(REPO / "configs/sweeps/gan_ring8_gpu.yaml")
+    assert sweep.name == "gan_ring8_gpu"  # not set in the file: its file's name, in a new config
+    for section in (sweep, sweep.scheduler, sweep.resources):
+        assert type(section).__dataclass_params__.frozen  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sweep.resources.cpu = 0.5  # type: ignore[misc]
+
+
 def test_trials_get_as_many_threads_as_cpus_unless_the_sweep_sets_them():
     gan, base = load_sweep(REPO / "configs/sweeps/gan_ring8_gpu.yaml")
     assert "threads" not in base["train"]
     assert threads_for_trials(gan, base)["train"]["threads"] == 2  # resources: {cpu: 2, gpu: 0.25}
-    gan.resources.cpu = 0.5
+    gan = dataclasses.replace(gan, resources=dataclasses.replace(gan.resources, cpu=0.5))
     assert threads_for_trials(gan, base)["train"]["threads"] == 1  # never 0 (torch's every core)
     seq, base = load_sweep(REPO / "configs/sweeps/lstm_vs_gru.yaml")
     assert base["train"]["threads"] == 1 and threads_for_trials(seq, base) == base  # set by the sweep

@@ -20,7 +20,7 @@ def _eps() -> ScheduleConfig:
     return ScheduleConfig(start=1.0, end=0.02, steps=10_000, kind="linear")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AtariConfig:
     """Standard ALE preprocessing (Machado et al. 2018 style), applied when ``enabled``."""
 
@@ -37,7 +37,7 @@ class AtariConfig:
     terminal_on_life_loss: bool = param(False, "end the episode at a life loss (episodic life)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetworkConfig:
     """The Q-network."""
 
@@ -52,7 +52,7 @@ class NetworkConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class CollectorConfig:
     """Collectors: vector envs stepping with an ε-greedy copy of the Q-network."""
 
@@ -75,7 +75,7 @@ class CollectorConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class LearnerConfig(DeviceFields):
     """The learner: Double-DQN loss against a target network."""
 
@@ -105,7 +105,7 @@ class LearnerConfig(DeviceFields):
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
     """Greedy (ε = 0, or a small ``epsilon``) evaluation on separate envs at a fixed cadence."""
 
@@ -117,7 +117,7 @@ class EvalConfig:
     stop_at_return: float | None = param(None, "stop once the mean evaluation return reaches this")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointConfig:
     """Checkpoints (learner, replay, counters) that ``--resume RUN_ID`` continues from."""
 
@@ -141,7 +141,7 @@ class CheckpointConfig:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DQNConfig:
     """Ape-X style DQN: collectors → shared replay → learner, locally or on Ray."""
 
