@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.config import ConfigError
 from components.interfaces import Trainer
 from pipelines.tracking.metric_names import MetricNames
 
@@ -100,6 +101,7 @@ class Family:
         """``adl train`` of this family: its own ``train``, else the chunked trainer loop."""
         if self.train is not None:
             return self.train(cfg, ctx)
+        # torch (~2 s): the command line imports this module for `adl --help` and refusals too
         from pipelines.runner import train_trainer
 
         return train_trainer(self, cfg, ctx)
@@ -111,8 +113,6 @@ def slug(*parts: Any) -> str:
 
 
 def family_spec(name: str) -> FamilySpec:
-    from components.config import ConfigError
-
     if name not in FAMILIES:
         raise ConfigError(f"unknown family {name!r}; known: {', '.join(FAMILIES)}")
     return FAMILIES[name]

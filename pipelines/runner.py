@@ -16,11 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from components.config import ConfigError
 from components.interfaces import Trainer
-from pipelines.tracking import Tracker
+from pipelines.tracking import Tracker, tracked_run
+from pipelines.tracking.uri import where_to_look
+from pipelines.writable import check_run_folders
 
 
 class TrainingError(RuntimeError):
@@ -38,8 +42,6 @@ def check_finite(metrics: dict[str, float], position: int) -> None:
 
 def to_tensors(state: Any) -> Any:
     """numpy arrays → torch tensors, so a checkpoint loads with ``torch.load(weights_only=True)``."""
-    import numpy as np
-
     if isinstance(state, dict):
         return {k: to_tensors(v) for k, v in state.items()}
     if isinstance(state, list | tuple):
@@ -62,8 +64,6 @@ def save_checkpoint(trainer: Trainer, path: Path) -> Path:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint safely (no pickle of arbitrary objects)."""
-    from components.config import ConfigError
-
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
     try:
@@ -162,7 +162,7 @@ def finish_artifacts(trainer: Trainer, tracker: Tracker, final: bool = True) -> 
 def log_models(trainer: Trainer, tracker: Any, register: str | None = None) -> None:
     """The trainer's networks as MLflow models, linked to the run's metrics at the last step (where
     the last chunk's evaluation was logged); the first is registered as ``register``, if given."""
-    from pipelines.tracking.models import log_torch_model
+    from pipelines.tracking.models import log_torch_model  # MLflow's model flavour: only to log one
 
     for i, (name, (model, example)) in enumerate(trainer.models().items()):
         log_torch_model(tracker, model, name, example, register if i == 0 else None, step=trainer.position)
@@ -170,9 +170,6 @@ def log_models(trainer: Trainer, tracker: Any, register: str | None = None) -> N
 
 def train_trainer(family: Any, cfg: Any, ctx: Any) -> int:
     """``adl train`` for a family with a :class:`Trainer`: one tracked run, the chunked loop, artifacts."""
-    from pipelines.tracking import tracked_run
-    from pipelines.tracking.uri import where_to_look
-    from pipelines.writable import check_run_folders
 
     trainer = family.build(cfg)  # env ids, spaces and devices are checked here, before any run opens
     check_run_folders(None)  # artifacts are staged in the temp folder: writable, or exit 2 now

@@ -90,3 +90,30 @@ def test_components_run_without_ray_mlflow_or_pipelines():
 def test_ray_only_in_the_distributed_layer_and_mlflow_only_in_tracking():
     assert {m for m in _importers("ray") if not m.startswith("pipelines.distributed")} == set()
     assert {m for m in _importers("mlflow") if not m.startswith("pipelines.tracking")} == set()
+
+
+def _unexplained_local_imports(path: Path) -> list[str]:
+    """Imports inside functions with no comment saying why, on their line or on the line just above
+    their group: each one hides an edge of the graph from readers and tools, so each needs a reason
+    (start-up time, an optional package, a module that is heavy and rarely needed)."""
+    text = path.read_text()
+    lines = text.splitlines()
+    found = []
+    for fn in ast.walk(ast.parse(text)):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if "#" in "".join(lines[node.lineno - 1 : node.end_lineno]):
+                continue
+            above = node.lineno - 2  # up through the group of imports it belongs to
+            while above >= 0 and lines[above].strip().startswith(("import ", "from ", ")")):
+                above -= 1
+            if above < 0 or not lines[above].strip().startswith("#"):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return sorted(set(found))
+
+
+def test_every_import_inside_a_function_says_why():
+    assert [u for p in MODULES.values() for u in _unexplained_local_imports(p)] == []

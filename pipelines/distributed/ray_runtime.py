@@ -141,13 +141,13 @@ def _init_ray(
 ) -> Any:
     import ray  # see the module's note
 
+    target = address or os.environ.get("RAY_ADDRESS")
+    if target:  # a bad address is refused even where this process runs a Ray already (tests do)
+        check_ray_address(target, "--address" if address else "$RAY_ADDRESS")
     if ray.is_initialized():
         return ray.get_runtime_context()
     env = {"RAY_CHDIR_TO_TRIAL_DIR": "0"}
     os.environ.update(env)
-    target = address or os.environ.get("RAY_ADDRESS")
-    if target:
-        check_ray_address(target, "--address" if address else "$RAY_ADDRESS")
     try:
         if target:
             ctx = ray.init(address=target, runtime_env={"env_vars": env}, log_to_driver=True, **kwargs)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from components.replay.batch import SampledBatch
 from components.replay.rate_limiter import SamplesPerInsert
@@ -48,8 +49,6 @@ def _replay_actor(cfg: DQNConfig, obs_shape: tuple[int, ...], dtype: str) -> Any
     """The replay actor, on the driver's own node: it writes its snapshot into the run's checkpoint
     folder, which is on the driver's disk; on a cluster of several machines, anywhere else it would
     write to another host's disk, and the checkpoint would not be whole."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     return ReplayActor.options(scheduling_strategy=here).remote(cfg, obs_shape, dtype)
 

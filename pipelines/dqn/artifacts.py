@@ -21,9 +21,11 @@ import torch
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import env_fn
 from pipelines.dqn.checkpoint import MANIFEST, UPLOAD_SLOTS, CheckpointError, checkpoint_dir
+from pipelines.dqn.checkpoint_check import check_files, read_manifest
 from pipelines.dqn.preflight import DQNSetup
 from pipelines.dqn.state import LoopLearner, LoopResult
 from pipelines.tracking import Tracker
+from pipelines.tracking.lookups import download_artifacts
 
 
 def example_observations(cfg: DQNConfig, n: int = 2) -> np.ndarray:
@@ -53,7 +55,7 @@ def log_results(
     Each model is linked to the run at the step it was chosen, with the run's metrics there: the best
     at the evaluation that made it the best (its eval return), the final one at the last step."""
     from components.rl.dqn.plots import plot_dqn_curves  # matplotlib: 0.5 s of import, only needed here
-    from pipelines.tracking.models import log_torch_model
+    from pipelines.tracking.models import log_torch_model  # MLflow's model flavour: only to log one
 
     best = None
     if res.best_state is not None:
@@ -95,9 +97,6 @@ def fetch_checkpoint(cfg: DQNConfig, uri: str, run_id: str, tagged: Path) -> tup
     machine's ``checkpoint.dir``. Also returns the slot it came from (None for a local folder)."""
     if any((d / MANIFEST).is_file() for d in (tagged, tagged.with_name("checkpoint.old"))):
         return tagged, None
-    from pipelines.dqn.checkpoint_check import check_files, read_manifest
-    from pipelines.tracking.lookups import download_artifacts
-
     local = checkpoint_dir(cfg, run_id)
     staging = local.with_name("download")
     shutil.rmtree(staging, ignore_errors=True)

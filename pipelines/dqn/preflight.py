@@ -25,11 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from torch import nn
 
 from components.config import ConfigError
 from components.device import Placement
+from components.replay.factory import replay_bytes
 from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.env_factory import check_spaces
 from components.rl.dqn.learner import learner_placement
@@ -127,10 +129,12 @@ def check_resources(cfg: DQNConfig) -> RayResources | None:
     (well under a second) and asked; the run goes on over this connection."""
     if cfg.local:
         return None
+    # Ray's side of adl (its actors' modules import Ray): a local run (local: true) never loads it
     from pipelines.distributed.learner_actor import check_gpus
     from pipelines.distributed.ray_runtime import joins_cluster
 
     if joins_cluster(cfg.address):
+        # Ray: only to join a cluster
         from pipelines.distributed.ray_runtime import init_ray
         from pipelines.distributed.ray_wiring import ray_size
 
@@ -150,10 +154,6 @@ def check_memory(cfg: DQNConfig, setup: DQNSetup, total_bytes: int | None = None
     """Refuse, before a run is opened, a replay that cannot fit in this host's memory when full (it
     lives here, on the driver's node): numpy reserves it lazily, so it would fail, or be killed, hours
     in. ``total_bytes`` defaults to this host's memory."""
-    import psutil
-
-    from components.replay.factory import replay_bytes
-
     need = replay_bytes(cfg.replay, setup.obs_shape, setup.obs_dtype, cfg.atari.enabled)
     total = int(total_bytes or psutil.virtual_memory().total)
     if need > 0.9 * total:

@@ -19,6 +19,7 @@ from components.rl.dqn.config import DQNConfig
 from components.rl.dqn.cycle import InProcessLearner
 from components.rl.dqn.learner import Learner
 from pipelines.dqn.checkpoint import Checkpointer, restore
+from pipelines.dqn.local_wiring import LocalWiring
 from pipelines.dqn.loop import train_loop
 from pipelines.dqn.preflight import DQNSetup, RunPlan, preflight
 from pipelines.dqn.state import LoopControl, LoopLearner, LoopResult, LoopState, Wiring
@@ -31,7 +32,7 @@ def prestart_ray(cfg: DQNConfig) -> None:
 
     A cluster (``address``, ``$RAY_ADDRESS``) was joined by the pre-flight already."""
     if not cfg.local:
-        from pipelines.distributed.ray_runtime import start_ray_in_background
+        from pipelines.distributed.ray_runtime import start_ray_in_background  # Ray: not for local: true
 
         start_ray_in_background(cfg.address, cfg.num_cpus)
 
@@ -42,9 +43,8 @@ def build_wiring(cfg: DQNConfig, setup: DQNSetup) -> Wiring:
     (``preflight.check_resources``) found that Ray can hold them; nothing is checked again here."""
     args = (cfg, setup.obs_shape, setup.obs_dtype, setup.n_actions)
     if cfg.local:
-        from pipelines.dqn.local_wiring import LocalWiring
-
         return LocalWiring(*args)
+    # Ray (~1 s with its actors' modules): a local run (local: true) never loads it
     from pipelines.distributed.ray_runtime import init_ray
     from pipelines.distributed.ray_wiring import RayWiring
 

@@ -101,7 +101,7 @@ def _train(
             upload_slot=ctx.extra.get("upload_slot", 0),
         )
         if not cfg.local:  # the actors are gone: Ray stops while the results are logged
-            from pipelines.distributed.ray_runtime import shutdown_in_background
+            from pipelines.distributed.ray_runtime import shutdown_in_background  # Ray: not for local: true
 
             shutdown_in_background()
         log_results(cfg, res, learner, setup, tracker, register)
@@ -119,7 +119,7 @@ def _train(
     print(f"\n{summary(cfg, res)}")
     print(where_to_look(tracker.run_id, experiment, uri, tracker.experiment_id))
     if not cfg.local:
-        from pipelines.distributed.ray_runtime import wait_for_shutdown
+        from pipelines.distributed.ray_runtime import wait_for_shutdown  # Ray: not for local: true
 
         wait_for_shutdown()
     return 0

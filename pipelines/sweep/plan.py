@@ -20,10 +20,12 @@ from typing import Any
 
 from components.config import ConfigError, apply_overrides, apply_values, build, parse_yaml, read_yaml
 from pipelines.distributed.jobs import in_ray_job
+from pipelines.distributed.search_space import all_values
 from pipelines.families import family_spec, get_family
 from pipelines.signing import KEY_FILE, SignatureError, check_signed, config_dir, signed
 from pipelines.sweep.config import SweepConfig, check_sweep_name
-from pipelines.sweep.signature import open_folder, sign_folder, verify_folder
+from pipelines.sweep.signature import describe_changes, open_folder, sign_folder, verify_folder
+from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
 from pipelines.writable import check_writable
 
 SWEEP_STATE = "adl_sweep.json"
@@ -67,8 +69,6 @@ def load_sweep(
 
 
 def _validate(sweep: SweepConfig, base: dict[str, Any]) -> None:
-    from pipelines.distributed.search_space import all_values
-
     family = get_family(sweep.family)
     base_cfg = build(family.config_cls, base)  # the base config itself is valid
     if family.check is not None:
@@ -167,8 +167,6 @@ def state_folder(resume: str, storage_root: Path) -> str:
 def _confirm_trust(resume: str, exp_dir: str, raw: Any, yes: bool) -> None:
     """What ``--trust-state`` would sign, file by file, with what changed since adl signed it; asked
     on the terminal unless ``yes`` (refused, exit 2, with no terminal to ask on)."""
-    from pipelines.sweep.signature import describe_changes
-
     try:
         check_signed(raw, SWEEP_STATE)
         status = "unchanged"
@@ -278,8 +276,6 @@ def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, An
 def check_devices(sweep: SweepConfig, base: dict[str, Any]) -> None:
     """A trial that must train on a GPU (``train.device: cuda``) needs a GPU share of its own: Ray
     gives a ``resources.gpu: 0`` trial no GPU at all, so every such trial would fail as it starts."""
-    from pipelines.distributed.search_space import all_values
-
     train = base.get("train") if isinstance(base.get("train"), dict) else {}
     devices = [train.get("device", "auto"), *all_values(sweep.search_space).get("train.device", [])]
     cuda = [d for d in devices if isinstance(d, str) and d.startswith("cuda")]
@@ -310,8 +306,6 @@ def plan_sweep(
     trust_state: bool = False,
     yes: bool = False,
 ) -> SweepPlan:
-    from pipelines.tracking.uri import check_reachable, resolve_tracking_uri
-
     # Inside a Ray job (adl submit) the working dir is a temporary copy that Ray may delete under the
     # driver once the job's trials end; sweep state and the driver's cwd must live elsewhere.
     in_job = in_ray_job()

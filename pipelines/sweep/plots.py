@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,10 +43,6 @@ def plot_sweep(trials: list[dict[str, Any]], metric: str, path: Path) -> Path:
 def write_results_table(trials: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """``sweep_results.parquet`` and ``.csv``: one row per trial, its MLflow run id, every swept value
     (``config.<key>``) and its final metrics."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
     keys = sorted({k for t in trials for k in t["config"]})
     metrics = sorted({k for t in trials for k, v in t["metrics"].items() if isinstance(v, int | float)})
     rows = [

@@ -29,6 +29,10 @@ import yaml
 from pipelines.families import get_family
 from pipelines.stop_signals import StopSignals
 from pipelines.sweep.plan import SweepPlan, plan_sweep, remove_state, write_state
+from pipelines.sweep.signature import sign_folder
+from pipelines.tracking import close_running_children, close_stopped_runs, fail_trial_runs, tracked_run
+from pipelines.tracking.provenance import command_line
+from pipelines.tracking.uri import where_to_look
 
 
 def run_sweep(
@@ -42,14 +46,11 @@ def run_sweep(
     trust_state: bool = False,
     yes: bool = False,
 ) -> int:
+    # Ray and Tune (~1.5 s) load once the plan is checked: a refused sweep never loads them
     from pipelines.distributed.ray_runtime import init_ray
     from pipelines.distributed.tune_callbacks import sign_tune_state_of
     from pipelines.distributed.tune_sweep import check_trial_resources, errored_trials, make_tuner, trial_rows
     from pipelines.distributed.tune_trial import TrialSpec
-    from pipelines.sweep.signature import sign_folder
-    from pipelines.tracking import fail_trial_runs, tracked_run
-    from pipelines.tracking.provenance import command_line
-    from pipelines.tracking.uri import where_to_look
 
     plan = plan_sweep(sweep_path, overrides, tracking_uri, experiment, resume, trust_state, yes)
     sweep, uri = plan.sweep, plan.uri
@@ -118,7 +119,7 @@ def run_sweep(
 def _check_storage(plan: SweepPlan) -> None:
     """Every node that may run a trial reads and writes the storage (a head's own folder fails them
     all, at their first checkpoint): refused now, with each node and the fix, otherwise."""
-    from pipelines.distributed.storage_check import check_storage_reachable
+    from pipelines.distributed.storage_check import check_storage_reachable  # Ray: as in run_sweep
 
     sweep = plan.sweep
     need = {"CPU": sweep.resources.cpu, "GPU": sweep.resources.gpu, **sweep.resources.custom}
@@ -151,7 +152,7 @@ def _say_how_it_ended(plan: SweepPlan, errors: dict[str, str], with_results: int
 def _stop_signals() -> StopSignals:
     """SIGINT/SIGTERM handlers (install after ray.init, which replaces the SIGTERM handler) whose first
     signal asks Tune for its graceful stop (``StopOnSignal`` hands the request on at Tune's next step)."""
-    from pipelines.distributed.tune_callbacks import STOP_REQUESTED, TRIAL_STATUSES
+    from pipelines.distributed.tune_callbacks import STOP_REQUESTED, TRIAL_STATUSES  # Ray: as in run_sweep
 
     STOP_REQUESTED.clear()
     TRIAL_STATUSES.clear()
@@ -161,7 +162,7 @@ def _stop_signals() -> StopSignals:
 
 def _fit(tuner: Any, stop: StopSignals, plan: SweepPlan) -> Any:
     """``tuner.fit()``; None when a second signal stopped it at once."""
-    from pipelines.distributed.tune_sweep import tune_ranks_like_adl
+    from pipelines.distributed.tune_sweep import tune_ranks_like_adl  # Ray: as in run_sweep
 
     sweep = plan.sweep
     try:
@@ -182,8 +183,7 @@ def _fit(tuner: Any, stop: StopSignals, plan: SweepPlan) -> Any:
 
 def _stopped(parent: Any, stop: StopSignals, plan: SweepPlan) -> int:
     """A sweep stopped by a signal: unfinished trials named, their runs and the parent KILLED."""
-    from pipelines.distributed.tune_sweep import unfinished_trials
-    from pipelines.tracking import close_running_children
+    from pipelines.distributed.tune_sweep import unfinished_trials  # Ray: as in run_sweep
 
     names, _, not_started = unfinished_trials(plan.sweep)
     close_running_children(plan.uri, str(parent.run_id), "KILLED")  # a trial killed before its finally
@@ -218,8 +218,7 @@ def best_trial(
 def _finish_parent(parent: Any, family: Any, trials: list[dict[str, Any]], plan: SweepPlan) -> None:
     """Best trial (tags, a linked description, its config), a table of every trial, a scatter of the
     sweep, the family's own summary; close runs a scheduler stopped."""
-    from pipelines.sweep.plots import plot_sweep, write_results_table
-    from pipelines.tracking import close_stopped_runs
+    from pipelines.sweep.plots import plot_sweep, write_results_table  # matplotlib: the summary only
 
     metric, sweep = plan.metric, plan.sweep
     # ASHA-stopped trials never reach their own finish(): close them here.
