@@ -11,26 +11,14 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.cli.main import main
 from pipelines.tracking.mlflow_tracker import MlflowTracker
+from tests.pipelines.dqn_cli import CARTPOLE, SMALL, as_sets
 
-REPO = Path(__file__).resolve().parents[2]
-CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
-SETS = [
-    "collectors.num_collectors=1",
-    "collectors.envs_per_collector=4",
-    "replay.capacity=2000",
-    "replay.min_size=256",
-    "eval.every_env_steps=1000",
-    "eval.episodes=1",
-    "eval.stop_at_return=null",
-    "log_every_s=0.2",
-    "checkpoint.every_s=0.3",
-    "max_env_steps=3000",
-]
+SETS = [*SMALL, "checkpoint.every_s=0.3", "max_env_steps=3000"]
 
 
 def train(tracking_uri: str, ck: Path) -> int:
     argv = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
-    return main([*argv, *(a for kv in [*SETS, f"checkpoint.dir={ck}"] for a in ("--set", kv))])
+    return main([*argv, *as_sets([*SETS, f"checkpoint.dir={ck}"])])
 
 
 @pytest.mark.slow

@@ -15,21 +15,11 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli.main import main
+from tests.pipelines import dqn_cli
+from tests.pipelines.dqn_cli import CARTPOLE
 from tests.pipelines.tamper import Touch, reseal, rewrite_replay, with_column
 
-REPO = Path(__file__).resolve().parents[2]
-CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
-SMALL = [
-    "collectors.num_collectors=1",
-    "collectors.envs_per_collector=4",
-    "replay.capacity=2000",
-    "replay.min_size=256",
-    "eval.every_env_steps=1000",
-    "eval.episodes=1",
-    "eval.stop_at_return=null",
-    "log_every_s=0.2",
-    "max_env_steps=1500",
-]
+SMALL = [*dqn_cli.SMALL, "max_env_steps=1500"]
 
 
 def _learner(pt: Path, change) -> None:
@@ -75,7 +65,7 @@ def finished(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ckpt-values")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", uri, "--local", "--no-progress"]
-    sets = [a for kv in [*SMALL, f"checkpoint.dir={tmp / 'ckpt'}"] for a in ("--set", kv)]
+    sets = dqn_cli.as_sets([*SMALL, f"checkpoint.dir={tmp / 'ckpt'}"])
     assert main([*base, *sets]) == 0
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
@@ -167,7 +157,7 @@ def test_a_checkpoint_is_checked_as_input_and_a_bad_one_leaves_the_run_as_it_was
     import pyarrow as pa
 
     base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
-    sets = [a for kv in [*SMALL, f"checkpoint.dir={tmp_path / 'ckpt'}"] for a in ("--set", kv)]
+    sets = dqn_cli.as_sets([*SMALL, f"checkpoint.dir={tmp_path / 'ckpt'}"])
     assert main([*base, *sets]) == 0
     client = MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])

@@ -27,25 +27,8 @@ from pipelines.dqn.loop import train_loop
 from pipelines.dqn.preflight import DQNSetup
 from pipelines.dqn.state import LoopControl
 from tests.fakes import MemoryTracker
-from tests.pipelines.dqn_cli import train_dqn_argv
+from tests.pipelines.dqn_cli import CARTPOLE, REPO, SMALL, as_sets, train_dqn_argv
 from tests.pipelines.dqn_ray import ray_dqn
-
-REPO = Path(__file__).resolve().parents[2]
-CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
-SMALL = [  # a few seconds of CartPole on 2 cores
-    "collectors.num_collectors=1",
-    "collectors.envs_per_collector=4",
-    "replay.capacity=2000",  # small enough that the ring wraps
-    "replay.min_size=256",
-    "eval.every_env_steps=1000",
-    "eval.episodes=1",
-    "eval.stop_at_return=null",
-    "log_every_s=0.2",
-]
-
-
-def _sets(items: list[str]) -> list[str]:
-    return [a for kv in items for a in ("--set", kv)]
 
 
 def _only_run(uri: str):
@@ -62,7 +45,7 @@ def _steps(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float
 def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(tracking_uri, tmp_path, capsys):
     base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
     ck = f"checkpoint.dir={tmp_path / 'ckpt'}"
-    assert main([*base, *_sets([*SMALL, ck, "max_env_steps=3000"])]) == 0
+    assert main([*base, *as_sets([*SMALL, ck, "max_env_steps=3000"])]) == 0
     client, run = _only_run(tracking_uri)
     run_id = run.info.run_id
     ckpt = Path(run.data.tags["adl.checkpoint_dir"])
@@ -85,7 +68,7 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
 
     # Resume: the same run, counters continue, metrics at later steps.
     last_step = max(s for s, _ in _steps(client, run_id, "learner/steps"))
-    assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "max_env_steps=5000"])]) == 0
+    assert main([*base, "--resume", run_id, *as_sets([*SMALL, ck, "max_env_steps=5000"])]) == 0
     client, run = _only_run(tracking_uri)
     assert run.info.status == "FINISHED"
     assert _steps(client, run_id, "resume/learner_steps") == [
@@ -105,7 +88,7 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     pt = ckpt / "learner.pt"
     pt.write_bytes(pt.read_bytes()[:1000])
     capsys.readouterr()
-    assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "max_env_steps=9000"])]) == 2
+    assert main([*base, "--resume", run_id, *as_sets([*SMALL, ck, "max_env_steps=9000"])]) == 2
     err = capsys.readouterr().err
     assert f"checkpoint file {pt} is truncated" in err and "Traceback" not in err
     client, run = _only_run(tracking_uri)
@@ -113,7 +96,7 @@ def test_local_run_checkpoints_resumes_exports_and_refuses_bad_checkpoints(track
     assert pt.stat().st_size == 1000 and json.loads((ckpt / "manifest.json").read_text()) == manifest2
 
     # A checkpoint from another config names the keys that differ.
-    assert main([*base, "--resume", run_id, *_sets([*SMALL, ck, "learner.lr=0.01"])]) == 2
+    assert main([*base, "--resume", run_id, *as_sets([*SMALL, ck, "learner.lr=0.01"])]) == 2
     err = capsys.readouterr().err
     lr = load(DQNConfig, CARTPOLE).learner.lr
     assert "was written with another config" in err and f"learner.lr: {lr} in the checkpoint, 0.01 now" in err
@@ -319,7 +302,7 @@ def test_a_checkpoint_write_that_fails_mid_run_is_a_warning_and_the_run_keeps_it
     sets = [*SMALL, f"checkpoint.dir={ck}", "checkpoint.every_s=0.2", "max_env_steps=4000"]
     base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
     try:
-        assert main([*base, *_sets(sets)]) == 0
+        assert main([*base, *as_sets(sets)]) == 0
     finally:
         done.set()
     err = capsys.readouterr().err

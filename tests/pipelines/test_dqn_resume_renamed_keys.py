@@ -6,35 +6,18 @@ config it was written with; a resume reads it back under today's names, while a 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli.main import main
 from pipelines.dqn.checkpoint import stored_identity
-
-REPO = Path(__file__).resolve().parents[2]
-CARTPOLE = str(REPO / "configs/dqn/cartpole.yaml")
-SMALL = [
-    "collectors.num_collectors=1",
-    "collectors.envs_per_collector=4",
-    "replay.capacity=2000",
-    "replay.min_size=256",
-    "eval.every_env_steps=1000",
-    "eval.episodes=1",
-    "eval.stop_at_return=null",
-    "log_every_s=0.2",
-]
-
-
-def _sets(items: list[str]) -> list[str]:
-    return [a for kv in items for a in ("--set", kv)]
+from tests.pipelines.dqn_cli import CARTPOLE, SMALL, as_sets
 
 
 def test_a_stored_config_with_the_old_threads_key_resumes(tracking_uri, tmp_path, capsys):
     base = ["train", "dqn", "--config", CARTPOLE, "--tracking-uri", tracking_uri, "--local", "--no-progress"]
     sets = [*SMALL, f"checkpoint.dir={tmp_path / 'ckpt'}"]
-    assert main([*base, *_sets([*sets, "max_env_steps=1500"])]) == 0
+    assert main([*base, *as_sets([*sets, "max_env_steps=1500"])]) == 0
     client = MlflowClient(tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("adl-dqn").experiment_id])
     run_id = run.info.run_id
@@ -48,13 +31,15 @@ def test_a_stored_config_with_the_old_threads_key_resumes(tracking_uri, tmp_path
 
     # The user's own flags say the old name: exit 2 naming the new one, the run left as it was.
     capsys.readouterr()
-    assert main([*base, "--resume", run_id, *_sets([*sets, "learner.num_threads=2"])]) == 2
+    assert main([*base, "--resume", run_id, *as_sets([*sets, "learner.num_threads=2"])]) == 2
     err = capsys.readouterr().err
     assert "learner.num_threads was renamed learner.threads" in err and "Traceback" not in err
     assert client.get_run(run_id).info.status == "FINISHED"
 
     # With today's flags it resumes from the stored config and goes on from its counters.
-    assert main([*base, "--resume", run_id, *_sets([*sets, "max_env_steps=2500", "learner.threads=2"])]) == 0
+    assert (
+        main([*base, "--resume", run_id, *as_sets([*sets, "max_env_steps=2500", "learner.threads=2"])]) == 0
+    )
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and int(run.data.tags["adl.result.final_env_steps"]) >= 2500
     resumed = json.loads((ckpt / "manifest.json").read_text())
