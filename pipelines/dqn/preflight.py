@@ -8,12 +8,14 @@ key, the value and what is allowed, before any MLflow run is opened):
 2. the tracking URI, reachable and writable (``pipelines/tracking/uri.check_reachable``, by the CLI
    for every family, before torch or Ray load); for ``--resume``, that the run exists;
 3. here, :func:`preflight`: ``checkpoint.dir`` made absolute; the env's spaces against the network
-   (``DQNSetup``); the full replay against this host's memory; the CPUs and GPUs of the Ray the run
-   will use (a local Ray's are known without starting it; a cluster's only once joined, so the
-   pre-flight joins it, checks it once, and the run uses that connection); the checkpoint folder
-   and the temp folder writable;
-4. the learner's device and its GPU-only options (``pipelines/dqn/train.py``); for ``--resume``,
-   the checkpoint itself and the resumed run's folder (``train.py``, before the run is touched).
+   and, for a learner in this process, its placement: the device, precision and threads resolved
+   once, and its GPU-only options (``DQNSetup``, ``components/rl/dqn/learner.learner_placement``); the
+   full replay against this host's memory; the CPUs and GPUs of the Ray the run will use (a local
+   Ray's are known without starting it; a cluster's only once joined, so the pre-flight joins it,
+   checks it once, and the run uses that connection); the checkpoint folder and the temp folder
+   writable;
+4. for ``--resume``, the checkpoint itself and the resumed run's folder (``train.py``, before the run
+   is touched). A learner actor resolves its own placement on the GPU Ray gives it.
 
 ``build_wiring`` (``run.py``) then starts or joins Ray and places the actors without checking again.
 """
