@@ -27,8 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two phases on two cores: the tests that start no Ray run two at a time (pytest-xdist, one process per
+# core); those that start Ray (marked `ray`, the multi-host cluster among them) one at a time, as they
+# size their clusters for the whole machine. `pytest` alone runs everything in one process.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q --durations=30
+	$(BIN)/python -m pytest -q -m "not ray" -n 2 --dist loadscope --durations=15
+	$(BIN)/python -m pytest -q -m ray --durations=30
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench,sweeps]'
