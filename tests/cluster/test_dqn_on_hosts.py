@@ -60,7 +60,7 @@ def test_dqn_goes_on_through_a_cut_link_a_restarted_mlflow_server_and_a_dead_wor
     15 s later (training never waits for it; every metric logged meanwhile arrives, in order), then
     w2's host killed (its collector restarted once, counted). One run instead of three keeps the
     cluster suite short; each fault's own assertions and figures are unchanged."""
-    thread, out = in_background(submit, hosts, "dqn-faults", *dqn_cmd("dqn-faults", "max_time_s=60"))
+    thread, out = in_background(submit, hosts, "dqn-faults", *dqn_cmd("dqn-faults", "max_time_s=75"))
     run = learning(hosts, "dqn-faults")
     run_id = run.info.run_id
     client = mlflow_client(hosts)
