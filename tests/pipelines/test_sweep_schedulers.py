@@ -45,7 +45,11 @@ def test_asha_stops_the_worst_trials_early_and_their_runs_end_finished(tracking_
 def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monkeypatch):
     """``scheduler.kind: pbt`` (gan_ring8.yaml's documented alternative): four Q-learning trials, one
     MLflow run each; PBT clones the best trials' checkpoints into the worst with perturbed step
-    sizes, and a cloned trial's run shows the new values it continued with (``hparams/alpha.start``)."""
+    sizes, and a cloned trial's run shows the new values it continued with (``hparams/alpha.start``).
+    Synchronous PBT (``synch: true``): every trial waits at each perturbation point, so the worst
+    always exploits the best, from a checkpoint at its own step. Asynchronous PBT depends on which
+    trial reports when: CI saw a run with no exploit, and one where a trial cloned a finished
+    trial's last checkpoint and so logged nothing after its step 200."""
     monkeypatch.chdir(tmp_path)
     code = sweep(
         tracking_uri,
@@ -56,7 +60,7 @@ def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monk
         "num_samples=4",
         "max_concurrent=4",
         "resources={cpu: 0.5}",
-        "scheduler={kind: pbt, perturbation_interval: 2}",
+        "scheduler={kind: pbt, perturbation_interval: 2, synch: true}",
         "seed=3",
         experiment="pbt",
     )
