@@ -48,7 +48,7 @@ def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monk
     sizes, and a cloned trial's run shows the new values it continued with (``hparams/alpha.start``).
     Synchronous PBT (``synch: true``): every trial waits at each perturbation point, so the worst
     always exploits the best, from a checkpoint at its own step. Asynchronous PBT depends on which
-    trial reports when: CI saw a run with no exploit, and one where a trial cloned a finished
+    trial reports when: a run here had no exploit, and in a CI run a trial cloned a finished
     trial's last checkpoint and so logged nothing after its step 200."""
     monkeypatch.chdir(tmp_path)
     code = sweep(
