@@ -221,7 +221,9 @@ def wait_for_shutdown(timeout_s: float = 60.0) -> None:
         _stopping = None
 
 
-def cluster_cpus() -> float:
+def ray_size() -> tuple[float, float]:
+    """(CPUs, GPUs) of the Ray this process has started or joined."""
     import ray  # see the module's note
 
-    return float(ray.cluster_resources().get("CPU", 0.0))
+    have = ray.cluster_resources()
+    return float(have.get("CPU", 0.0)), float(have.get("GPU", 0.0))

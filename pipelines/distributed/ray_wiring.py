@@ -53,12 +53,6 @@ def _replay_actor(cfg: DQNConfig, obs_shape: tuple[int, ...], dtype: str) -> Any
     return ReplayActor.options(scheduling_strategy=here).remote(cfg, obs_shape, dtype)
 
 
-def ray_size() -> tuple[float, float]:
-    """(CPUs, GPUs) of the Ray this process has started or joined."""
-    have = ray.cluster_resources()
-    return float(have.get("CPU", 0.0)), float(have.get("GPU", 0.0))
-
-
 class RayWiring:
     """The counterpart of ``LocalWiring`` (``pipelines/dqn/local_wiring.py``) with every part an actor."""
 

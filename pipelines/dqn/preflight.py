@@ -137,8 +137,7 @@ def check_resources(cfg: DQNConfig) -> RayResources | None:
 
     if joins_cluster(cfg.address):
         # Ray: only to join a cluster
-        from pipelines.distributed.ray_runtime import init_ray
-        from pipelines.distributed.ray_wiring import ray_size
+        from pipelines.distributed.ray_runtime import init_ray, ray_size
 
         init_ray(address=cfg.address)
         cpus, gpus = ray_size()

@@ -49,7 +49,6 @@ def counted(monkeypatch):
 def _join_a_cluster(monkeypatch, calls, cpus: float, gpus: float) -> None:
     """A cluster whose size is known only once joined: 'joining' it is counted, asking its size too."""
     import pipelines.distributed.ray_runtime as ray_runtime
-    import pipelines.distributed.ray_wiring as ray_wiring
 
     def size():
         assert calls["init_ray"] > calls["ray_size"], "asked the cluster's size before joining it"
@@ -57,7 +56,7 @@ def _join_a_cluster(monkeypatch, calls, cpus: float, gpus: float) -> None:
         return cpus, gpus
 
     monkeypatch.setattr(ray_runtime, "joins_cluster", lambda address: True)
-    monkeypatch.setattr(ray_wiring, "ray_size", size)
+    monkeypatch.setattr(ray_runtime, "ray_size", size)
 
 
 def test_a_cluster_is_joined_and_checked_once_and_the_wiring_trusts_the_plan(monkeypatch, counted):
