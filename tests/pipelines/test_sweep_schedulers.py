@@ -82,6 +82,41 @@ def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monk
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_asynchronous_pbt_the_default_checkpoints_every_report_and_ends_every_trial(
+    tracking_uri, tmp_path, monkeypatch
+):
+    """``scheduler.kind: pbt`` as documented, without ``synch`` (asynchronous, the default). Whether
+    a trial exploits depends on timing (the test above runs the synchronous scheduler, where it must);
+    what does not: the sweep ends cleanly, one FINISHED run per trial with the values it started with,
+    and every trial has checkpoints on disk (PBT checkpoints at every report, for exploits)."""
+    monkeypatch.chdir(tmp_path)
+    code = sweep(
+        tracking_uri,
+        "search_space={alpha.start: {choice: [0.02, 0.05, 0.6, 0.9]}}",
+        "overrides={episodes: 300, eval_every: 50}",
+        "metric=max_abs_q_error",
+        "mode=min",
+        "num_samples=4",
+        "max_concurrent=4",
+        "resources={cpu: 0.5}",
+        "scheduler={kind: pbt, perturbation_interval: 2}",
+        "seed=3",
+        experiment="pbt-async",
+    )
+    assert code == 0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("pbt-async").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.tags["adl.trial_id"] for c in children}) == 4
+    assert all(client.get_metric_history(c.info.run_id, "hparams/alpha.start") for c in children)
+    trials = list(tmp_path.glob(".adl/sweeps/*/sweep_trial_*"))
+    # Outside PBT a trial checkpoints only when its report budget allows, typically just at its end.
+    assert len(trials) == 4 and all(len(list(t.glob("checkpoint_*"))) >= 2 for t in trials)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_optuna_search_samples_within_the_space(tracking_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = sweep(
