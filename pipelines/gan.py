@@ -26,6 +26,7 @@ SUMMARY_KEYS = (
     "modes_covered",
     "hq_fraction",
     "class_coverage",
+    "class_accuracy",
     "wall_s",
 )
 

@@ -17,6 +17,7 @@ from components.device_names import DeviceFields
 from components.nets.conv_arithmetic import conv_output_size, conv_transpose_output_size
 
 Loss = Literal["minimax", "nonsaturating", "wgan", "wgan_gp"]
+LABELLED = ("digits", "mnist")  # data kinds with a class per sample (model.conditional)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class ModelConfig:
     conv_stages: int = param(2, "stride-2 (transposed) conv stages in each DCGAN network", ge=1, le=6)
     g_norm: Literal["auto", "batch", "none"] = param(
         "auto", "generator norm; auto: batch for dcgan, none for mlp"
+    )
+    conditional: bool = param(
+        False,
+        "class-conditional G and D (digits, mnist: the data's labels): G reads a one-hot class beside z, "
+        "D is a projection discriminator; samples are drawn in equal numbers per class",
     )
     d_norm: Literal["auto", "batch", "layer", "none"] = param(
         "auto",
@@ -150,6 +156,16 @@ class GanConfig:
                 check_image_size(self.data.image_size, self.model.conv_stages)
         if self.data.kind == "mnist" and self.model.arch != "mlp":
             check_stages_for(28, self.model.conv_stages, "mnist")
+        if self.model.conditional:
+            if self.data.kind not in LABELLED:
+                raise ConfigError(
+                    f"model.conditional: data.kind {self.data.kind!r} has no labels; allowed with "
+                    f"model.conditional true: {', '.join(LABELLED)}"
+                )
+            if self.model.arch == "mlp":
+                raise ConfigError(
+                    "model.conditional: needs the dcgan networks; allowed model.arch: auto, dcgan"
+                )
         if self.model.generator == "fixed_gaussian" and self.data.kind != "gaussian":
             raise ConfigError(
                 f"model.generator: 'fixed_gaussian' needs data.kind 'gaussian' (D* needs both "

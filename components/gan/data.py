@@ -31,6 +31,7 @@ class DataSource:
     name: str
     sample_shape: tuple[int, ...]  # [2] for points, [1] for the 1-D normal, [C, H, W] for images
     data: torch.Tensor | None = None  # [N, *sample_shape] for finite sets
+    labels: torch.Tensor | None = None  # [N] int64 class of each row (digits, MNIST), for conditional GANs
     modes: torch.Tensor | None = None  # [K, D] mixture centres (one centre, D = 1, for the normal)
     sigma: float = 0.0  # std of every mixture component
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
@@ -47,7 +48,13 @@ class DataSource:
             if channels_last and data.dim() == 4:
                 data = data.contiguous(memory_format=torch.channels_last)
         modes = None if self.modes is None else self.modes.to(device)
-        return dataclasses.replace(self, data=data, modes=modes, device=device)
+        labels = None if self.labels is None else self.labels.to(device)
+        return dataclasses.replace(self, data=data, labels=labels, modes=modes, device=device)
+
+    @property
+    def classes(self) -> int:
+        """Number of classes of a labelled set (0 without labels)."""
+        return 0 if self.labels is None else int(self.labels.max()) + 1
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` samples, [n, *sample_shape], on the source's device (``generator`` must be there too)."""
@@ -61,6 +68,19 @@ class DataSource:
         assert self.data is not None
         idx = torch.randint(len(self.data), (n,), generator=generator, device=self.device)
         return self.data[idx]
+
+    def sample_classes(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` classes in the data's proportions (the labels of ``n`` rows drawn with replacement)."""
+        if self.labels is None:
+            raise ValueError(f"{self.name} has no labels")
+        return self.labels[torch.randint(len(self.labels), (n,), generator=generator, device=self.device)]
+
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` rows and their classes, drawn like :meth:`sample` (one index draw for both)."""
+        if self.data is None or self.labels is None:
+            raise ValueError(f"{self.name} has no labels")
+        idx = torch.randint(len(self.data), (n,), generator=generator, device=self.device)
+        return self.data[idx], self.labels[idx]
 
 
 def ring_modes(k: int = 8, radius: float = 2.0) -> torch.Tensor:
@@ -164,10 +184,11 @@ def make_source(cfg: DataConfig) -> DataSource:
         centre = torch.full((1, 1), cfg.mean, device="cpu")
         return DataSource("gaussian", (1,), modes=centre, sigma=cfg.std)
     if cfg.kind == "digits":
-        x, _ = load_digits_images()
-        return DataSource("digits", (1, 8, 8), data=x)
+        x, y = load_digits_images()
+        return DataSource("digits", (1, 8, 8), data=x, labels=y.long())
     if cfg.kind == "mnist":  # the training split only: the held-out digits score the generator
-        return DataSource("mnist", (1, 28, 28), data=mnist_split().x_train)
+        split = mnist_split()
+        return DataSource("mnist", (1, 28, 28), data=split.x_train, labels=split.y_train.long())
     if cfg.kind == "images":
         x = load_image_folder(cfg.path, cfg.image_size, cfg.channels)
         return DataSource(Path(cfg.path).expanduser().name or "images", tuple(x.shape[1:]), data=x)

@@ -13,6 +13,8 @@ float64 inputs stay float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,7 +76,7 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) ->
 
 
 def gradient_penalty(
-    critic: nn.Module,
+    critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
     fake: torch.Tensor,
     alpha: torch.Tensor | None = None,

@@ -98,21 +98,35 @@ def _up(size: int, stages: int) -> int:
     return size
 
 
+def default_labels(n: int, classes: int, device: torch.device) -> torch.Tensor:
+    """The classes a conditional generator draws when none are given: 0, 1, …, K−1, 0, 1, … [n]."""
+    return torch.arange(n, device=device) % classes
+
+
 class DCGANGenerator(nn.Module):
     """z → Linear → [C·2^(S−1), h0, w0] → S transposed-conv doublings → tanh image [B, C, H, W].
 
     Batch norm after every hidden layer (DCGAN); the output layer has none and a tanh, matching
-    data scaled to [−1, 1].
+    data scaled to [−1, 1]. With ``classes`` K > 0 it is class-conditional (Mirza & Osindero 2014):
+    the projection reads z beside the one-hot class, ``forward(z, y)``; without ``y`` it draws the
+    classes in turn (:func:`default_labels`), so any batch of K·m latents holds m of each.
     """
 
     def __init__(
-        self, z_dim: int, image_shape: tuple[int, int, int], base: int, stages: int, norm: str = "batch"
+        self,
+        z_dim: int,
+        image_shape: tuple[int, int, int],
+        base: int,
+        stages: int,
+        norm: str = "batch",
+        classes: int = 0,
     ):
         super().__init__()
         c, h, w = image_shape
+        self.classes = classes
         self.h0, self.w0 = dcgan_start_size((h, w), stages)
         self.c0 = base * 2 ** (stages - 1)
-        self.project = nn.Linear(z_dim, self.c0 * self.h0 * self.w0, bias=norm != "batch")
+        self.project = nn.Linear(z_dim + classes, self.c0 * self.h0 * self.w0, bias=norm != "batch")
         self.project_norm: nn.Module = nn.BatchNorm2d(self.c0) if norm == "batch" else nn.Identity()
         blocks: list[nn.Module] = [nn.ReLU()]
         ch = self.c0
@@ -128,7 +142,11 @@ class DCGANGenerator(nn.Module):
         blocks.append(nn.Tanh())
         self.body = nn.Sequential(*blocks)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.classes:
+            if y is None:
+                y = default_labels(len(z), self.classes, z.device)
+            z = torch.cat([z, nn.functional.one_hot(y, self.classes).to(z.dtype)], dim=1)
         x = self.project(z).view(len(z), self.c0, self.h0, self.w0)
         return self.body(self.project_norm(x))
 
@@ -137,11 +155,16 @@ class DCGANDiscriminator(nn.Module):
     """Image → S stride-2 convs (LeakyReLU 0.2) → Linear → score [B].
 
     ``norm``: batch (DCGAN; not the first layer), layer (per-sample, allowed with a gradient
-    penalty) or none. The linear head is sized with :func:`conv_output_size`.
+    penalty) or none. The linear head is sized with :func:`conv_output_size`. With ``classes`` K > 0
+    it is a projection discriminator (Miyato & Koyama 2018): score(x, y) = w·φ(x) + b + e_y·φ(x),
+    φ(x) the flattened conv features and e_y a learned embedding of the class; ``y`` is then required.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], base: int, stages: int, norm: str = "batch"):
+    def __init__(
+        self, image_shape: tuple[int, int, int], base: int, stages: int, norm: str = "batch", classes: int = 0
+    ):
         super().__init__()
+        self.classes = classes
         c, h, w = image_shape
         layers: list[nn.Module] = []
         size: tuple[int, int] = (h, w)
@@ -163,9 +186,18 @@ class DCGANDiscriminator(nn.Module):
             ch = out
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(ch * size[0] * size[1], 1)
+        if classes:
+            self.embed = nn.Embedding(classes, self.head.in_features)
+            nn.init.normal_(self.embed.weight, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x).flatten(1)).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.body(x).flatten(1)
+        score = self.head(features).squeeze(1)
+        if self.classes:
+            if y is None:
+                raise ValueError("a conditional discriminator needs the class y of each sample")
+            score = score + (self.embed(y) * features).sum(1)
+        return score
 
 
 def build_networks(
@@ -180,8 +212,11 @@ def build_networks(
     loss: str,
     generator: str = "learned",
     fixed: tuple[float, float] = (0.0, 1.0),
+    classes: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for a sample shape, with 'auto' choices resolved (see ModelConfig).
+
+    ``classes`` > 0 makes both DCGAN networks class-conditional (one-hot into G, projection in D).
 
     ``generator="fixed_gaussian"`` returns :class:`FixedGaussianGenerator` with (mean, std) ``fixed``
     for 1-D samples, beside the usual discriminator.
@@ -209,8 +244,8 @@ def build_networks(
     if arch == "dcgan":
         shape = (sample_shape[0], sample_shape[1], sample_shape[2])
         return (
-            DCGANGenerator(z_dim, shape, hidden, stages, g_norm),
-            DCGANDiscriminator(shape, hidden, stages, d_norm),
+            DCGANGenerator(z_dim, shape, hidden, stages, g_norm, classes),
+            DCGANDiscriminator(shape, hidden, stages, d_norm, classes),
         )
     return (
         MLPGenerator(z_dim, sample_shape, hidden, layers, g_norm),

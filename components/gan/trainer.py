@@ -28,11 +28,18 @@ metric names (``eval_distance``, ``modes_covered``, …), ``samples.png``, ``gen
 ``generator`` model describe it, and the live generator is scored beside it as ``raw_*``. Both are
 offered at every report to :class:`~components.gan.best.BestGenerator`, which keeps the lowest
 ``eval_distance`` seen (``best_eval_distance``; ``best_generator.pt`` and the ``best_generator`` model).
+
+Conditional (``model.conditional``, labelled digits and MNIST): a discriminator step draws real rows with
+their labels and fakes of the same classes, both scored as those classes; a generator step draws classes
+in the data's proportions. Everything scored or drawn asks for the classes in turn (0, 1, …, K−1, 0, …),
+so 1,000 evaluation samples hold 100 of each, and ``class_accuracy`` is the share the classifier labels
+as asked.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from pathlib import Path
@@ -59,7 +66,7 @@ from components.gan.data import DataSource, data_card, make_source
 from components.gan.digits_classifier import scorer_for
 from components.gan.ema import WeightAverage, target_decay
 from components.gan.metrics import class_coverage, energy_distance, mode_stats
-from components.gan.nets import build_networks
+from components.gan.nets import build_networks, default_labels
 from components.gan.optimal import NormalPair, OptimalCheck
 
 # The panels of curves.png: each a list of metrics drawn together (the first names the panel).
@@ -71,9 +78,10 @@ CURVE_PANELS = (
     ("eval_distance", "raw_eval_distance", "best_eval_distance"),
     ("hq_fraction", "raw_hq_fraction"),
     ("class_coverage", "raw_class_coverage"),
+    ("class_accuracy", "raw_class_accuracy"),
 )
 # Scores of the live generator logged beside the average's, as raw_<name>.
-RAW_KEYS = ("eval_distance", "modes_covered", "hq_fraction", "class_coverage")
+RAW_KEYS = ("eval_distance", "modes_covered", "hq_fraction", "class_coverage", "class_accuracy")
 REPORT_SAMPLES = 10  # images per report kept for samples_by_report.png
 SCORED = ("digits", "mnist")  # datasets scored with a feature classifier (Fréchet distance)
 
@@ -110,7 +118,9 @@ class GanTrainer:
                 self.loss,
                 m.generator,
                 (m.generator_mean, m.generator_std),
+                cpu_source.classes if m.conditional else 0,
             )
+        self.classes = cpu_source.classes if m.conditional else 0
         self.channels_last = cpu_source.is_image and prefers_channels_last(self.device)
         for net in (self.generator, self.critic):
             net.to(self.device)
@@ -164,21 +174,29 @@ class GanTrainer:
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.model.z_dim, generator=self.rng, device=self.device)
 
+    def _generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.generator(z) if y is None else self.generator(z, y)
+
     def critic_step(self) -> dict[str, torch.Tensor]:
         """One discriminator/critic update on a fresh real batch and a batch of (fixed) fakes."""
         b = self.cfg.train.batch_size
-        real = self.source.sample(b, self.rng)
+        critic: Any = self.critic
+        if self.classes:  # conditional: fakes of the real batch's classes, both scored as those classes
+            real, y = self.source.sample_labelled(b, self.rng)
+            critic = functools.partial(self.critic, y=y)
+        else:
+            real, y = self.source.sample(b, self.rng), None
         stats: dict[str, torch.Tensor] = {}
         with self._autocast():  # forward passes in bf16 if asked; losses reduce in fp32
             with torch.no_grad():
-                fake = self.generator(self._noise(b))
-            real_s, fake_s = self.critic(real), self.critic(fake)
+                fake = self._generate(self._noise(b), y)
+            real_s, fake_s = critic(real), critic(fake)
             if self.wgan:
                 w = losses.wasserstein_estimate(real_s, fake_s)
                 loss = -w
                 stats["wasserstein_estimate"] = w
                 if self.loss == "wgan_gp":
-                    gp = losses.gradient_penalty(self.critic, real, fake, generator=self.rng)
+                    gp = losses.gradient_penalty(critic, real, fake, generator=self.rng)
                     loss = loss + self.cfg.train.gp_weight * gp
                     stats["gradient_penalty"] = gp
             else:
@@ -198,8 +216,13 @@ class GanTrainer:
     def generator_step(self) -> torch.Tensor:
         """One generator update against the current discriminator/critic; returns the G loss."""
         assert self.opt_g is not None, "a fixed generator takes no steps"
+        b = self.cfg.train.batch_size
         with self._autocast():
-            scores = self.critic(self.generator(self._noise(self.cfg.train.batch_size)))
+            if self.classes:  # classes in the data's proportions
+                y = self.source.sample_classes(b, self.rng)
+                scores = self.critic(self.generator(self._noise(b), y), y)
+            else:
+                scores = self.critic(self.generator(self._noise(b)))
             if self.wgan:
                 loss = losses.wasserstein_generator_loss(scores)
             elif self.loss == "minimax":
@@ -300,7 +323,11 @@ class GanTrainer:
         if self.source.name in SCORED:
             scorer = self.scorer()
             out["eval_distance"] = scorer.frechet(fake)
-            out["class_coverage"] = float(class_coverage(scorer.predict(fake), 10, ecfg.class_cover_fraction))
+            predicted = scorer.predict(fake)
+            out["class_coverage"] = float(class_coverage(predicted, 10, ecfg.class_cover_fraction))
+            if self.classes:  # the samples were asked for classes 0, 1, …, K−1, 0, … in turn
+                asked = default_labels(len(predicted), self.classes, predicted.device)
+                out["class_accuracy"] = float((predicted == asked).double().mean())
         else:
             out["eval_distance"] = energy_distance(fake[: len(self.eval_real)], self.eval_real)
         if self.optimal is not None:  # a fixed generator: the discriminator against D*
@@ -427,7 +454,8 @@ class GanTrainer:
         from components.gan import plots  # matplotlib: ~0.5 s of import, only pictures need it
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        which = " · average" if self.average is not None else ""
+        which = " · conditional" if self.classes else ""
+        which += " · average" if self.average is not None else ""
         title = f"{self.source.name} · {self.loss} · step {self.position}{which}"
         fake = self.sample()
         if self.optimal is not None:

@@ -196,6 +196,7 @@ GAN = MetricNames(
         "modes_covered": "eval/modes_covered",
         "hq_fraction": "eval/hq_fraction",
         "class_coverage": "eval/class_coverage",
+        "class_accuracy": "eval/class_accuracy",
         "gen_steps_per_s": "perf/gen_steps_per_s",
         "wall_s": "perf/wall_s",
     },

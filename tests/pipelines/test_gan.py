@@ -215,7 +215,11 @@ def test_the_mnist_sweep_crosses_dcgan_and_wgan_gp_and_every_trial_builds() -> N
 
 @pytest.mark.parametrize(
     "name, loss, steps, critic_norm",
-    [("mnist_dcgan", "nonsaturating", 6000, "BatchNorm2d"), ("mnist_wgan_gp", "wgan_gp", 1200, "GroupNorm")],
+    [
+        ("mnist_dcgan", "nonsaturating", 6000, "BatchNorm2d"),
+        ("mnist_wgan_gp", "wgan_gp", 1200, "GroupNorm"),
+        ("mnist_dcgan_conditional", "nonsaturating", 12000, "BatchNorm2d"),
+    ],
 )
 def test_the_shipped_mnist_configs_train_on_the_training_split_and_score_against_the_held_out_digits(
     name: str, loss: str, steps: int, critic_norm: str
@@ -251,6 +255,13 @@ def test_the_shipped_mnist_configs_train_on_the_training_split_and_score_against
     predicted = trainer.scorer().predict(trainer.sample())
     assert short.eval.class_cover_fraction == 0.1 and trainer.position == 2
     assert metrics["class_coverage"] == int((torch.bincount(predicted, minlength=10) >= 1).sum())
+    # the conditional config: one-hot classes into G, a projection D, asked classes scored
+    conditional = name.endswith("conditional")
+    assert cfg.model.conditional == conditional and trainer.classes == (10 if conditional else 0)
+    assert ("class_accuracy" in metrics) == conditional
+    if conditional:
+        assert (cfg.train.lr, cfg.train.threads) == (8e-4, 2)
+        assert trainer.generator.project.in_features == 64 + 10 and trainer.critic.embed.num_embeddings == 10
 
 
 def test_the_ring8_sweep_sets_one_learning_rate_for_both_networks() -> None:

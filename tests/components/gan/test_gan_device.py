@@ -32,6 +32,10 @@ MNIST_DCGAN: dict[str, Any] = {
     "train": {"loss": "wgan_gp", "ema_half_life": 0.5},
 }
 DIGITS_DCGAN_GP: dict[str, Any] = {**DIGITS_DCGAN, "train": {"loss": "wgan_gp"}}
+MNIST_CONDITIONAL: dict[str, Any] = {
+    **MNIST_DCGAN,
+    "model": {**MNIST_DCGAN["model"], "conditional": True},
+}
 FIXED_GAUSSIAN: dict[str, Any] = {
     "data": {"kind": "gaussian"},
     "model": {"generator": "fixed_gaussian", "hidden": 16, "layers": 2},
@@ -69,7 +73,7 @@ def assert_on(trainer: GanTrainer, device: torch.device) -> None:
     state = optimizer_state(trainer)
     assert any(t.dim() == 0 for t in state), "no step counter: the optimizers have not stepped yet"
     owned += state
-    owned += [t for t in (trainer.source.data, trainer.source.modes) if t is not None]
+    owned += [t for t in (trainer.source.data, trainer.source.labels, trainer.source.modes) if t is not None]
     if trainer.average is not None:  # the weight average, batch-norm statistics included
         owned += tensors(trainer.average.model.state_dict())
     if trainer.best is not None and trainer.best.state is not None:
@@ -83,12 +87,13 @@ def assert_on(trainer: GanTrainer, device: torch.device) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [RING8_WGAN_GP, DIGITS_DCGAN, DIGITS_DCGAN_GP, MNIST_DCGAN, FIXED_GAUSSIAN],
+    [RING8_WGAN_GP, DIGITS_DCGAN, DIGITS_DCGAN_GP, MNIST_DCGAN, MNIST_CONDITIONAL, FIXED_GAUSSIAN],
     ids=[
         "mlp-ring8-wgan_gp",
         "dcgan-digits-ns-ema",
         "dcgan-digits-wgan_gp",
         "dcgan-mnist-ema",
+        "conditional-mnist-wgan_gp",
         "fixed-gaussian",
     ],
 )
@@ -187,7 +192,9 @@ def roundtrip(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "spec", [RING8_WGAN_GP, DIGITS_DCGAN, MNIST_DCGAN], ids=["ring8-wgan_gp", "digits-dcgan-ema", "mnist-ema"]
+    "spec",
+    [RING8_WGAN_GP, DIGITS_DCGAN, MNIST_DCGAN, MNIST_CONDITIONAL],
+    ids=["ring8-wgan_gp", "digits-dcgan-ema", "mnist-ema", "mnist-conditional"],
 )
 def test_a_checkpoint_restores_into_a_fresh_trainer_and_training_continues_identically(
     spec: dict[str, Any],
@@ -396,6 +403,7 @@ def test_channels_last_trains_the_same_numbers(monkeypatch: pytest.MonkeyPatch) 
         DIGITS_DCGAN,
         DIGITS_DCGAN_GP,
         MNIST_DCGAN,
+        MNIST_CONDITIONAL,
         FIXED_GAUSSIAN,
     ],
     ids=[
@@ -405,6 +413,7 @@ def test_channels_last_trains_the_same_numbers(monkeypatch: pytest.MonkeyPatch) 
         "digits-dcgan",
         "digits-wgan_gp",
         "mnist-wgan_gp",
+        "mnist-conditional-wgan_gp",
         "fixed-gaussian",
     ],
 )

@@ -46,6 +46,44 @@ def test_data_kind_mnist_is_the_training_split_only() -> None:
     assert src.data is not None and torch.equal(src.data, mnist_split().x_train)
 
 
+def test_the_mnist_and_digits_sources_carry_their_labels_row_for_row() -> None:
+    split = mnist_split()
+    src = make_source(DataConfig(kind="mnist"))
+    assert src.labels is not None and src.labels.dtype == torch.int64
+    assert torch.equal(src.labels, split.y_train.long()) and src.classes == 10
+    x, y = src.sample_labelled(500, torch.Generator().manual_seed(0))
+    # every drawn row is the training digit of that label: find each row in the data
+    assert src.data is not None
+    rows = torch.cdist(x.flatten(1), src.data.flatten(1)).argmin(1)  # distance 0: the row itself
+    assert torch.equal(src.data[rows], x) and torch.equal(src.labels[rows], y)
+    # classes in the data's proportions (400 of each: a uniform share, 1,000 of 10,000 each)
+    counts = torch.bincount(src.sample_classes(10_000, torch.Generator().manual_seed(1)), minlength=10)
+    assert ((counts - 1000).abs() <= 4 * 30).all()  # within 4 binomial standard deviations (√900)
+    digits = make_source(DataConfig(kind="digits"))
+    assert digits.labels is not None and digits.classes == 10 and len(digits.labels) == 1797
+    ring = make_source(DataConfig(kind="ring8"))
+    assert ring.labels is None and ring.classes == 0
+    with pytest.raises(ValueError, match="ring8 has no labels"):
+        ring.sample_classes(3, torch.Generator())
+
+
+@pytest.mark.parametrize(
+    "kind, model, message",
+    [
+        (
+            "ring8",
+            {"conditional": True},
+            "model.conditional: data.kind 'ring8' has no labels; allowed with model.conditional true: "
+            "digits, mnist",
+        ),
+        ("mnist", {"conditional": True, "arch": "mlp"}, "model.conditional: needs the dcgan networks"),
+    ],
+)
+def test_a_conditional_gan_needs_labelled_images(kind: str, model: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(GanConfig, {"data": {"kind": kind}, "model": model})
+
+
 def test_conv_stages_that_cannot_make_28_pixels_are_refused_at_load() -> None:
     with pytest.raises(ConfigError) as e:
         build(GanConfig, {"data": {"kind": "mnist"}, "model": {"arch": "dcgan", "conv_stages": 3}})

@@ -224,3 +224,30 @@ def test_wgan_gp_on_digits_gets_within_a_tenth_of_the_noise_distance() -> None:
     m = t.run_chunk()
     assert m["eval_distance"] < noise_fd / 10
     assert m["class_coverage"] == 10
+
+
+@pytest.mark.slow
+def test_a_conditional_wgan_gp_on_digits_draws_the_class_it_is_asked_for() -> None:
+    """model.conditional: the generator is given classes 0, 1, …, 9 in turn at evaluation; after 300
+    steps the classifier names the asked class for most samples (0.83 measured; chance is 0.1), every
+    class is drawn, and class_accuracy is exactly the share of samples the classifier labels as asked."""
+    t = GanTrainer(
+        build(
+            GanConfig,
+            {
+                "seed": 0,
+                "data": {"kind": "digits"},
+                "report_every": 300,
+                "eval": {"samples": 1000},
+                "model": {"arch": "dcgan", "z_dim": 32, "hidden": 16, "conv_stages": 2, "conditional": True},
+                "train": {"loss": "wgan_gp", "steps": 300, "lr": 5e-4, "batch_size": 64, "threads": 1},
+            },
+        )
+    )
+    assert t.classes == 10
+    m = t.run_chunk()
+    predicted = t.scorer().predict(t.sample())
+    asked = torch.arange(1000) % 10
+    assert m["class_accuracy"] == pytest.approx(float((predicted == asked).double().mean()), abs=1e-12)
+    assert m["class_accuracy"] >= 0.7 and m["class_coverage"] == 10
+    assert torch.bincount(predicted, minlength=10).min() >= 50  # 66 measured; a uniform share is 100
