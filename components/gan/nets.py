@@ -42,7 +42,7 @@ class MLPGenerator(nn.Module):
         self.net = _mlp([z_dim] + [hidden] * layers + [math.prod(out_shape)], norm, nn.ReLU)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(len(z), *self.out_shape)
+        return self.net(z).view(z.shape[0], *self.out_shape)  # not len(z): torch.export keeps the batch free
 
 
 class MLPDiscriminator(nn.Module):
@@ -145,9 +145,9 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.classes:
             if y is None:
-                y = default_labels(len(z), self.classes, z.device)
+                y = default_labels(z.shape[0], self.classes, z.device)
             z = torch.cat([z, nn.functional.one_hot(y, self.classes).to(z.dtype)], dim=1)
-        x = self.project(z).view(len(z), self.c0, self.h0, self.w0)
+        x = self.project(z).view(z.shape[0], self.c0, self.h0, self.w0)
         return self.body(self.project_norm(x))
 
 

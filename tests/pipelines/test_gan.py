@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -114,9 +115,20 @@ def test_adl_train_gan_logs_metrics_samples_and_a_loadable_checkpoint(
         Path(client.download_artifacts(run.info.run_id, "best_generator.json", str(tmp_path))).read_text()
     )
     assert info["step"] in (10, 20) and info["eval_distance"] == state["best"]["value"]
-    # Both generators are MLflow models.
-    models = {m.name for m in client.search_logged_models([run.info.experiment_id])}
-    assert models == {"generator", "best_generator"}
+    # Both generators are MLflow models; the generator takes any number of latents (its input example
+    # has 4), and draws what generator.pt draws.
+    models = {m.name: m for m in client.search_logged_models([run.info.experiment_id])}
+    assert set(models) == {"generator", "best_generator"}
+    import mlflow
+    import mlflow.pyfunc
+
+    mlflow.set_tracking_uri(tracking_uri)
+    served = mlflow.pyfunc.load_model(models["generator"].model_uri)
+    z = torch.randn(10, cfg.model.z_dim, generator=torch.Generator().manual_seed(0))
+    fresh.generator.load_state_dict(generator)
+    with torch.no_grad():
+        expected = fresh.generator.eval()(z).numpy()
+    np.testing.assert_allclose(np.asarray(served.predict(z.numpy())), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_gan_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

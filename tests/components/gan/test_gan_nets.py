@@ -92,3 +92,15 @@ def test_unconditional_networks_start_from_the_same_weights_as_before_classes_ex
     conditional = DCGANDiscriminator((1, 8, 8), 8, 2, "batch", classes=10)
     for name, p in plain.state_dict().items():
         assert torch.equal(p, conditional.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("classes", [0, 10])
+def test_an_exported_dcgan_generator_takes_any_batch_size(classes: int) -> None:
+    """The MLflow models are saved with torch.export from a batch of 4 latents; a forward that read
+    len(z) froze the batch at 4 (a served generator then refused 10 latents)."""
+    torch.manual_seed(0)
+    g = DCGANGenerator(16, (1, 28, 28), 8, 2, classes=classes).eval()
+    exported = torch.export.export(g, (torch.randn(4, 16),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    z = torch.randn(10, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(z), g(z))
