@@ -261,9 +261,10 @@ def remove_state(plan: SweepPlan) -> None:
 
 def threads_for_trials(sweep: SweepConfig, base: dict[str, Any]) -> dict[str, Any]:
     """Trials of a family with ``train.threads`` use the CPUs each asks for (``resources.cpu``),
-    unless the sweep sets the threads itself: never torch's default of every core of the node."""
-    train = base.get("train") or {}
-    if "train.threads" in sweep.search_space or (isinstance(train, dict) and "threads" in train):
+    unless the sweep file sets the threads itself (``overrides`` or ``search_space``): never torch's
+    default of every core of the node, and never a base config's own count, which is sized for a run
+    alone (``mnist_dcgan_conditional.yaml`` asks for both cores of a 2-core machine)."""
+    if "train.threads" in sweep.search_space or "train.threads" in sweep.overrides:
         return base
     config_cls = family_spec(sweep.family).config_cls()
     try:

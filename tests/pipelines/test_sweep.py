@@ -191,7 +191,7 @@ def test_a_sweep_config_is_frozen_and_its_name_comes_from_its_file():
         sweep.resources.cpu = 0.5  # type: ignore[misc]
 
 
-def test_trials_get_as_many_threads_as_cpus_unless_the_sweep_sets_them():
+def test_trials_get_as_many_threads_as_cpus_unless_the_sweep_sets_them(tmp_path):
     gan, base = load_sweep(REPO / "configs/sweeps/gan_ring8_gpu.yaml")
     assert "threads" not in base["train"]
     assert threads_for_trials(gan, base)["train"]["threads"] == 2  # resources: {cpu: 2, gpu: 0.25}
@@ -201,6 +201,14 @@ def test_trials_get_as_many_threads_as_cpus_unless_the_sweep_sets_them():
     assert base["train"]["threads"] == 1 and threads_for_trials(seq, base) == base  # set by the sweep
     qlearn, base = load_sweep(SWEEP)
     assert threads_for_trials(qlearn, base) == base  # Q-learning has no threads to set
+    # A base config's own count is for a run alone: two threads there, one per one-CPU trial here.
+    alone = tmp_path / "conditional_seeds.yaml"
+    alone.write_text(
+        f"family: gan\nbase_config: {REPO / 'configs/gan/mnist_dcgan_conditional.yaml'}\n"
+        "search_space:\n  seed: {grid: [0, 1]}\nresources: {cpu: 1, gpu: 0}\n"
+    )
+    gan, base = load_sweep(alone)
+    assert base["train"]["threads"] == 2 and threads_for_trials(gan, base)["train"]["threads"] == 1
 
 
 @pytest.mark.cuda
