@@ -8,8 +8,9 @@ learner (in this process, or in an actor) trains when asked. Each turn of the lo
 3. evaluates greedily every ``eval.every_env_steps`` env steps, keeping the best network;
 4. logs the learner's curve (its means since the last point, the training return) every
    ``CURVE_EVERY_S`` seconds, or every 1/``CURVE_POINTS`` of the time so far once that is longer (a
-   CartPole run gets ~100 points, an hour ~3,000), the rest every ``log_every_s`` seconds, and
-   everything once more at the end for what the last log missed;
+   CartPole run gets ~100 points, an hour ~3,000), the rest every ``log_every_s`` seconds (the first
+   time after ``FIRST_LOG_S``, so that a CartPole solved within 2 s draws every chart as a line, not a
+   single point), and everything once more at the end for what the last log missed;
 5. stops at a stop request (SIGINT/SIGTERM), or at the step, time or return budget (``max_time_s``
    counts the time in this loop over all sessions of a run, not Ray's and the actors' start-ups);
 6. writes a checkpoint every ``checkpoint.every_s`` when the caller gave it a way to.
@@ -37,6 +38,7 @@ from pipelines.tracking import Tracker
 
 CURVE_EVERY_S = 0.04  # the learner's curve: a point this often at first (≥ 50 in 2 s of learning) ...
 CURVE_POINTS = 600  # ... then spaced so that the run so far holds about this many
+FIRST_LOG_S = 0.5  # the first full log (rates, Q vs returns, replay) this soon, then every log_every_s
 
 
 def train_loop(
@@ -105,6 +107,7 @@ class _Loop:
             self.tracker.log_params({"collectors.mean_epsilon": round(float(np.mean(eps)), 6)})
         self.wiring.publish(self.learner.get_weights())
         self.loop_start = time.time()
+        self.next_log = self.loop_start + min(FIRST_LOG_S, self.cfg.log_every_s)
         try:
             while True:
                 self._collect()

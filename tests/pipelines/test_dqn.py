@@ -15,6 +15,7 @@ from components.config import load
 from components.replay.pixel_buffer import PixelReplayBuffer
 from components.rl.dqn.config import DQNConfig
 from pipelines.cli.main import main
+from pipelines.dqn import loop as loop_module
 from pipelines.dqn.local_wiring import LocalWiring
 from pipelines.dqn.loop import CURVE_EVERY_S, train_loop
 from pipelines.dqn.preflight import preflight
@@ -320,8 +321,9 @@ def test_local_run_logs_the_epsilon_schedule_and_the_rolling_training_return():
     assert res.train_return == tracker.metrics["train_return"][-1][1] and res.train_return > 0
 
 
-def test_a_run_that_ends_before_its_first_log_still_logs_the_learner():
-    """A budget reached inside the first ``log_every_s`` (CartPole solved in seconds) logs one last row."""
+def test_a_run_that_ends_before_its_first_log_still_logs_the_learner(monkeypatch):
+    """A budget reached before the first full log logs one last row (the first log is put off here)."""
+    monkeypatch.setattr(loop_module, "FIRST_LOG_S", 1e9)
     cfg = load(
         DQNConfig,
         CARTPOLE,
@@ -339,6 +341,23 @@ def test_a_run_that_ends_before_its_first_log_still_logs_the_learner():
     for key, rows in tracker.metrics.items():  # a value per step: a model chosen there lists each once
         steps = [step for step, _ in rows]
         assert steps == sorted(set(steps)), key
+
+
+def test_a_run_shorter_than_log_every_s_draws_its_rates_as_lines_not_points():
+    """The first full log comes FIRST_LOG_S (0.5 s) into the loop, not log_every_s: a CartPole run
+    solved in under 2 s (CI saw one at 8,192 env steps) still logs its rates, replay and Q against
+    returns twice, at that first log and at the end."""
+    cfg = load(
+        DQNConfig,
+        CARTPOLE,
+        ["local=true", "collectors.num_collectors=1", "max_time_s=1.5", "log_every_s=1e9"],
+    )
+    assert loop_module.FIRST_LOG_S == 0.5
+    tracker = MemoryTracker()
+    res, _ = run_dqn(cfg, tracker, progress=False)
+    for key in ("env_steps_per_s", "updates_per_s", "replay_size", "samples_per_insert", "q_start"):
+        rows = tracker.metrics[key]
+        assert len(rows) == 2 and rows[0][0] < rows[1][0] == res.env_steps, (key, rows)
 
 
 def test_the_driver_learners_placement_is_resolved_once_per_run(monkeypatch):
