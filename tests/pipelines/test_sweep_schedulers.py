@@ -40,6 +40,37 @@ def test_asha_stops_the_worst_trials_early_and_their_runs_end_finished(tracking_
     assert max(reports.values()) == 8  # the best trial ran all 400 episodes
 
 
+def pbt_sweep(tracking_uri, tmp_path, monkeypatch, experiment, synch):
+    """Four Q-learning trials under PBT (perturbation every 2 reports); the MLflow client and the
+    trials' runs, checked to be one FINISHED run per trial (an exploit opens no second run)."""
+    monkeypatch.chdir(tmp_path)
+    scheduler = (
+        "{kind: pbt, perturbation_interval: 2, synch: true}"
+        if synch
+        else "{kind: pbt, perturbation_interval: 2}"
+    )
+    code = sweep(
+        tracking_uri,
+        "search_space={alpha.start: {choice: [0.02, 0.05, 0.6, 0.9]}}",
+        "overrides={episodes: 300, eval_every: 50}",
+        "metric=max_abs_q_error",
+        "mode=min",
+        "num_samples=4",
+        "max_concurrent=4",
+        "resources={cpu: 0.5}",
+        f"scheduler={scheduler}",
+        "seed=3",
+        experiment=experiment,
+    )
+    assert code == 0
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.tags["adl.trial_id"] for c in children}) == 4
+    return client, children
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monkeypatch):
@@ -50,26 +81,7 @@ def test_pbt_exploits_trials_from_their_checkpoints(tracking_uri, tmp_path, monk
     always exploits the best, from a checkpoint at its own step. Asynchronous PBT depends on which
     trial reports when: a run here had no exploit, and in a CI run a trial cloned a finished
     trial's last checkpoint and so logged nothing after its step 200."""
-    monkeypatch.chdir(tmp_path)
-    code = sweep(
-        tracking_uri,
-        "search_space={alpha.start: {choice: [0.02, 0.05, 0.6, 0.9]}}",
-        "overrides={episodes: 300, eval_every: 50}",
-        "metric=max_abs_q_error",
-        "mode=min",
-        "num_samples=4",
-        "max_concurrent=4",
-        "resources={cpu: 0.5}",
-        "scheduler={kind: pbt, perturbation_interval: 2, synch: true}",
-        "seed=3",
-        experiment="pbt",
-    )
-    assert code == 0
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("pbt").experiment_id])
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
-    assert len({c.data.tags["adl.trial_id"] for c in children}) == 4  # an exploit opens no second run
+    client, children = pbt_sweep(tracking_uri, tmp_path, monkeypatch, "pbt", synch=True)
     schedules = [
         [m.value for m in client.get_metric_history(c.info.run_id, "hparams/alpha.start")] for c in children
     ]
@@ -89,26 +101,7 @@ def test_asynchronous_pbt_the_default_checkpoints_every_report_and_ends_every_tr
     a trial exploits depends on timing (the test above runs the synchronous scheduler, where it must);
     what does not: the sweep ends cleanly, one FINISHED run per trial with the values it started with,
     and every trial has checkpoints on disk (PBT checkpoints at every report, for exploits)."""
-    monkeypatch.chdir(tmp_path)
-    code = sweep(
-        tracking_uri,
-        "search_space={alpha.start: {choice: [0.02, 0.05, 0.6, 0.9]}}",
-        "overrides={episodes: 300, eval_every: 50}",
-        "metric=max_abs_q_error",
-        "mode=min",
-        "num_samples=4",
-        "max_concurrent=4",
-        "resources={cpu: 0.5}",
-        "scheduler={kind: pbt, perturbation_interval: 2}",
-        "seed=3",
-        experiment="pbt-async",
-    )
-    assert code == 0
-    client = MlflowClient(tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("pbt-async").experiment_id])
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
-    assert len({c.data.tags["adl.trial_id"] for c in children}) == 4
+    client, children = pbt_sweep(tracking_uri, tmp_path, monkeypatch, "pbt-async", synch=False)
     assert all(client.get_metric_history(c.info.run_id, "hparams/alpha.start") for c in children)
     trials = list(tmp_path.glob(".adl/sweeps/*/sweep_trial_*"))
     # Outside PBT a trial checkpoints only when its report budget allows, typically just at its end.
